@@ -1,0 +1,31 @@
+# Two entry points: `make demo` and `make test`. Both create .venv if missing and are idempotent.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: venv demo test test-fast bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/ov-panoptic demo --out runs/demo
+
+test: venv
+	$(PY) -m pytest -q test
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow" test
+
+bench: venv
+	$(VENV)/bin/ov-panoptic bench --out runs/bench/bench.json
+
+clean:
+	rm -rf runs build install log .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks behind `ov-panoptic bench`; each module returns a JSON-able dict."""

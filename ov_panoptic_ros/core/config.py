@@ -1,0 +1,200 @@
+"""Typed pipeline configuration, loaded from YAML, with named presets.
+
+`load_config("tiny")` gives a preset; `load_config("my.yaml")` reads a file whose optional
+`preset:` key names the preset it overrides. Unknown keys are errors, so typos never pass silently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+DEFAULT_TEMPLATES = (
+    "a photo of a {}.",
+    "a photo of the {}.",
+    "a photo of a small {}.",
+    "a photo of a large {}.",
+    "a blurry photo of a {}.",
+    "a cropped photo of a {}.",
+    "a photo of a {} in the scene.",
+    "a photo of many {}.",
+    "there is a {} in the scene.",
+    "there is the {} in the scene.",
+    "this is a {} in the scene.",
+    "a dark photo of a {}.",
+    "a bright photo of a {}.",
+    "a good photo of a {}.",
+)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key or file."""
+
+
+@dataclass
+class ClipConfig:
+    """The frozen open_clip vision-language model."""
+
+    model_name: str = "ov-tiny-vit"  # an open_clip model name (built-in or registered from model_configs/)
+    checkpoint: str | None = None  # local weights file; None = random init (only sensible for tiny models)
+    image_size: int | None = None  # short side the images are resized to; None = the model's own size
+    precision: str = "fp32"  # fp32 | fp16 | bf16 (half precisions apply on CUDA only)
+
+
+@dataclass
+class ProjectionConfig:
+    """Which camera pixels a LiDAR point takes its CLIP feature from."""
+
+    image_margin_px: float = 0.0  # points projecting closer than this to the border are not seen
+    min_depth_m: float = 0.5  # z > min_depth in the camera frame
+    occlusion: bool = True  # depth-buffer test: nearest point per pixel block wins
+    occlusion_block_px: int = 8
+    occlusion_tolerance_m: float = 0.5  # points this far behind the nearest in their block still count
+
+
+@dataclass
+class VoxelConfig:
+    grid: str = "cartesian"  # cartesian | cylindrical
+    size: tuple[float, float, float] = (0.2, 0.2, 0.2)  # metres (cylindrical: radius m, angle rad, z m)
+    range_min: tuple[float, float, float] = (-51.2, -51.2, -5.0)  # cylindrical: (r, theta, z)
+    range_max: tuple[float, float, float] = (51.2, 51.2, 3.0)
+
+
+@dataclass
+class BackboneConfig:
+    """spconv sparse UNet."""
+
+    channels: tuple[int, ...] = (16, 32, 64, 128)  # one entry per level; len-1 strided downsamplings
+    blocks_per_level: int = 1
+
+
+@dataclass
+class HeadConfig:
+    """P3Former-style query decoder."""
+
+    num_thing_queries: int = 32
+    hidden_dim: int = 64
+    num_layers: int = 3
+    num_heads: int = 4
+    ffn_dim: int = 128
+
+
+@dataclass
+class MergeConfig:
+    score_threshold: float = 0.4
+    overlap_threshold: float = 0.8
+
+
+@dataclass
+class ZeroShotConfig:
+    """The CLIP-only baseline: per-point classification plus Euclidean clustering for things."""
+
+    cluster_radius_m: float = 0.6
+    min_cluster_points: int = 5
+    temperature: float = 0.01  # softmax temperature over cosine similarities
+
+
+@dataclass
+class VocabularyConfig:
+    classes: tuple[str, ...] = ("car", "truck", "bus", "pedestrian,person", "road,driveable surface", "sidewalk",
+                                "building,manmade structure", "vegetation,tree")
+    stuff: tuple[str, ...] = ("road", "sidewalk", "building", "vegetation")
+    templates: tuple[str, ...] = DEFAULT_TEMPLATES
+
+
+@dataclass
+class PipelineConfig:
+    name: str = "custom"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    checkpoint: str | None = None  # trained 3D network; None = the zero-shot baseline
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    voxel: VoxelConfig = field(default_factory=VoxelConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    merge: MergeConfig = field(default_factory=MergeConfig)
+    zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)
+    vocabulary: VocabularyConfig = field(default_factory=VocabularyConfig)
+
+    def to_dict(self) -> dict:
+        return _to_plain(dataclasses.asdict(self))
+
+
+def _to_plain(value):
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def from_dict(cls, data: dict, where: str = "config"):
+    """Build dataclass `cls` from a plain dict, recursing into nested dataclasses; unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value, f"{where}.{key}")
+        elif typing.get_origin(hint) is tuple:
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{where}.{key}: expected a list, got {value!r}")
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: top level must be a mapping")
+    return data
+
+
+def load_config(name_or_path: str | Path, overrides: dict | None = None) -> PipelineConfig:
+    """A preset name or a YAML file (which may say `preset: NAME` to start from one), plus overrides."""
+    text = str(name_or_path)
+    if text in preset_names():
+        data = {"name": text, **_read_yaml(PRESET_DIR / f"{text}.yaml")}
+    else:
+        path = Path(text)
+        if not path.exists():
+            raise ConfigError(f"config {text!r} is neither a preset ({', '.join(preset_names())}) nor a file")
+        data = _read_yaml(path)
+        preset = data.pop("preset", None)
+        if preset is not None:
+            if preset not in preset_names():
+                raise ConfigError(f"config {path}: unknown preset {preset!r}")
+            data = _merge({"name": preset, **_read_yaml(PRESET_DIR / f"{preset}.yaml")}, data)
+    if overrides:
+        data = _merge(data, overrides)
+    return from_dict(PipelineConfig, data)

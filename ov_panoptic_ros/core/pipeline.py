@@ -1,0 +1,102 @@
+"""PanopticPipeline: the one `Frame -> PanopticResult` call behind the node, bag replay, training and benchmarks.
+
+Zero-shot (CLIP only) when no 3D checkpoint is configured, the trained network otherwise. The device is
+decided here, once. A vocabulary is embedded off the frame path (`prepare_vocabulary`) and swapped in with
+one reference assignment (`activate`), so a frame always sees exactly one vocabulary.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from ov_panoptic_ros.core.config import PipelineConfig
+from ov_panoptic_ros.core.frame import Frame, PanopticResult, Vocabulary
+from ov_panoptic_ros.core.geometry import project_points
+from ov_panoptic_ros.core.model.checkpoint import load_network
+from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_point_features
+from ov_panoptic_ros.core.vision.text import ClassEmbeddings, TextEncoder
+from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without one is an error, not a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
+    return device
+
+
+class StageTimer:
+    """Wall-clock milliseconds per named stage; synchronizes CUDA so GPU time lands in the right stage."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
+
+
+class PanopticPipeline:
+    def __init__(self, config: PipelineConfig, vocabulary: Vocabulary | None = None):
+        self.config = config
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.encoder = DenseClipEncoder(config.clip, self.device)
+        self.text = TextEncoder(self.encoder)
+        self.network = load_network(config.checkpoint, config, self.device) if config.checkpoint else None
+        self.zeroshot = ZeroShotSegmenter(config.zeroshot)
+        if vocabulary is None:
+            v = config.vocabulary
+            vocabulary = Vocabulary(v.classes, v.stuff, v.templates)
+        self._active: ClassEmbeddings = self.prepare_vocabulary(vocabulary)
+
+    @property
+    def mode(self) -> str:
+        return "zeroshot" if self.network is None else "network"
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._active.vocabulary
+
+    def prepare_vocabulary(self, vocabulary: Vocabulary) -> ClassEmbeddings:
+        """Embed a vocabulary (slow on CPU: cached per prompt). Safe to call from another thread."""
+        return self.text.embed(vocabulary).to(self.device)
+
+    def activate(self, embeddings: ClassEmbeddings) -> None:
+        """Swap the vocabulary in; the next frame uses it, the running one keeps the old one."""
+        self._active = embeddings
+
+    def set_vocabulary(self, vocabulary: Vocabulary) -> None:
+        self.activate(self.prepare_vocabulary(vocabulary))
+
+    @torch.inference_mode()
+    def __call__(self, frame: Frame) -> PanopticResult:
+        active = self._active  # read once: one vocabulary for the whole frame
+        timer = StageTimer(self.device)
+        points = torch.from_numpy(frame.points).to(self.device)
+        with timer("project"):
+            projection = project_points(points, frame.cameras, self.config.projection)
+        with timer("clip_encode"):
+            features = self.encoder.encode(frame.images)
+        with timer("sample"):
+            point_features, seen = sample_point_features(features, projection)
+        if self.network is None:
+            result = self.zeroshot(points, point_features, seen, active, timer)
+        else:
+            result = self.network.predict(points, point_features, seen, active, timer)
+        result.timings_ms = dict(timer.ms)
+        result.timings_ms["total"] = float(np.sum(list(timer.ms.values())))
+        return result

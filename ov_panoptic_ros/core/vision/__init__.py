@@ -1,0 +1,1 @@
+"""Frozen vision-language encoders: dense CLIP image features and text embeddings."""

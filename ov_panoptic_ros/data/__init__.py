@@ -1,0 +1,1 @@
+"""Input data: the synthetic driving scene used by the demo, tests and benchmarks."""

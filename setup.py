@@ -1,0 +1,31 @@
+"""ament_python package: installs the Python package, its console scripts and share/ files."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "ov_panoptic_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["core/presets/*.yaml", "core/vision/model_configs/*.json"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="ov_panoptic_ros developers",
+    maintainer_email="ov-panoptic@example.com",
+    description="3D open-vocabulary panoptic segmentation of LiDAR + camera streams for ROS 2.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            f"ov_panoptic_node = {PACKAGE}.ros.node:main",
+            f"ov-panoptic = {PACKAGE}.cli:main",
+        ],
+    },
+)
