@@ -17,6 +17,7 @@ def _project(cam, points):
     u = np.nan_to_num(cam.K[0, 0] * xd + cam.K[0, 2], nan=-1.0, posinf=-1.0, neginf=-1.0)
     v = np.nan_to_num(cam.K[1, 1] * yd + cam.K[1, 2], nan=-1.0, posinf=-1.0, neginf=-1.0)
     inside = front & (u > 0.5) & (u < cam.width - 1.5) & (v > 0.5) & (v < cam.height - 1.5)
+    u, v = np.clip(u, -1, cam.width), np.clip(v, -1, cam.height)
     return np.round(u).astype(int), np.round(v).astype(int), inside
 
 
