@@ -7,6 +7,8 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
 .PHONY: venv demo test test-fast bench clean
 
+include mk/oracle.mk
+
 venv: $(STAMP)
 
 $(STAMP): requirements.txt setup.py
@@ -18,13 +20,13 @@ $(STAMP): requirements.txt setup.py
 demo: venv
 	$(VENV)/bin/ov-panoptic demo --out runs/demo
 
-test: venv
+test: venv oracle-venv
 	$(PY) -m pytest -q test
 
-test-fast: venv
+test-fast: venv oracle-venv
 	$(PY) -m pytest -q -m "not slow" test
 
-bench: venv
+bench: venv oracle-venv
 	$(VENV)/bin/ov-panoptic bench --out runs/bench/bench.json
 
 clean:

@@ -1,0 +1,1 @@
+"""Evaluation: panoptic metrics, rosbag layout, offline and live replay, reports."""
