@@ -1,0 +1,121 @@
+"""Checkpoints: round trip, and every mismatch refused with both values named before weights are used."""
+import numpy as np
+import pytest
+import torch
+
+from ov_panoptic_ros.core.config import load_config
+from ov_panoptic_ros.core.model.checkpoint import (FORMAT_VERSION, CheckpointError, load_network, read_checkpoint,
+                                                   save_checkpoint)
+from ov_panoptic_ros.core.model.network import PanopticNetwork
+from ov_panoptic_ros.core.model.synthetic import (DEFAULT_VOCABULARY, class_aligned_point_features,
+                                                  random_class_embeddings, synthetic_scene)
+
+CLIP_ID = "ov-tiny-vit@random"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small sparse convs on 2 shared cores run ~10x slower with torch's 2 spinning OpenMP threads. Restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny network with non-default weights and running stats, saved once for the module."""
+    cfg = load_config("tiny")
+    torch.manual_seed(0)
+    net = PanopticNetwork(cfg, 64)
+    scene = synthetic_scene(1500, seed=2)
+    emb = random_class_embeddings(DEFAULT_VOCABULARY, 64)
+    net(torch.from_numpy(scene.points), class_aligned_point_features(scene.labels, emb),
+        torch.from_numpy(scene.seen), emb)  # one train-mode pass updates BatchNorm running stats
+    with torch.no_grad():
+        net.head.logit_scale.fill_(3.0)
+    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "net.pt", net, cfg, CLIP_ID)
+    return path, net, cfg, scene, emb
+
+
+def test_round_trip_restores_weights_eval_mode_and_predictions(saved):
+    path, net, cfg, scene, emb = saved
+    loaded = load_network(path, cfg, "cpu")
+    assert not loaded.training and loaded.clip_model_id == CLIP_ID and loaded.clip_dim == 64
+    original = net.state_dict()
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(value, original[name]), name
+    inputs = (torch.from_numpy(scene.points), class_aligned_point_features(scene.labels, emb),
+              torch.from_numpy(scene.seen), emb)
+    a, b = net.predict(*inputs), loaded.predict(*inputs)
+    assert np.array_equal(a.labels, b.labels) and np.allclose(a.scores, b.scores)
+
+
+def test_file_is_plain_enough_for_weights_only_load(saved):
+    payload = torch.load(saved[0], weights_only=True)
+    assert payload["format_version"] == FORMAT_VERSION
+    assert payload["clip"] == {"model_name": "ov-tiny-vit", "model_id": CLIP_ID, "embed_dim": 64}
+    assert payload["network_config"]["backbone"] == {"channels": [16, 32, 64], "blocks_per_level": 1}
+    assert payload["network_config"]["voxel"]["size"] == [0.4, 0.4, 0.4]
+    assert set(payload["network_config"]) == {"voxel", "backbone", "head"}
+
+
+def test_missing_file_names_the_path(tmp_path):
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_network(missing, load_config("tiny"), "cpu")
+
+
+@pytest.mark.parametrize("override,needles", [
+    ({"backbone": {"channels": [16, 32]}}, ["backbone.channels", "[16, 32, 64]", "[16, 32]"]),
+    ({"voxel": {"size": [0.2, 0.2, 0.2]}}, ["voxel.size", "[0.4, 0.4, 0.4]", "[0.2, 0.2, 0.2]"]),
+    ({"head": {"num_thing_queries": 8}}, ["head.num_thing_queries", "16", "8"]),
+    ({"voxel": {"grid": "cylindrical"}}, ["voxel.grid", "'cartesian'", "'cylindrical'"]),
+    ({"clip": {"model_name": "ViT-B-16"}}, ["clip.model_name", "'ov-tiny-vit'", "'ViT-B-16'"]),
+])
+def test_mismatch_is_refused_naming_both_values(saved, override, needles):
+    with pytest.raises(CheckpointError) as err:
+        load_network(saved[0], load_config("tiny", override), "cpu")
+    for needle in needles:
+        assert needle in str(err.value), (needle, str(err.value))
+
+
+def test_settings_that_do_not_shape_the_network_may_differ(saved):
+    cfg = load_config("tiny", {"merge": {"score_threshold": 0.6}, "vocabulary": {"classes": ["car", "road"],
+                                                                                  "stuff": ["road"]}})
+    assert load_network(saved[0], cfg, "cpu").merge_cfg.score_threshold == 0.6
+
+
+def test_metadata_is_checked_before_any_weight_is_used(saved, tmp_path):
+    """A checkpoint with broken weights AND a config mismatch reports the mismatch: metadata comes first."""
+    payload = torch.load(saved[0], weights_only=True)
+    payload["state_dict"] = {"head.logit_scale": torch.zeros(7)}
+    broken = tmp_path / "broken.pt"
+    torch.save(payload, broken)
+    with pytest.raises(CheckpointError, match="backbone.channels"):
+        load_network(broken, load_config("tiny", {"backbone": {"channels": [8, 16]}}), "cpu")
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        load_network(broken, load_config("tiny"), "cpu")
+
+
+def test_foreign_corrupt_and_future_files_are_refused(saved, tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not an ov_panoptic_ros network checkpoint"):
+        read_checkpoint(foreign)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"definitely not a zip file")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        read_checkpoint(corrupt)
+    future = tmp_path / "future.pt"
+    payload = torch.load(saved[0], weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    torch.save(payload, future)
+    with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}"):
+        read_checkpoint(future)
+
+
+def test_save_replaces_atomically_and_creates_folders(saved, tmp_path):
+    _, net, cfg, _, _ = saved
+    path = save_checkpoint(tmp_path / "a" / "b" / "net.pt", net, cfg, CLIP_ID)
+    assert path.is_file() and not (path.parent / "net.pt.tmp").exists()

@@ -1,0 +1,112 @@
+"""Panoptic merge on hand-built masks and scores."""
+import numpy as np
+import torch
+
+from ov_panoptic_ros.core.config import MergeConfig
+from ov_panoptic_ros.core.frame import UNLABELED
+from ov_panoptic_ros.core.model.merge import (VoxelPanoptic, build_instances, merge_panoptic, query_scores,
+                                              voxels_to_points)
+
+CFG = MergeConfig(score_threshold=0.4, overlap_threshold=0.8)
+BIG = 10.0  # mask logit: sigmoid(10) ~ 1
+
+
+def _masks(num_voxels, *members):
+    logits = torch.full((len(members), num_voxels), -BIG)
+    for q, voxels in enumerate(members):
+        logits[q, list(voxels)] = BIG
+    return logits
+
+
+def _merge(masks, scores, labels, things):
+    return merge_panoptic(masks, torch.tensor(scores), torch.tensor(labels), torch.tensor(things), CFG)
+
+
+def test_score_threshold_keeps_only_confident_queries():
+    masks = _masks(6, [0, 1], [2, 3], [4, 5])
+    out = _merge(masks, [0.39, 0.41, 0.9], [0, 1, 2], [True, True, True])
+    assert out.labels.tolist() == [UNLABELED, UNLABELED, 1, 1, 2, 2]
+    assert sorted(s.query for s in out.segments) == [1, 2]
+
+
+def test_overlap_rule_drops_mostly_covered_segments():
+    # A (0.9) owns 0..9. B (0.8) masks 5..14 and keeps only 10..14 = 5/10 < 0.8: dropped, 10..14 unclaimed.
+    out = _merge(_masks(20, range(0, 10), range(5, 15)), [0.9, 0.8], [0, 1], [True, True])
+    assert out.labels[:10].tolist() == [0] * 10
+    assert out.labels[10:].tolist() == [UNLABELED] * 10
+    assert [s.query for s in out.segments] == [0]
+    # B masks 8..17 and keeps 10..17 = 8/10 = 0.8, not below the threshold: kept.
+    out = _merge(_masks(20, range(0, 10), range(8, 18)), [0.9, 0.8], [0, 1], [True, True])
+    assert out.labels[10:18].tolist() == [1] * 8
+    assert out.labels[18:].tolist() == [UNLABELED] * 2
+    assert sorted(s.query for s in out.segments) == [0, 1]
+
+
+def test_voxel_goes_to_highest_score_times_mask_probability():
+    masks = torch.tensor([[2.0, -BIG], [BIG, BIG]])  # query 0: p=0.88 on voxel 0; query 1: p~1 on both
+    out = _merge(masks, [0.95, 0.9], [0, 1], [True, True])
+    # voxel 0: 0.95 * 0.88 = 0.84 < 0.9 * 1.0 -> query 1; query 0 then keeps nothing and is dropped
+    assert out.labels.tolist() == [1, 1]
+    torch.testing.assert_close(out.scores[0], torch.tensor(0.9) * torch.sigmoid(torch.tensor(BIG)))
+
+
+def test_things_get_unique_ids_from_one_in_score_order_and_stuff_gets_zero():
+    masks = _masks(8, [0, 1], [2, 3], [4, 5], [6, 7])
+    out = _merge(masks, [0.5, 0.9, 0.7, 0.8], [0, 0, 1, 3], [True, True, True, False])
+    assert out.instance_ids.tolist() == [3, 3, 1, 1, 2, 2, 0, 0]
+    assert out.labels.tolist() == [0, 0, 0, 0, 1, 1, 3, 3]
+    things = [s for s in out.segments if s.instance_id]
+    assert sorted(s.instance_id for s in things) == [1, 2, 3]
+    assert [s.instance_id for s in out.segments if s.query == 3] == [0]
+
+
+def test_nothing_kept_gives_all_unlabeled():
+    out = _merge(_masks(4, [0, 1]), [0.1], [0], [True])
+    assert out.labels.tolist() == [UNLABELED] * 4 and out.instance_ids.tolist() == [0] * 4
+    assert out.scores.tolist() == [0.0] * 4 and out.segments == []
+
+
+def test_query_scores_use_the_vocabulary_indices():
+    # Vocabulary of 5 classes, stuff at indices 2 and 4 (not contiguous, not at the end).
+    is_stuff = torch.tensor([False, False, True, False, True])
+    logits = torch.tensor([
+        [-5.0, 1.0, 8.0, 0.0, -5.0],  # thing query: stuff class 2 is most likely but is not a thing label
+        [2.0, -5.0, -5.0, -5.0, -5.0],  # thing query -> class 0
+        [-5.0, -5.0, 3.0, -5.0, 9.0],  # stuff query for class 4: scored on class 4 only
+        [-5.0, -5.0, 0.5, -5.0, 9.0],  # stuff query for class 2
+    ])
+    scores, labels = query_scores(logits, 2, torch.tensor([4, 2]), is_stuff)
+    assert labels.tolist() == [1, 0, 4, 2]
+    torch.testing.assert_close(scores, torch.sigmoid(torch.tensor([1.0, 2.0, 9.0, 0.5])))
+
+
+def test_all_stuff_vocabulary_never_keeps_thing_queries():
+    scores, _ = query_scores(torch.full((2, 2), 9.0), 1, torch.tensor([0]), torch.tensor([True, True]))
+    assert scores[0].item() == 0.0
+
+
+def test_voxel_results_map_back_to_points_with_out_of_range_unlabeled():
+    voxel = VoxelPanoptic(torch.tensor([3, 0]), torch.tensor([0, 1]), torch.tensor([0.5, 0.9]), [])
+    labels, ids, scores = voxels_to_points(voxel, torch.tensor([1, -1, 0, 1]))
+    assert labels.dtype == np.uint16 and ids.dtype == np.uint32 and scores.dtype == np.float32
+    assert labels.tolist() == [0, UNLABELED, 3, 0]
+    assert ids.tolist() == [1, 0, 0, 1]
+    np.testing.assert_allclose(scores, [0.9, 0.0, 0.5, 0.9])
+
+
+def test_instances_carry_boxes_fitted_to_their_points():
+    masks = _masks(3, [0], [1], [2])
+    out = _merge(masks, [0.9, 0.8, 0.7], [0, 1, 2], [True, True, False])
+    rng = np.random.default_rng(0)
+    car = rng.uniform([-2.0, -1.0, 0.0], [2.0, 1.0, 1.5], size=(50, 3)) + [10.0, 5.0, 0.0]
+    person = rng.uniform(-0.3, 0.3, size=(20, 3)) + [3.0, -2.0, 1.0]
+    road = rng.uniform(-20, 20, size=(30, 3)) * [1, 1, 0]
+    points = np.concatenate([car, person, road]).astype(np.float32)
+    p2v = torch.tensor([0] * 50 + [1] * 20 + [2] * 30)
+    _, ids, _ = voxels_to_points(out, p2v)
+    instances = build_instances(points, ids, out.segments)
+    assert [(i.instance_id, i.label, i.num_points) for i in instances] == [(1, 0, 50), (2, 1, 20)]
+    car_box = instances[0]
+    np.testing.assert_allclose(car_box.center[:2], [10.0, 5.0], atol=0.3)
+    assert 3.5 < car_box.size[0] <= 4.0 and 1.6 < car_box.size[1] <= 2.0
+    assert abs(car_box.score - 0.9) < 1e-6

@@ -1,0 +1,300 @@
+"""The whole 3D network on the tiny preset: shapes, gradients, frozen CLIP, open vocabulary, determinism, predict()."""
+import dataclasses
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ov_panoptic_ros.core.config import load_config
+from ov_panoptic_ros.core.frame import UNLABELED, CameraModel, PanopticResult, Vocabulary
+from ov_panoptic_ros.core.geometry import project_points
+from ov_panoptic_ros.core.model.losses import PanopticLoss
+from ov_panoptic_ros.core.model.network import PanopticNetwork
+from ov_panoptic_ros.core.model.synthetic import (DEFAULT_VOCABULARY, class_aligned_point_features,
+                                                  random_class_embeddings, synthetic_scene)
+from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_point_features
+
+CFG = load_config("tiny")
+NUM_POINTS = 4000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """On 2 cores shared with other jobs, torch's spinning OpenMP workers slow these small ops ~10x; one
+    thread keeps the file's runtime predictable. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _build(seed=0, dim=64):
+    torch.manual_seed(seed)
+    return PanopticNetwork(CFG, dim)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return synthetic_scene(NUM_POINTS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def class_emb():
+    return random_class_embeddings(DEFAULT_VOCABULARY, 64)
+
+
+def _inputs(scene, class_emb):
+    points = torch.from_numpy(scene.points)
+    features = class_aligned_point_features(scene.labels, class_emb)
+    return points, features, torch.from_numpy(scene.seen)
+
+
+def _targets(scene):
+    return {"labels": torch.from_numpy(scene.labels), "instance_ids": torch.from_numpy(scene.instance_ids)}
+
+
+class RecordingTimer:
+    """The StageTimer protocol (a callable giving a context manager per stage), recording stage order."""
+
+    def __init__(self):
+        self.stages = []
+
+    @contextmanager
+    def __call__(self, stage):
+        self.stages.append(stage)
+        yield
+
+
+# --- real frozen CLIP features from two cameras ---------------------------------------------------
+
+def _camera(name, R):
+    T = np.eye(4)
+    T[:3, :3] = R
+    return CameraModel(name, 96, 64, K=[[48, 0, 47.5], [0, 48, 31.5], [0, 0, 1]], T_cam_lidar=T)
+
+
+FRONT = _camera("front", [[0, -1, 0], [0, 0, -1], [1, 0, 0]])  # optical z = LiDAR x
+LEFT = _camera("left", [[-1, 0, 0], [0, 0, -1], [0, 1, 0]])  # optical z = LiDAR y
+
+
+@pytest.fixture(scope="module")
+def clip_setup(scene):
+    encoder = DenseClipEncoder(CFG.clip, torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(64, 96, 3), dtype=np.uint8) for _ in range(2)]
+    # No occlusion test: at 96x64 px its 8 px blocks would leave a few points per block; visibility is
+    # geometry's business, here it only has to give the network two cameras' worth of seen points.
+    no_occlusion = dataclasses.replace(CFG.projection, occlusion=False)
+    projection = project_points(torch.from_numpy(scene.points), [FRONT, LEFT], no_occlusion)
+    return encoder, images, projection
+
+
+def clip_point_features(encoder, images, projection):
+    """The pipeline's path: frozen encoder (inference mode) + sample_point_features."""
+    return sample_point_features(encoder.encode(images), projection)
+
+
+def clip_point_features_with_graph(encoder, images, projection):
+    """Point features whose autograd graph reaches the CLIP weights (requires_grad switched on for this test),
+    so only the network's own handling can keep gradients out of CLIP. sample_point_features writes in place
+    (no autograd), so the lookup here is grid_sample at the same continuous feature coordinates."""
+    encoder.model.requires_grad_(True)
+    for p in encoder.model.parameters():
+        p.grad = None
+    batch, pixel_to_cell = encoder.preprocess(images)
+    maps = F.normalize(encoder.tower(batch), dim=-1).permute(0, 3, 1, 2)  # (M, D, h, w)
+    size = torch.tensor([maps.shape[3], maps.shape[2]], dtype=torch.float32)
+    cells = (projection.uv + 0.5) * pixel_to_cell[:, None, :]  # (M, N, 2) continuous feature coordinates
+    grid = (2 * cells / size - 1).unsqueeze(1)  # (M, 1, N, 2), align_corners=False convention
+    sampled = F.grid_sample(maps, grid, align_corners=False, padding_mode="border")[:, :, 0]  # (M, D, N)
+    visible = projection.visible.float()
+    summed = (sampled * visible[:, None, :]).sum(dim=0).T  # (N, D)
+    seen = projection.visible.any(dim=0)
+    features = torch.where(seen[:, None], F.normalize(summed, dim=1), torch.zeros_like(summed))
+    assert features.requires_grad
+    return features, seen
+
+
+def test_forward_shapes_and_dtypes_with_two_cameras_of_clip_features(scene, clip_setup):
+    encoder, images, projection = clip_setup
+    features, seen = clip_point_features(encoder, images, projection)
+    assert 0.1 < seen.float().mean() < 0.9  # two cameras' worth of points
+    class_emb = random_class_embeddings(DEFAULT_VOCABULARY, encoder.embed_dim)
+    net = _build(dim=encoder.embed_dim)
+    out = net(torch.from_numpy(scene.points), features, seen, class_emb)
+    n, v = NUM_POINTS, int(out["point_to_voxel"].max()) + 1
+    q, c, d = CFG.head.num_thing_queries + 3, 6, encoder.embed_dim
+    assert len(out["mask_logits"]) == CFG.head.num_layers + 1  # initial queries + each layer
+    for masks, logits, embed in zip(out["mask_logits"], out["class_logits"], out["class_embed"]):
+        assert masks.shape == (q, v) and logits.shape == (q, c) and embed.shape == (q, d)
+        assert masks.dtype == logits.dtype == embed.dtype == torch.float32
+        assert torch.isfinite(masks).all() and torch.isfinite(logits).all()
+    assert out["stuff_classes"].tolist() == [3, 4, 5]
+    assert out["voxel_embed"].shape == out["voxel_clip"].shape == (v, d)
+    assert out["voxel_seen_count"].shape == (v,) and out["point_to_voxel"].shape == (n,)
+    assert out["point_to_voxel"].dtype == torch.long
+    assert out["voxel_coords"].shape == (v, 3) and out["voxel_coords"].dtype == torch.int32
+    norms = out["voxel_clip"].norm(dim=1)
+    seen_voxels = out["voxel_seen_count"] > 0
+    torch.testing.assert_close(norms[seen_voxels], torch.ones(int(seen_voxels.sum())))
+    assert (norms[~seen_voxels] == 0).all()
+
+
+def _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene):
+    PanopticLoss()(out, _targets(scene))["total"].backward()
+    for name, p in net.named_parameters():
+        assert p.requires_grad, name
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+    assert all(p.grad is None for p in encoder.model.parameters())
+
+
+def test_backward_on_pipeline_clip_features_reaches_every_parameter_and_not_clip(scene, clip_setup):
+    encoder, images, projection = clip_setup
+    features, seen = clip_point_features(encoder, images, projection)
+    class_emb = random_class_embeddings(DEFAULT_VOCABULARY, encoder.embed_dim)
+    net = _build(dim=encoder.embed_dim)
+    out = net(torch.from_numpy(scene.points), features, seen, class_emb)
+    _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
+
+
+def test_network_itself_keeps_gradients_out_of_clip(scene, clip_setup):
+    encoder, images, projection = clip_setup
+    features, seen = clip_point_features_with_graph(encoder, images, projection)
+    class_emb = random_class_embeddings(DEFAULT_VOCABULARY, encoder.embed_dim)
+    net = _build(dim=encoder.embed_dim)
+    out = net(torch.from_numpy(scene.points), features, seen, class_emb)
+    try:
+        _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
+    finally:
+        encoder.model.requires_grad_(False)
+
+
+def test_vocabulary_size_does_not_change_the_weights_or_shared_scores(scene):
+    small = Vocabulary(("car", "road", "building"), ("road", "building"))
+    large = Vocabulary(small.classes + tuple(f"thing{i}" for i in range(27)), small.stuff)
+    emb_small = random_class_embeddings(small, 64, seed=1)
+    emb_large = random_class_embeddings(large, 64, seed=2)
+    emb_large.embeddings[:3] = emb_small.embeddings  # the same three classes, 27 more things
+    points = torch.from_numpy(scene.points)
+    features = F.normalize(torch.randn(NUM_POINTS, 64, generator=torch.Generator().manual_seed(0)), dim=1)
+    seen = torch.from_numpy(scene.seen)
+    net = _build().eval()
+    with torch.no_grad():
+        a = net(points, features, seen, emb_small)
+        b = net(points, features, seen, emb_large)
+    assert a["class_logits"][-1].shape[1] == 3 and b["class_logits"][-1].shape[1] == 30
+    torch.testing.assert_close(a["class_logits"][-1], b["class_logits"][-1][:, :3])
+    torch.testing.assert_close(a["mask_logits"][-1], b["mask_logits"][-1])
+    for emb in (emb_small, emb_large):
+        assert_valid_result(net.predict(points, features, seen, emb), emb, points.numpy())
+
+
+@pytest.mark.parametrize("vocabulary", [
+    Vocabulary(("car", "truck")),  # no stuff: no stuff queries
+    Vocabulary(("road", "building"), ("road", "building")),  # only stuff: thing queries can never win
+], ids=["things-only", "stuff-only"])
+def test_vocabularies_without_things_or_without_stuff_work(scene, vocabulary):
+    emb = random_class_embeddings(vocabulary, 64)
+    points = torch.from_numpy(scene.points)
+    features = F.normalize(torch.randn(NUM_POINTS, 64, generator=torch.Generator().manual_seed(0)), dim=1)
+    net = _build()
+    out = net(points, features, torch.from_numpy(scene.seen), emb)
+    assert out["mask_logits"][-1].shape[0] == CFG.head.num_thing_queries + int(emb.is_stuff.sum())
+    with torch.inference_mode():  # how the pipeline calls it
+        result = net.predict(points, features, torch.from_numpy(scene.seen), emb)
+    assert_valid_result(result, emb, scene.points)
+
+
+def test_same_seed_same_network_same_outputs(scene, class_emb):
+    points, features, seen = _inputs(scene, class_emb)
+    a, b = _build(seed=3), _build(seed=3)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    out_a = a(points, features, seen, class_emb)
+    out_b = b(points, features, seen, class_emb)
+    for key in ("mask_logits", "class_logits", "class_embed"):
+        for x, y in zip(out_a[key], out_b[key]):
+            assert torch.equal(x, y), key
+    assert torch.equal(out_a["voxel_embed"], out_b["voxel_embed"])
+    r1, r2 = a.predict(points, features, seen, class_emb), a.predict(points, features, seen, class_emb)
+    assert np.array_equal(r1.labels, r2.labels) and np.array_equal(r1.scores, r2.scores)
+    assert not torch.equal(_build(seed=4).head.thing_queries, a.head.thing_queries)
+
+
+def assert_valid_result(result, class_emb, points):
+    n, num_classes = len(points), class_emb.num_classes
+    assert isinstance(result, PanopticResult) and result.vocabulary == class_emb.vocabulary
+    assert result.labels.shape == result.instance_ids.shape == result.scores.shape == (n,)
+    assert result.labels.dtype == np.uint16 and result.instance_ids.dtype == np.uint32
+    assert result.scores.dtype == np.float32
+    labelled = result.labels != UNLABELED
+    assert (result.labels[labelled] < num_classes).all()
+    assert ((result.scores >= 0) & (result.scores <= 1)).all() and (result.scores[~labelled] == 0).all()
+    is_stuff = class_emb.is_stuff.cpu().numpy()
+    stuff_points = labelled & is_stuff[np.minimum(result.labels, num_classes - 1)]
+    assert (result.instance_ids[stuff_points] == 0).all() and (result.instance_ids[~labelled] == 0).all()
+    ids = set(np.unique(result.instance_ids[result.instance_ids > 0]).tolist())
+    assert ids == {i.instance_id for i in result.instances} and len(result.instances) == len(ids)
+    for inst in result.instances:
+        members = result.instance_ids == inst.instance_id
+        assert set(result.labels[members].tolist()) == {inst.label} and not is_stuff[inst.label]
+        assert inst.num_points == int(members.sum()) and 0 < inst.score <= 1
+        assert np.all(np.abs(points[members, :2] - inst.center[:2]) <= np.linalg.norm(inst.size[:2]) / 2 + 1e-4)
+
+
+def test_predict_after_short_training_gives_a_valid_panoptic_result(class_emb):
+    scene = synthetic_scene(2500, seed=0)
+    points, features, seen = _inputs(scene, class_emb)
+    net = _build()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    loss_fn = PanopticLoss()
+    for _ in range(30):
+        loss = loss_fn(net(points, features, seen, class_emb), _targets(scene))["total"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    timer = RecordingTimer()
+    result = net.predict(points, features, seen, class_emb, timer)
+    assert timer.stages[:3] == ["voxelize", "backbone", "head"] and timer.stages[-1] == "merge"
+    assert net.training  # predict runs in eval mode and restores the caller's mode
+    assert_valid_result(result, class_emb, scene.points)
+    assert len(result.instances) >= 1  # it learned some things...
+    assert (result.labels == 3).mean() > 0.2  # ...and the road, through the stuff query built from "road"
+    accuracy = (result.labels == scene.labels).mean()
+    assert accuracy > 0.5, accuracy
+
+
+def test_points_outside_the_grid_are_unlabeled(scene, class_emb):
+    points, features, seen = _inputs(scene, class_emb)
+    net = _build()
+    assert (net(points, features, seen, class_emb)["point_to_voxel"] >= 0).all()
+    points = points.clone()
+    points[:100, 0] += 500.0  # far beyond the tiny preset's 51.2 m
+    out = net(points, features, seen, class_emb)
+    assert (out["point_to_voxel"][:100] == -1).all() and (out["point_to_voxel"][100:] >= 0).all()
+    result = net.predict(points, features, seen, class_emb)
+    assert (result.labels[:100] == UNLABELED).all() and (result.instance_ids[:100] == 0).all()
+
+
+def test_frame_with_no_point_in_range_predicts_all_unlabeled(class_emb):
+    points = torch.full((50, 3), 1000.0)
+    features = F.normalize(torch.ones(50, 64), dim=1)
+    result = _build().predict(points, features, torch.ones(50, dtype=torch.bool), class_emb)
+    assert (result.labels == UNLABELED).all() and result.instances == []
+    with pytest.raises(ValueError, match="none of the 50 points"):
+        _build()(points, features, torch.ones(50, dtype=torch.bool), class_emb)
+
+
+def test_bad_inputs_are_named(scene, class_emb):
+    points, features, seen = _inputs(scene, class_emb)
+    net = _build()
+    with pytest.raises(ValueError, match=r"point_features must be \(N, 64\)"):
+        net.predict(points, features[:, :32], seen, class_emb)
+    with pytest.raises(ValueError, match="seen must be"):
+        net.predict(points, features, seen.float(), class_emb)
+    with pytest.raises(ValueError, match="32-d"):
+        net.predict(points, features, seen, random_class_embeddings(DEFAULT_VOCABULARY, 32))
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        net.predict(points[:, :2], features, seen, class_emb)
