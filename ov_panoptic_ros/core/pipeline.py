@@ -15,7 +15,7 @@ import torch
 from ov_panoptic_ros.core.config import PipelineConfig
 from ov_panoptic_ros.core.frame import Frame, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
-from ov_panoptic_ros.core.model.checkpoint import load_network
+from ov_panoptic_ros.core.model.checkpoint import CheckpointError, load_network
 from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_point_features
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings, TextEncoder
 from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
@@ -56,12 +56,24 @@ class PanopticPipeline:
         torch.manual_seed(config.seed)
         self.encoder = DenseClipEncoder(config.clip, self.device)
         self.text = TextEncoder(self.encoder)
-        self.network = load_network(config.checkpoint, config, self.device) if config.checkpoint else None
+        self.network = self._load_network() if config.checkpoint else None
         self.zeroshot = ZeroShotSegmenter(config.zeroshot)
         if vocabulary is None:
             v = config.vocabulary
             vocabulary = Vocabulary(v.classes, v.stuff, v.templates)
         self._active: ClassEmbeddings = self.prepare_vocabulary(vocabulary)
+
+    def _load_network(self):
+        """The trained 3D network, refused when it was trained against another CLIP than the one configured."""
+        network = load_network(self.config.checkpoint, self.config, self.device)
+        trained = (network.clip_model_id, network.clip_dim)
+        running = (self.encoder.model_id, self.encoder.embed_dim)
+        if trained != running:
+            raise CheckpointError(
+                f"network checkpoint {self.config.checkpoint!r} was trained with CLIP {trained[0]} ({trained[1]}-d)"
+                f" but the configured CLIP is {running[0]} ({running[1]}-d)"
+            )
+        return network
 
     @property
     def mode(self) -> str:
