@@ -77,18 +77,18 @@ def demo(
     from ov_panoptic_ros.eval.replay import replay_offline
 
     out.mkdir(parents=True, exist_ok=True)
-    bag = out / "synthetic_drive.mcap"
-    if bag.exists():
-        bag.unlink()
+    bag, predictions = out / "synthetic_drive.mcap", out / "predictions.mcap"
+    for stale in (bag, predictions):  # the demo recreates both; the replay tool itself never overwrites a bag
+        stale.unlink(missing_ok=True)
     typer.echo(f"[demo] writing {frames} synthetic frames to {bag}")
     write_synthetic_bag(bag, n_frames=frames)
     report_dir = out / "report"
     typer.echo(f"[demo] replaying {bag} through the '{config}' pipeline")
-    summary = replay_offline(bag, config=config, out=report_dir, output_bag=out / "predictions.mcap")
+    summary = replay_offline(bag, config=config, out=report_dir, output_bag=predictions)
     typer.echo("")
     typer.echo(f"input bag:        {bag}")
     typer.echo(f"report:           {report_dir}/metrics.json, {report_dir}/per_class.csv, {report_dir}/*.png")
-    typer.echo(f"predictions bag:  {out / 'predictions.mcap'}  (open in Foxglove, or play it into RViz)")
+    typer.echo(f"predictions bag:  {predictions}  (open in Foxglove, or `ov-panoptic play` it into RViz)")
     m = summary.get("metrics", {}) if isinstance(summary, dict) else {}
     if m:
         keys = [k for k in ("PQ", "PQ_dagger", "mIoU") if k in m]

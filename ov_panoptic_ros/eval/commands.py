@@ -1,0 +1,171 @@
+"""`ov-panoptic replay` and `ov-panoptic play`: registered on the lead's typer app by `register(app)`.
+
+Exit codes (scripts and CI rely on them):
+  0  report written, every selected frame read
+  1  report written but partial (damaged bag tail), or no frame could be scored
+  2  nothing run: missing or unreadable bag, missing topics, bad config / mapping / arguments
+  130 interrupted (Ctrl-C); the partial report is still written
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+
+EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _topics(topics_file: Path | None, lidar_topic: str | None):
+    from ov_panoptic_ros.eval.bag import BagError, BagTopics
+
+    data = {}
+    if topics_file is not None:
+        try:
+            data = yaml.safe_load(topics_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            _fail(f"topics file {topics_file}: {e}")
+        if not isinstance(data, dict):
+            _fail(f"topics file {topics_file}: expected a mapping of layout key -> topic name")
+    if lidar_topic:
+        data["lidar"] = lidar_topic
+    try:
+        return BagTopics.from_mapping(data)
+    except BagError as e:
+        _fail(str(e))
+
+
+def _print_summary(doc: dict, out: Path) -> None:
+    m = doc.get("metrics")
+    frames = doc["frames"]
+    if m:
+        typer.echo(f"PQ {m['PQ']:.4f}  PQ† {m['PQ_dagger']:.4f}  SQ {m['SQ']:.4f}  RQ {m['RQ']:.4f}  "
+                   f"mIoU {m['mIoU']:.4f}")
+        for split in ("base", "novel"):
+            g = m["groups"].get(split, {})
+            if g.get("PQ") is not None:
+                typer.echo(f"  {split:5s}: PQ {g['PQ']:.4f}  mIoU {g['mIoU']:.4f}")
+    else:
+        typer.echo("no frame could be scored")
+    lat = doc["latency_ms"]
+    typer.echo(f"frames: {frames['processed']} scored, {frames['skipped']} skipped "
+               f"{frames['skipped_by_reason'] or ''}")
+    if lat["n"]:
+        typer.echo(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}")
+    live = doc.get("live")
+    if live:
+        e2e = live["end_to_end_latency_ms"]
+        typer.echo(f"live: {live['clouds_sent']} clouds sent, {live['clouds_received']} labeled clouds received, "
+                   f"{live['dropped']} dropped" + (f"; end-to-end p50 {e2e['p50']:.1f} ms" if e2e["n"] else ""))
+    for reason in doc.get("partial_reasons", []):
+        typer.echo(f"PARTIAL: {reason}", err=True)
+    typer.echo(f"report: {out}/metrics.json, {out}/per_class.csv, {len(doc.get('figures', []))} figures")
+
+
+def _exit_code(doc: dict) -> int:
+    reasons = doc.get("partial_reasons", [])
+    if any(r.startswith("interrupted") for r in reasons):
+        return EXIT_INTERRUPTED
+    if reasons or not doc.get("metrics"):
+        return EXIT_PARTIAL
+    return 0
+
+
+def replay(
+    bag: Path = typer.Argument(..., help="rosbag2 directory, .mcap or .db3 file in the evaluation layout."),
+    config: str = typer.Option("tiny", "--config", "-c", help="Pipeline preset name or YAML file."),
+    out: Path = typer.Option(Path("runs/replay"), "--out", "-o", help="Report directory."),
+    mapping: Path | None = typer.Option(None, help="YAML: predicted vocabulary name -> ground-truth class."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after this many LiDAR frames."),
+    every: int = typer.Option(1, "--every", min=1, help="Use every N-th LiDAR frame."),
+    output_bag: Path | None = typer.Option(None, "--output-bag", help="Also write predictions to this bag."),
+    calibration: Path | None = typer.Option(None, help="Calibration YAML overriding the one in the bag."),
+    topics_file: Path | None = typer.Option(None, "--topics", help="YAML of layout topic names (docs/bag_layout.md)."),
+    lidar_topic: str | None = typer.Option(None, "--lidar-topic", help="LiDAR PointCloud2 topic."),
+    min_points: int = typer.Option(15, "--min-points", min=0, help="Smallest segment counted as FP/FN."),
+    figure_frames: int = typer.Option(3, "--figure-frames", min=0, help="Frames drawn as BEV/camera figures."),
+    live: bool = typer.Option(False, "--live", help="Play the bag over DDS into the real node and score its output."),
+    rate: float = typer.Option(1.0, "--rate", min=0.001, help="Live: playback speed relative to the recording."),
+    node_param: list[str] = typer.Option([], "--node-param", help="Live: extra node parameter NAME=VALUE."),
+    startup_timeout: float = typer.Option(180.0, "--startup-timeout", help="Live: seconds to wait for the node."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Replay a bag through the pipeline (offline, or live through the node) and write the evaluation report."""
+    from ov_panoptic_ros.core.config import ConfigError
+    from ov_panoptic_ros.eval.bag import BagError
+    from ov_panoptic_ros.eval.replay import ReplayError
+
+    topics = _topics(topics_file, lidar_topic)
+    if output_bag is not None and output_bag.exists():
+        _fail(f"output bag {output_bag} exists already; not overwriting it")
+    if live and every != 1:
+        _fail("--every does not apply to --live (the node sees every frame; use --rate to slow the bag down)")
+    try:
+        if live:
+            from ov_panoptic_ros.eval.live import LiveError, replay_live
+
+            try:
+                doc = replay_live(bag, config, out, rate=rate, mapping=mapping, max_frames=max_frames,
+                                  topics=topics, calibration_file=calibration, min_points=min_points,
+                                  figure_frames=figure_frames, node_params=_node_params(node_param),
+                                  startup_timeout_s=startup_timeout, progress=progress, output_bag=output_bag)
+            except LiveError as e:
+                _fail(str(e))
+        else:
+            from ov_panoptic_ros.eval.replay import replay_offline
+
+            doc = replay_offline(bag, config, out, mapping=mapping, max_frames=max_frames, every=every,
+                                 output_bag=output_bag, topics=topics, calibration_file=calibration,
+                                 min_points=min_points, figure_frames=figure_frames, progress=progress)
+    except (BagError, ReplayError, ConfigError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:  # before the first frame (loading the model): there is nothing to report
+        typer.echo("interrupted before any frame was processed; no report written", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    _print_summary(doc, out)
+    raise typer.Exit(_exit_code(doc))
+
+
+def _node_params(items: list[str]) -> dict:
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _fail(f"--node-param expects NAME=VALUE, got {item!r}")
+        params[name.strip()] = yaml.safe_load(value)
+    return params
+
+
+def play(
+    bag: Path = typer.Argument(..., help="rosbag2 directory, .mcap or .db3 file."),
+    rate: float = typer.Option(1.0, "--rate", min=0.001, help="Playback speed relative to the recording."),
+    loop: bool = typer.Option(False, "--loop", help="Start over at the end (stamps jump back)."),
+    clock: bool = typer.Option(False, "--clock", help="Publish rosgraph_msgs/Clock on /clock (bag time)."),
+    topic: list[str] = typer.Option([], "--topic", help="Play only these topics (repeatable)."),
+    wait_for_subscribers: float = typer.Option(
+        0.0, "--wait-for-subscribers", help="Seconds to wait until every played topic has a subscriber."),
+) -> None:
+    """Publish a bag's messages over DDS at the recorded rate (a `ros2 bag play` without ROS installed)."""
+    from ov_panoptic_ros.eval.bag import BagError
+    from ov_panoptic_ros.eval.live import LiveError, play_bag
+
+    try:
+        stats = play_bag(bag, rate=rate, loop=loop, clock=clock, topics=topic or None,
+                         wait_for_subscribers_s=wait_for_subscribers, progress=True)
+    except (BagError, LiveError) as e:
+        _fail(str(e))
+    typer.echo(f"published {stats.published} messages in {stats.wall_s:.1f} s ({stats.loops} pass(es))"
+               + (f"; skipped topics: {stats.skipped_topics}" if stats.skipped_topics else ""))
+    if stats.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `replay` and `play` to the `ov-panoptic` CLI."""
+    app.command("replay")(replay)
+    app.command("play")(play)

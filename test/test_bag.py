@@ -1,0 +1,246 @@
+"""The evaluation bag layout: what write_synthetic_bag records must read back exactly, in both storages."""
+import os
+
+import numpy as np
+import pytest
+from rosbags.interfaces import QosDurability
+from rosbags.rosbag2 import Reader
+
+from ov_panoptic_ros.data.synthetic import scene_sequence
+from ov_panoptic_ros.eval.bag import (
+    CALIBRATION_ATTACHMENT,
+    BagCorruptError,
+    BagError,
+    BagNotFoundError,
+    BagTopics,
+    BagWriter,
+    MissingTopicsError,
+    add_mcap_attachment,
+    gt_classes_from_json,
+    gt_classes_to_json,
+    open_bag,
+    read_cloud_fields,
+    read_mcap_attachments,
+    synthetic_classes,
+    write_synthetic_bag,
+)
+from ov_panoptic_ros.ros.messages import compressed_to_rgb, image_to_rgb, read_cloud
+
+SMALL = dict(n_frames=3, num_points=1500, num_cameras=2, image_size=(48, 32), seed=3)
+
+
+def _scenes(**kw):
+    return list(scene_sequence(kw["n_frames"], seed=kw["seed"], num_points=kw["num_points"],
+                               num_cameras=kw["num_cameras"], image_size=kw["image_size"]))
+
+
+def _stamp(msg):
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+@pytest.mark.parametrize("name", ["drive_dir_mcap", "drive.mcap", "drive_dir_sqlite", "drive.db3"])
+def test_round_trip_every_layout_item(tmp_path, name):
+    storage = "sqlite3" if "sqlite" in name or name.endswith(".db3") else "mcap"
+    path = tmp_path / name
+    info = write_synthetic_bag(path, storage=storage, **SMALL)
+    scenes = _scenes(**SMALL)
+    with open_bag(path) as reader:
+        assert reader.storage == storage
+        counts = reader.message_counts
+        assert counts["/lidar/points"] == counts["/ov_panoptic/ground_truth"] == 3
+        assert counts["/cam_front/image_raw"] == counts["/cam_back/camera_info"] == 3
+        assert counts["/ov_panoptic/calibration"] == counts["/ov_panoptic/gt_classes"] == 1
+        layout = reader.layout()
+        assert layout.camera_names == ["cam_front", "cam_back"]
+        for name_, ext in scenes[0].calibration.cameras.items():
+            np.testing.assert_allclose(layout.calibration.cameras[name_].T_cam_lidar, ext.T_cam_lidar, atol=1e-12)
+        assert layout.classes == synthetic_classes()
+        assert layout.classes.names[2] == "bus" and layout.classes.is_novel[2] and layout.classes.is_thing[2]
+
+        stamps, clouds, gts, images = [], [], [], {}
+        last = -1
+        for msg in reader.messages():
+            assert msg.log_time_ns >= last, "messages must come out in time order"
+            last = msg.log_time_ns
+            if msg.topic == "/lidar/points":
+                decoded = msg.decode()
+                stamps.append(_stamp(decoded))
+                clouds.append(read_cloud(decoded))
+            elif msg.topic == "/ov_panoptic/ground_truth":
+                gts.append(read_cloud_fields(msg.decode(), ["label", "instance_id"]))
+            elif msg.topic == "/cam_back/image_raw":
+                images.setdefault("cam_back", []).append(image_to_rgb(msg.decode()))
+            elif msg.topic == "/cam_front/camera_info" and "info" not in images:
+                images["info"] = msg.decode()
+    assert stamps == info.stamps_ns == [s.frame.stamp_ns for s in scenes]
+    for scene, cloud, gt, img in zip(scenes, clouds, gts, images["cam_back"]):
+        np.testing.assert_array_equal(cloud.xyz, scene.frame.points)
+        np.testing.assert_array_equal(cloud.intensity, scene.frame.intensity)
+        np.testing.assert_array_equal(gt["label"], scene.gt_labels)
+        np.testing.assert_array_equal(gt["instance_id"], scene.gt_instance_ids)
+        np.testing.assert_array_equal(img, scene.frame.images[1])
+    np.testing.assert_allclose(np.asarray(images["info"].k).reshape(3, 3), scenes[0].camera_infos[0].K)
+    assert images["info"].distortion_model == "plumb_bob"
+
+
+def test_latched_topics_are_recorded_transient_local(tmp_path):
+    write_synthetic_bag(tmp_path / "b", **SMALL)
+    with Reader(tmp_path / "b") as raw:
+        durability = {c.topic: c.ext.offered_qos_profiles[0].durability for c in raw.connections}
+    assert durability["/ov_panoptic/calibration"] == QosDurability.TRANSIENT_LOCAL
+    assert durability["/ov_panoptic/gt_classes"] == QosDurability.TRANSIENT_LOCAL
+    assert durability["/lidar/points"] == QosDurability.VOLATILE
+    with open_bag(tmp_path / "b") as reader:
+        assert {"/ov_panoptic/calibration", "/ov_panoptic/gt_classes"} <= reader.latched_topics
+        assert "/lidar/points" not in reader.latched_topics
+
+
+def test_compressed_images(tmp_path):
+    write_synthetic_bag(tmp_path / "c.mcap", compressed=True, **SMALL)
+    scene = _scenes(**SMALL)[0]
+    with open_bag(tmp_path / "c.mcap") as reader:
+        layout = reader.layout()
+        assert all(c.compressed and c.image_topic.endswith("/image_raw/compressed") for c in layout.cameras)
+        rgb = compressed_to_rgb(reader.first_message("/cam_front/image_raw/compressed").decode())
+    assert rgb.shape == scene.frame.images[0].shape
+    assert np.abs(rgb.astype(int) - scene.frame.images[0]).mean() < 12  # JPEG, quality 95
+
+
+def test_calibration_attachment_is_indexed_and_used_when_the_topic_is_absent(tmp_path):
+    path = tmp_path / "a.mcap"
+    write_synthetic_bag(path, topics=BagTopics(calibration="/elsewhere/calibration"), **SMALL)
+    attached = read_mcap_attachments(path)
+    assert CALIBRATION_ATTACHMENT in attached
+    with Reader(path) as raw:  # the rewritten file is still a valid MCAP for rosbags
+        assert sum(1 for _ in raw.messages()) == 3 * 6 + 2
+    with open_bag(path) as reader:  # default topics: the calibration topic is not there
+        layout = reader.layout()
+    assert layout.calibration_source == f"MCAP attachment {CALIBRATION_ATTACHMENT}"
+    assert layout.calibration_text == attached[CALIBRATION_ATTACHMENT].decode()
+
+
+def test_add_attachment_twice_keeps_both(tmp_path):
+    path = tmp_path / "x.mcap"
+    write_synthetic_bag(path, attach_calibration=False, **SMALL)
+    assert read_mcap_attachments(path) == {}
+    add_mcap_attachment(path, "one.txt", b"1")
+    add_mcap_attachment(path, "two.txt", b"22")
+    assert read_mcap_attachments(path) == {"one.txt": b"1", "two.txt": b"22"}
+
+
+def test_missing_topics_are_all_named(tmp_path):
+    write_synthetic_bag(tmp_path / "b.mcap", ground_truth=False, **SMALL)
+    with open_bag(tmp_path / "b.mcap", BagTopics(lidar="/velodyne_points")) as reader:
+        with pytest.raises(MissingTopicsError) as err:
+            reader.layout()
+    msg = str(err.value)
+    assert "/velodyne_points" in msg and "/ov_panoptic/ground_truth" in msg
+    assert "/lidar/points" in msg  # the listing of what the bag does hold
+    assert set(err.value.missing) == {"/velodyne_points", "/ov_panoptic/ground_truth"}
+
+
+def test_open_bag_checks_required_topics_up_front(tmp_path):
+    write_synthetic_bag(tmp_path / "b.mcap", **SMALL)
+    with pytest.raises(MissingTopicsError, match="/radar/points, /imu"):
+        open_bag(tmp_path / "b.mcap", require=["/lidar/points", "/radar/points", "/imu"])
+    with open_bag(tmp_path / "b.mcap", require=["/lidar/points"]) as reader:
+        assert reader.message_counts["/lidar/points"] == 3
+
+
+def test_bag_without_calibration_says_how_to_provide_one(tmp_path):
+    path = tmp_path / "n.db3"
+    write_synthetic_bag(path, topics=BagTopics(calibration="/x"), **SMALL)
+    with open_bag(path) as reader, pytest.raises(BagError, match="--calibration"):
+        reader.layout()
+
+
+def test_missing_and_garbage_bags_give_clear_errors(tmp_path):
+    with pytest.raises(BagNotFoundError, match="does not exist"):
+        open_bag(tmp_path / "nope.mcap")
+    garbage = tmp_path / "garbage.mcap"
+    garbage.write_bytes(os.urandom(5000))
+    with pytest.raises(BagCorruptError, match="garbage.mcap"):
+        open_bag(garbage)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BagCorruptError, match="empty"):
+        open_bag(tmp_path / "empty")
+    db = tmp_path / "junk.db3"
+    db.write_bytes(b"SQLite format 3\0" + os.urandom(3000))
+    with pytest.raises(BagCorruptError):
+        open_bag(db)
+
+
+def test_truncated_mcap_is_salvaged_up_to_the_cut(tmp_path):
+    """A recorder killed mid-drive leaves an MCAP without footer: the complete messages are still read."""
+    path = tmp_path / "long.mcap"
+    write_synthetic_bag(path, n_frames=8, num_points=6000, image_size=(160, 120), seed=1)
+    with open_bag(path) as reader:
+        original = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(data[: len(data) // 2])
+    with open_bag(cut) as reader:
+        assert "truncated" in reader.partial_reason
+        salvaged = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+        layout = reader.layout()  # calibration and classes survive: they come first
+    assert 0 < len(salvaged) < len(original)
+    assert salvaged == original[: len(salvaged)]
+    assert sum(t == "/lidar/points" for t, _, _ in salvaged) >= 2
+    assert layout.camera_names == ["cam_front", "cam_back"]
+
+
+def test_reading_is_lazy(tmp_path):
+    path = tmp_path / "lazy.db3"
+    write_synthetic_bag(path, n_frames=6, num_points=3000, image_size=(64, 48))
+    with open_bag(path) as reader:
+        assert reader.first_message("/lidar/points") is not None
+        assert 0 < reader.bytes_read < reader.size_bytes / 4, "first_message must not read the whole bag"
+        messages = reader.messages()
+        first = next(messages)
+        assert first.topic == "/ov_panoptic/calibration"
+
+
+def test_gt_class_json_round_trip_and_errors():
+    classes = synthetic_classes()
+    assert gt_classes_from_json(gt_classes_to_json(classes)) == classes
+    with pytest.raises(BagError, match="not valid JSON"):
+        gt_classes_from_json("{")
+    with pytest.raises(BagError, match="non-empty 'classes'"):
+        gt_classes_from_json('{"classes": []}')
+    with pytest.raises(BagError, match="class 1 needs"):
+        gt_classes_from_json('{"classes": [{"name": "car"}, {"thing": true}]}')
+    with pytest.raises(BagError, match="duplicate"):
+        gt_classes_from_json('{"classes": [{"name": "car"}, {"name": "Car"}]}')
+
+
+def test_writer_never_overwrites(tmp_path):
+    write_synthetic_bag(tmp_path / "b.mcap", **SMALL)
+    with pytest.raises(BagError, match="exists already"):
+        BagWriter(tmp_path / "b.mcap")
+    with pytest.raises(BagError, match="suffix"):
+        BagWriter(tmp_path / "c.mcap", storage="sqlite3")
+
+
+def damage_chunk(path, chunk_number: int) -> None:
+    """Overwrite the first records of one MCAP chunk with 0xFF (the footer and index stay valid)."""
+    from ov_panoptic_ros.eval.bag import _iter_records
+
+    buf = bytearray(path.read_bytes())
+    chunks = [pos for op, pos, _ in _iter_records(bytes(buf), 8) if op == 0x06]
+    assert len(chunks) > chunk_number, f"only {len(chunks)} chunks"
+    start = chunks[chunk_number] + 9 + 40  # record header, then start/end/size/crc/compression ''/length
+    buf[start:start + 64] = b"\xff" * 64
+    path.write_bytes(bytes(buf))
+
+
+def test_garbage_inside_the_bag_stops_reading_with_a_count(tmp_path):
+    from ov_panoptic_ros.eval.bag import BagReadError
+
+    path = tmp_path / "g.mcap"
+    write_synthetic_bag(path, n_frames=8, num_points=6000, image_size=(160, 120), seed=1)
+    damage_chunk(path, 2)
+    read = []
+    with open_bag(path) as reader, pytest.raises(BagReadError, match="damaged") as err:
+        for msg in reader.messages():
+            read.append(msg.topic)
+    assert err.value.messages_read == len(read) > 10
