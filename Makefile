@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+# OpenMP threads that busy-wait fight each other on a small shared machine (5-20x slower frames, measured).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: venv demo test test-fast bench clean
 

@@ -15,7 +15,6 @@ import torch
 from ov_panoptic_ros.core.config import PipelineConfig
 from ov_panoptic_ros.core.frame import Frame, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
-from ov_panoptic_ros.core.model.checkpoint import CheckpointError, load_network
 from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_point_features
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings, TextEncoder
 from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
@@ -65,6 +64,9 @@ class PanopticPipeline:
 
     def _load_network(self):
         """The trained 3D network, refused when it was trained against another CLIP than the one configured."""
+        # Imported here: spconv takes seconds to import and the zero-shot path never needs it.
+        from ov_panoptic_ros.core.model.checkpoint import CheckpointError, load_network
+
         network = load_network(self.config.checkpoint, self.config, self.device)
         trained = (network.clip_model_id, network.clip_dim)
         running = (self.encoder.model_id, self.encoder.embed_dim)

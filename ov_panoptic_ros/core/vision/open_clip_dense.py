@@ -1,0 +1,376 @@
+"""Dense, per-location CLIP image features from a frozen open_clip model, and their lookup at LiDAR points.
+
+CLIP is trained to embed a whole image, so its dense features need a trick:
+- ViT towers (MaskCLIP, Zhou et al. ECCV 2022): every block but the last runs normally. In the last block the
+  attention is replaced by its value path, `out_proj(v_proj(ln_1(x)))`, with no query/key softmax, so each
+  patch token keeps its own content instead of mixing in the whole image. The block keeps its residual and
+  its MLP branch exactly as MaskCLIP's reference code does (`v = x + attn_v(ln_1(x)); v = v + mlp(ln_2(v))`),
+  then `ln_post` and `proj` map every patch token into the joint space.
+- ConvNeXt towers (FC-CLIP, Yu et al. NeurIPS 2023): run the timm trunk to its last feature map and apply the
+  CLIP head (the trunk head's norm, then the projection) at every location instead of after global pooling.
+
+Feature-map geometry: an image is resized (aspect kept) and padded to the tower's stride; feature cell (j, i)
+covers resized pixels [i*stride, (i+1)*stride) x [j*stride, (j+1)*stride). `DenseFeatures.pixel_to_cell`
+maps original pixel coordinates (pixel-center convention, see geometry.py) to continuous feature coordinates.
+"""
+from __future__ import annotations
+
+import hashlib
+import mmap
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ov_panoptic_ros.core.config import ClipConfig
+from ov_panoptic_ros.core.geometry import PointProjection
+
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+_register_lock = threading.Lock()
+
+
+def register_model_configs() -> None:
+    """Make our tiny open_clip architectures (model_configs/*.json) known to open_clip, once per process."""
+    import open_clip
+
+    with _register_lock:
+        ours = {p.stem for p in MODEL_CONFIG_DIR.glob("*.json")}
+        if not ours <= set(open_clip.list_models()):
+            open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+@dataclass
+class DenseFeatures:
+    """Unit-norm CLIP features per feature-map location, one map per camera image.
+
+    `maps` is stored channels-last in memory so a location's feature vector is contiguous.
+    Continuous feature coordinates of pixel (u, v) are `(uv + 0.5) * pixel_to_cell`; cell (j, i) spans
+    [i, i+1) x [j, j+1), so its center is at (i + 0.5, j + 0.5).
+    """
+
+    maps: torch.Tensor  # (M, D, h, w) float32
+    pixel_to_cell: torch.Tensor  # (M, 2) float32: (x, y) scale from original pixels to feature cells
+
+    @property
+    def num_cameras(self) -> int:
+        return int(self.maps.shape[0])
+
+
+def checkpoint_path(checkpoint: str | None) -> Path | None:
+    """The configured local weights file; a missing one is an error that names it (nothing is downloaded)."""
+    if not checkpoint:
+        return None
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"CLIP checkpoint {str(path)!r} does not exist (clip.checkpoint)")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """Half precisions apply on CUDA only; CPU half-precision kernels are slow or missing, so CPU stays fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"clip.precision {precision!r} is not one of {sorted(PRECISIONS)}")
+    return PRECISIONS[precision] if device.type == "cuda" else torch.float32
+
+
+class DenseClipEncoder:
+    """A frozen open_clip model that turns camera images into dense CLIP-space feature maps.
+
+    Frozen: eval mode, no parameter requires grad, encoding runs under inference mode. `clip.precision`
+    fp16/bf16 applies on CUDA only; on the CPU the model always runs in fp32.
+    """
+
+    def __init__(self, clip_cfg: ClipConfig, device: torch.device):
+        import open_clip
+
+        register_model_configs()
+        name = clip_cfg.model_name
+        if name not in open_clip.list_models():
+            raise ValueError(f"clip.model_name {name!r} is not an open_clip model (e.g. {open_clip.list_models()[:5]})")
+        weights = checkpoint_path(clip_cfg.checkpoint)
+        self.device = torch.device(device)
+        self.dtype = compute_dtype(clip_cfg.precision, self.device)
+        self.model = open_clip.create_model(name, pretrained=str(weights) if weights else None)
+        self.model.to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
+        self.tokenizer = open_clip.get_tokenizer(name)
+        self.model_name = name
+        self.model_id = f"{name}@{file_sha256(weights)[:16] if weights else 'random'}"
+        self.embed_dim = int(open_clip.get_model_config(name)["embed_dim"])
+        self.tower = dense_tower(self.model.visual)
+        preprocess = open_clip.get_model_preprocess_cfg(self.model)
+        self.mean = torch.tensor(preprocess["mean"], device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(preprocess["std"], device=self.device).view(1, 3, 1, 1)
+        self.short_side = int(clip_cfg.image_size or min(_pair(self.model.visual.image_size)))
+        if self.short_side < self.tower.stride:
+            raise ValueError(f"clip.image_size {self.short_side} is smaller than the tower's stride "
+                             f"{self.tower.stride}")
+
+    @property
+    def stride(self) -> int:
+        return self.tower.stride
+
+    def encode(self, images: list[np.ndarray]) -> DenseFeatures:
+        """(H, W, 3) uint8 RGB images -> per-location unit CLIP features, batched over all cameras."""
+        if not images:
+            return DenseFeatures(torch.zeros(0, self.embed_dim, 0, 0, device=self.device),
+                                 torch.zeros(0, 2, device=self.device))
+        with torch.inference_mode():
+            batch, pixel_to_cell = self.preprocess(images)
+            tokens = self.tower(batch.to(self.dtype))  # (M, h, w, D)
+            tokens = F.normalize(tokens.float(), dim=-1)
+        return DenseFeatures(tokens.permute(0, 3, 1, 2), pixel_to_cell)
+
+    def preprocess(self, images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Resize (short side = image size, aspect kept), normalize, pad bottom/right to the stride."""
+        resized = [self._resize(_check_image(img, i)) for i, img in enumerate(images)]
+        stride = self.stride
+        pad_h = _round_up(max(r.shape[2] for r in resized), stride)
+        pad_w = _round_up(max(r.shape[3] for r in resized), stride)
+        # Replicating the border keeps padded cells close to the image edge they extend.
+        batch = torch.cat([F.pad(r, (0, pad_w - r.shape[3], 0, pad_h - r.shape[2]), mode="replicate") for r in resized])
+        scale = [[r.shape[3] / img.shape[1] / stride, r.shape[2] / img.shape[0] / stride]
+                 for r, img in zip(resized, images)]
+        return batch, torch.tensor(scale, dtype=torch.float32, device=self.device)
+
+    def _resize(self, image: np.ndarray) -> torch.Tensor:
+        h, w = image.shape[:2]
+        s = self.short_side / min(h, w)
+        size = (max(1, round(h * s)), max(1, round(w * s)))
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        if size != (h, w):
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp_(0.0, 1.0)
+        return (x - self.mean) / self.std
+
+
+def _check_image(image, index: int) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        desc = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"image {index} must be an (H, W, 3) uint8 RGB array, got {desc}")
+    return image
+
+
+def _pair(size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def dense_tower(visual: torch.nn.Module):
+    """The dense-feature strategy for an open_clip image tower."""
+    from open_clip.timm_model import TimmModel
+    from open_clip.transformer import VisionTransformer
+
+    if isinstance(visual, VisionTransformer):
+        return ViTValuePathTower(visual)
+    if isinstance(visual, TimmModel):
+        return TimmConvDenseTower(visual)
+    raise ValueError(f"no dense-feature method for image tower {type(visual).__name__} (supported: ViT, timm ConvNeXt)")
+
+
+class ViTValuePathTower:
+    """MaskCLIP dense features from an open_clip VisionTransformer (see the module docstring)."""
+
+    def __init__(self, visual: torch.nn.Module):
+        from open_clip.transformer import ResidualAttentionBlock
+
+        blocks = visual.transformer.resblocks
+        if visual.attn_pool is not None or not all(isinstance(b, ResidualAttentionBlock) for b in blocks):
+            raise ValueError("MaskCLIP dense features need a plain open_clip ViT "
+                             "(no attentional pooler, no custom blocks)")
+        if blocks[-1].attn.in_proj_weight is None:
+            raise ValueError("MaskCLIP dense features need the last block's packed in_proj_weight")
+        ph, pw = _pair(visual.patch_size)
+        if ph != pw:
+            raise ValueError(f"non-square patches {ph}x{pw} are not supported")
+        self.visual = visual
+        self.stride = ph
+        self._pos_cache: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, H/stride, W/stride, D) projected patch tokens (not yet normalized)."""
+        v = self.visual
+        patches = v.conv1(images)  # (B, width, gh, gw)
+        b, width, gh, gw = patches.shape
+        cls = v.class_embedding.to(patches.dtype).view(1, 1, width).expand(b, 1, width)
+        x = torch.cat([cls, patches.flatten(2).transpose(1, 2)], dim=1)
+        x = v.ln_pre(x + self.positional_embedding(gh, gw).to(x.dtype))
+        batch_first = v.transformer.batch_first
+        x = x if batch_first else x.transpose(0, 1)
+        for block in v.transformer.resblocks[:-1]:
+            x = block(x)
+        x = value_path_block(v.transformer.resblocks[-1], x)
+        x = x if batch_first else x.transpose(0, 1)
+        tokens = v.ln_post(x[:, 1:]) @ v.proj  # every patch token, not just the class token
+        return tokens.reshape(b, gh, gw, -1)
+
+    def positional_embedding(self, gh: int, gw: int) -> torch.Tensor:
+        """The learned embedding, bicubically resized to a (gh, gw) patch grid (class position untouched)."""
+        pos = self.visual.positional_embedding
+        key = (gh, gw, pos.device, pos.dtype)
+        if key not in self._pos_cache:
+            h0, w0 = self.visual.grid_size
+            if (gh, gw) == (h0, w0):
+                self._pos_cache[key] = pos
+            else:
+                grid = pos[1:].float().reshape(1, h0, w0, -1).permute(0, 3, 1, 2)
+                grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
+                grid = grid.permute(0, 2, 3, 1).reshape(gh * gw, -1).to(pos.dtype)
+                self._pos_cache[key] = torch.cat([pos[:1], grid])
+        return self._pos_cache[key]
+
+
+def value_path_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MaskCLIP's last block: attention replaced by out_proj(v_proj(ln_1(x))), then residual and MLP as usual."""
+    attn = block.attn
+    d = attn.embed_dim
+    w_v = attn.in_proj_weight[2 * d:]
+    b_v = attn.in_proj_bias[2 * d:] if attn.in_proj_bias is not None else None
+    values = F.linear(block.ln_1(x), w_v, b_v)
+    x = x + block.ls_1(attn.out_proj(values))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+class TimmConvDenseTower:
+    """FC-CLIP dense features from an open_clip TimmModel with a convolutional (ConvNeXt) trunk."""
+
+    def __init__(self, visual: torch.nn.Module):
+        trunk = visual.trunk
+        info = getattr(trunk, "feature_info", None)
+        if not info or not hasattr(trunk, "forward_head"):
+            raise ValueError(f"timm trunk {type(trunk).__name__} exposes no feature_info/forward_head")
+        self.visual = visual
+        self.stride = int(info[-1]["reduction"])
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, H/stride, W/stride, D): the pooled head applied to each 1x1 location."""
+        fmap = self.visual.trunk.forward_features(images)
+        if fmap.ndim != 4:
+            raise ValueError(f"timm trunk gave a {fmap.ndim}-d feature tensor; dense features need a conv feature map")
+        b, c, h, w = fmap.shape
+        cells = fmap.permute(0, 2, 3, 1).reshape(b * h * w, c, 1, 1)  # pooling a 1x1 map is the identity
+        out = self.visual.head(self.visual.trunk.forward_head(cells))
+        return out.reshape(b, h, w, -1)
+
+
+class RowBuffer:
+    """Output memory for `sample_point_features` on the CPU: huge pages, reused across frames.
+
+    A 100k x 768 float32 output is 300 MB. Fresh memory costs a page fault per 4 KiB and a kernel
+    zeroing pass per frame, more than the sampling itself; 2 MiB pages cut the faults, and reusing the
+    previous frame's mapping drops the zeroing too. The mapping is handed out again only when no tensor
+    or view from an earlier call is alive (CPython's reference count on it says so exactly); otherwise
+    a new one is made and the old one stays with its owner. Every row of a handed-out tensor is
+    overwritten by the caller. Thread-safe.
+    """
+
+    MIN_BYTES = 8 << 20  # smaller outputs come from torch.empty
+    _HUGE_PAGE = 2 << 20
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._mapping: mmap.mmap | None = None
+
+    def rows(self, n: int, d: int) -> torch.Tensor:
+        """An uninitialized (n, d) float32 CPU tensor."""
+        nbytes = n * d * 4
+        if nbytes < self.MIN_BYTES or not hasattr(mmap, "MADV_HUGEPAGE"):
+            return torch.empty(n, d)
+        with self._lock:
+            mapping = self._mapping
+            # References while free: self._mapping, the local name and getrefcount's own argument.
+            if mapping is None or len(mapping) < nbytes or sys.getrefcount(mapping) > 3:
+                size = _round_up(nbytes + nbytes // 8, self._HUGE_PAGE)  # headroom for varying point counts
+                mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+                mapping.madvise(mmap.MADV_HUGEPAGE)
+                self._mapping = mapping
+            return torch.frombuffer(mapping, dtype=torch.float32, count=n * d).view(n, d)
+
+
+_ROW_BUFFER = RowBuffer()
+
+
+# Points per block in sampling: keeps each block's temporaries cache-sized on the CPU.
+SAMPLE_BLOCK_POINTS = 1024
+
+
+def sample_point_features(features: DenseFeatures, projection: PointProjection) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear CLIP feature at each point's projection, averaged over the cameras that see it, re-normalized.
+
+    Equivalent to `grid_sample(align_corners=False, padding_mode="border")` on each map at the point's
+    continuous feature coordinate, but it gathers channels-last rows for the visible (point, camera) pairs
+    only, so memory stays O(pairs) instead of O(cameras x points x D). On the CPU the points go in blocks
+    (a loop over blocks, never over points) so every intermediate stays in cache and each output row is
+    written once. Returns (N, D) float32 features (zeros where unseen) and the (N,) bool `seen` mask.
+    The maps are frozen CLIP features: no gradient flows back through sampling.
+    """
+    m, n = projection.visible.shape
+    if features.num_cameras != m:
+        raise ValueError(f"{features.num_cameras} feature maps for {m} projected cameras")
+    d = features.maps.shape[1]
+    device = projection.uv.device
+    visible = projection.visible.to(device)
+    seen = visible.any(dim=0) if m else torch.zeros(n, dtype=torch.bool, device=device)
+    if not bool(seen.any()):
+        return torch.zeros(n, d, device=device), seen
+    table = _channels_last_table(features.maps.to(device))
+    rows, weights, offsets = bilinear_bags(features, projection.uv, visible)
+    out = _ROW_BUFFER.rows(n, d) if device.type == "cpu" else torch.empty(n, d, device=device)
+    block = SAMPLE_BLOCK_POINTS if device.type == "cpu" else n
+    bounds = offsets[::block].tolist() + [rows.numel()]  # first bag entry of each block
+    for i, start in enumerate(range(0, n, block)):
+        stop = min(n, start + block)
+        first, last = bounds[i], bounds[i + 1]
+        summed = F.embedding_bag(rows[first:last], table, offsets[start:stop] - first, mode="sum",
+                                 per_sample_weights=weights[first:last])
+        inv_norm = torch.linalg.vector_norm(summed, dim=1, keepdim=True).clamp_min_(1e-12).reciprocal_()
+        torch.mul(summed, inv_norm, out=out[start:stop])  # unseen rows: empty bags sum to zero, stay zero
+    return out, seen
+
+
+def _channels_last_table(maps: torch.Tensor) -> torch.Tensor:
+    """(M, D, h, w) -> (M*h*w, D) float32 rows; a view when the maps are already channels-last."""
+    m, d, h, w = maps.shape
+    return maps.permute(0, 2, 3, 1).reshape(m * h * w, d).float()
+
+
+def bilinear_bags(features: DenseFeatures, uv: torch.Tensor, visible: torch.Tensor):
+    """Per point, the table rows and weights of its bilinear corners in every camera that sees it.
+
+    Bags are ordered by point; a point seen by k cameras gets 4k entries. They are summed, not averaged:
+    the result is normalized afterwards, and the sum has the direction of the average.
+    Returns flat `rows` (long), `weights` (float32) and per-point bag `offsets` (N,) for embedding_bag.
+    """
+    _, _, h, w = features.maps.shape
+    point, cam = visible.T.nonzero(as_tuple=True)  # sorted by point, then camera
+    per_point = visible.sum(dim=0)
+    scale = features.pixel_to_cell.to(uv.device).index_select(0, cam)
+    pixels = uv.reshape(-1, 2).index_select(0, cam * uv.shape[1] + point)
+    f = (pixels + 0.5) * scale - 0.5  # continuous coords relative to cell centers
+    f0 = torch.floor(f)
+    frac = f - f0
+    f0 = f0.long()
+    x0, y0 = f0[:, 0].clamp(0, w - 1), f0[:, 1].clamp(0, h - 1)  # clamping indices == border padding
+    x1, y1 = (f0[:, 0] + 1).clamp(0, w - 1), (f0[:, 1] + 1).clamp(0, h - 1)
+    base = cam * (h * w)
+    rows = torch.stack([base + y0 * w + x0, base + y0 * w + x1, base + y1 * w + x0, base + y1 * w + x1], dim=1)
+    fx, fy = frac[:, 0], frac[:, 1]
+    weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1)
+    offsets = torch.zeros_like(per_point)
+    offsets[1:] = torch.cumsum(per_point * 4, dim=0)[:-1]
+    return rows.reshape(-1), weights.reshape(-1).float(), offsets

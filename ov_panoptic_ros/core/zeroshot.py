@@ -1,0 +1,129 @@
+"""The CLIP-only baseline: the paper's "extend 2D open-vocabulary segmentation to 3D" comparison.
+
+Each point seen by a camera takes the class whose text embedding is most similar to its CLIP feature;
+thing instances are Euclidean clusters of same-class points. Unseen points stay unlabeled: without a
+trained 3D network there is nothing to label them with.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from ov_panoptic_ros.core.config import ZeroShotConfig
+from ov_panoptic_ros.core.frame import UNLABELED, Instance, PanopticResult
+from ov_panoptic_ros.core.geometry import fit_box
+from ov_panoptic_ros.core.vision.text import ClassEmbeddings
+
+
+class ZeroShotSegmenter:
+    def __init__(self, cfg: ZeroShotConfig):
+        if cfg.cluster_radius_m <= 0:
+            raise ValueError(f"zeroshot.cluster_radius_m must be positive, got {cfg.cluster_radius_m}")
+        if cfg.min_cluster_points < 1:
+            raise ValueError(f"zeroshot.min_cluster_points must be at least 1, got {cfg.min_cluster_points}")
+        if cfg.temperature <= 0:
+            raise ValueError(f"zeroshot.temperature must be positive, got {cfg.temperature}")
+        self.cfg = cfg
+
+    def __call__(self, points: torch.Tensor, point_features: torch.Tensor, seen: torch.Tensor,
+                 class_emb: ClassEmbeddings, timer) -> PanopticResult:
+        n = points.shape[0]
+        if point_features.shape[0] != n or seen.shape[0] != n:
+            raise ValueError(f"{n} points but {point_features.shape[0]} features and {seen.shape[0]} seen flags")
+        with timer("classify"):
+            labels, scores = classify_points(point_features, seen, class_emb, self.cfg.temperature)
+        with timer("cluster"):
+            is_stuff = class_emb.is_stuff.cpu().numpy()
+            xyz = points.detach().cpu().numpy()
+            instance_ids = cluster_things(xyz, labels, is_stuff, self.cfg.cluster_radius_m, self.cfg.min_cluster_points)
+            too_small = (instance_ids == 0) & (labels != UNLABELED) & ~_lookup_stuff(labels, is_stuff)
+            labels[too_small] = UNLABELED
+            scores[too_small] = 0.0
+            instances = describe_instances(xyz, labels, scores, instance_ids)
+        return PanopticResult(labels=labels, instance_ids=instance_ids, scores=scores, instances=instances,
+                              vocabulary=class_emb.vocabulary)
+
+
+def classify_points(point_features: torch.Tensor, seen: torch.Tensor, class_emb: ClassEmbeddings,
+                    temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Label = argmax cosine to the class embeddings; score = its softmax probability at `temperature`.
+
+    Returns numpy (N,) uint16 labels (UNLABELED where unseen) and (N,) float32 scores (0 where unseen).
+    """
+    n = seen.shape[0]
+    labels = np.full(n, UNLABELED, dtype=np.uint16)
+    scores = np.zeros(n, dtype=np.float32)
+    idx = seen.nonzero(as_tuple=True)[0]
+    if idx.numel():
+        sim = class_emb.cosine(point_features[idx])  # (P, C), max over synonyms
+        prob, best = torch.softmax(sim / temperature, dim=1).max(dim=1)
+        rows = idx.cpu().numpy()
+        labels[rows] = best.cpu().numpy().astype(np.uint16)
+        scores[rows] = prob.float().cpu().numpy()
+    return labels, scores
+
+
+def _lookup_stuff(labels: np.ndarray, is_stuff: np.ndarray) -> np.ndarray:
+    """Per point, whether its label is a stuff class (False for UNLABELED)."""
+    padded = np.append(is_stuff, False)
+    return padded[np.minimum(labels.astype(np.int64), is_stuff.shape[0])]
+
+
+def cluster_things(points: np.ndarray, labels: np.ndarray, is_stuff: np.ndarray, radius: float,
+                   min_points: int) -> np.ndarray:
+    """Instance id per point: connected components of same-class thing points linked within `radius`.
+
+    Components with fewer than `min_points` points get id 0, as do stuff and unlabeled points.
+    Ids are 1..K in order of each instance's first point, so they are deterministic.
+    """
+    ids = np.zeros(labels.shape[0], dtype=np.uint32)
+    thing = (labels != UNLABELED) & ~_lookup_stuff(labels, is_stuff)
+    rows = np.flatnonzero(thing)
+    if rows.size == 0:
+        return ids
+    component = _radius_components(points[rows], labels[rows], radius)
+    sizes = np.bincount(component)
+    keep = sizes >= min_points
+    new_id = np.zeros(sizes.shape[0], dtype=np.uint32)
+    new_id[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)  # components come in first-point order
+    ids[rows] = new_id[component]
+    return ids
+
+
+def _radius_components(xyz: np.ndarray, labels: np.ndarray, radius: float) -> np.ndarray:
+    """Component index per point of the radius graph; different classes never link.
+
+    The class is a fourth coordinate spaced far beyond the radius, so one KD-tree query finds only
+    same-class pairs.
+    """
+    xyz = xyz.astype(np.float64)
+    span = float(np.ptp(xyz, axis=0).max()) if xyz.shape[0] else 0.0
+    gap = 4.0 * (span + radius) + 1.0
+    keyed = np.column_stack([xyz, labels.astype(np.float64) * gap])
+    pairs = cKDTree(keyed).query_pairs(radius, output_type="ndarray")
+    n = xyz.shape[0]
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    return component
+
+
+def describe_instances(points: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                       instance_ids: np.ndarray) -> list[Instance]:
+    """One Instance per id: its class, mean score, point count and oriented box."""
+    if not instance_ids.any():
+        return []
+    order = np.argsort(instance_ids, kind="stable")
+    sorted_ids = instance_ids[order]
+    starts = np.flatnonzero(np.diff(sorted_ids, prepend=0))  # first row of each nonzero id
+    ends = np.append(starts[1:], sorted_ids.shape[0])
+    instances = []
+    for start, end in zip(starts, ends):
+        rows = order[start:end]
+        center, size, yaw = fit_box(points[rows])
+        instances.append(Instance(instance_id=int(sorted_ids[start]), label=int(labels[rows[0]]),
+                                  score=float(scores[rows].mean()), center=center, size=size, yaw=yaw,
+                                  num_points=int(rows.size)))
+    return instances

@@ -1,0 +1,274 @@
+"""Projection, distortion, visibility and box fitting, checked against hand computations."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ov_panoptic_ros.core.config import ProjectionConfig
+from ov_panoptic_ros.core.frame import CameraModel
+from ov_panoptic_ros.core.geometry import distort, fit_box, project_points
+
+K = [[500.0, 0.0, 320.5], [0.0, 400.0, 240.25], [0.0, 0.0, 1.0]]
+PLUMB_BOB = [-0.28, 0.09, 0.0012, -0.0008, -0.015]
+RATIONAL = [0.4, -0.12, 0.0009, 0.0011, 0.02, 0.65, -0.05, 0.01]
+# LiDAR x forward, y left, z up -> camera optical frame x right, y down, z forward.
+T_FORWARD = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+
+
+def camera(name="cam", model="none", D=(), T=None, width=640, height=480, K_=K):
+    return CameraModel(name, width, height, K_, D, model, np.eye(4) if T is None else T)
+
+
+def no_occlusion(**kw):
+    return ProjectionConfig(occlusion=False, **kw)
+
+
+def project(points, cameras, cfg=None):
+    return project_points(torch.tensor(points, dtype=torch.float32), cameras, cfg or no_occlusion())
+
+
+def hand_distort(x, y, k1, k2, p1, p2, k3, k4=0.0, k5=0.0, k6=0.0):
+    """OpenCV's distortion equations, written out for one point."""
+    r2 = x * x + y * y
+    radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k4 * r2 + k5 * r2**2 + k6 * r2**3)
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return xd, yd
+
+
+def test_point_on_optical_axis_lands_on_principal_point():
+    proj = project([[0.0, 0.0, 7.0]], [camera()])
+    assert proj.uv.shape == (1, 1, 2) and proj.uv.dtype == torch.float32
+    assert proj.uv[0, 0].tolist() == pytest.approx([320.5, 240.25])
+    assert proj.depth[0, 0].item() == pytest.approx(7.0)
+    assert bool(proj.visible[0, 0])
+
+
+def test_known_offset_and_extrinsics():
+    proj = project([[1.0, 0.5, 10.0]], [camera()])
+    assert proj.uv[0, 0].tolist() == pytest.approx([320.5 + 500 * 0.1, 240.25 + 400 * 0.05])
+    # Through a LiDAR -> camera rotation plus translation: a point 10 m ahead, 1 m left, camera 0.5 m up.
+    T = T_FORWARD.copy()
+    T[:3, 3] = [0.0, 0.5, 0.0]  # camera sits 0.5 m above the LiDAR: optical y (down) shifts by +0.5
+    proj = project([[10.0, 1.0, 0.0]], [camera(T=T)])
+    assert proj.uv[0, 0].tolist() == pytest.approx([320.5 - 500 * 0.1, 240.25 + 400 * 0.05])
+    assert proj.depth[0, 0].item() == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("x, y", [(0.3, -0.2), (-0.45, 0.35), (0.0, 0.0), (0.6, 0.5)])
+def test_distort_matches_hand_formula_for_both_models(x, y):
+    xd, yd = distort(torch.tensor([x], dtype=torch.float64), torch.tensor([y], dtype=torch.float64),
+                     "plumb_bob", PLUMB_BOB)
+    assert (xd.item(), yd.item()) == pytest.approx(hand_distort(x, y, *PLUMB_BOB), rel=1e-12, abs=1e-12)
+    xd, yd = distort(torch.tensor([x], dtype=torch.float64), torch.tensor([y], dtype=torch.float64),
+                     "rational_polynomial", RATIONAL)
+    assert (xd.item(), yd.item()) == pytest.approx(hand_distort(x, y, *RATIONAL), rel=1e-12, abs=1e-12)
+
+
+def test_distortion_model_equivalences():
+    x, y = torch.tensor([0.2, -0.4]), torch.tensor([0.1, 0.3])
+    plumb = distort(x, y, "plumb_bob", PLUMB_BOB)
+    rational = distort(x, y, "rational_polynomial", PLUMB_BOB + [0.0, 0.0, 0.0])
+    assert torch.allclose(plumb[0], rational[0]) and torch.allclose(plumb[1], rational[1])
+    none = distort(x, y, "none", [])
+    assert torch.equal(none[0], x) and torch.equal(none[1], y)
+    assert distort(x, y, "plumb_bob", [])[0].tolist() == pytest.approx(x.tolist())  # empty D: no distortion
+
+
+def test_projection_applies_distortion_per_camera():
+    point = [1.5, -0.9, 6.0]
+    cams = [camera("a", "plumb_bob", PLUMB_BOB), camera("b", "rational_polynomial", RATIONAL), camera("c")]
+    proj = project([point], cams)
+    for m, coeffs in enumerate([PLUMB_BOB, RATIONAL, [0.0] * 5]):
+        xd, yd = hand_distort(point[0] / point[2], point[1] / point[2], *coeffs)
+        assert proj.uv[m, 0].tolist() == pytest.approx([500 * xd + 320.5, 400 * yd + 240.25], rel=1e-5)
+
+
+def back_project(uv, depth, cam, coeffs=None, iterations=30):
+    """Pixel + depth -> LiDAR point; undistorts by fixed-point iteration when coefficients are given."""
+    Kn = np.asarray(cam.K)
+    xd = (uv[:, 0] - Kn[0, 2]) / Kn[0, 0]
+    yd = (uv[:, 1] - Kn[1, 2]) / Kn[1, 1]
+    x, y = xd.copy(), yd.copy()
+    if coeffs is not None:
+        k1, k2, p1, p2, k3, k4, k5, k6 = (list(coeffs) + [0.0] * 8)[:8]
+        for _ in range(iterations):
+            r2 = x * x + y * y
+            radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k4 * r2 + k5 * r2**2 + k6 * r2**3)
+            dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+            dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+            x, y = (xd - dx) / radial, (yd - dy) / radial
+    cam_pts = np.stack([x * depth, y * depth, depth, np.ones_like(depth)], axis=1)
+    return (np.linalg.inv(cam.T_cam_lidar) @ cam_pts.T).T[:, :3]
+
+
+@pytest.mark.parametrize("model, coeffs", [("none", None), ("plumb_bob", PLUMB_BOB), ("rational_polynomial", RATIONAL)])
+def test_round_trip_recovers_points(model, coeffs):
+    rng = np.random.default_rng(0)
+    T = T_FORWARD.copy()
+    T[:3, 3] = [0.1, -0.3, 0.2]
+    cam = camera(model=model, D=coeffs or (), T=T)
+    points = np.column_stack([rng.uniform(5, 40, 200), rng.uniform(-8, 8, 200), rng.uniform(-2, 2, 200)])
+    proj = project(points, [cam])
+    assert bool(proj.visible.any())
+    vis = proj.visible[0].numpy()
+    uv = proj.uv[0].double().numpy()[vis]
+    recovered = back_project(uv, proj.depth[0].double().numpy()[vis], cam, coeffs)
+    np.testing.assert_allclose(recovered, points[vis], atol=2e-4 * 40)
+
+
+def test_bounds_use_pixel_centers_and_margin():
+    cam = camera(width=640, height=480)
+    # Points at depth 1 whose u lands at -0.4, -0.6, 639.4, 639.6 (v at the center).
+    us = np.array([-0.4, -0.6, 639.4, 639.6])
+    pts = np.column_stack([(us - 320.5) / 500, np.zeros(4), np.ones(4)])
+    assert project(pts, [cam]).visible[0].tolist() == [True, False, True, False]
+    us = np.array([9.4, 9.6, 629.4, 629.6])  # margin 10: the usable span is [9.5, 629.5)
+    pts = np.column_stack([(us - 320.5) / 500, np.zeros(4), np.ones(4)])
+    assert project(pts, [cam], no_occlusion(image_margin_px=10.0)).visible[0].tolist() == [False, True, True, False]
+    vs = np.array([-0.6, 479.4])
+    pts = np.column_stack([np.zeros(2), (vs - 240.25) / 400, np.ones(2)])
+    assert project(pts, [cam]).visible[0].tolist() == [False, True]
+
+
+def test_depth_must_exceed_min_depth():
+    pts = [[0, 0, -5.0], [0, 0, 0.0], [0, 0, 0.4], [0, 0, 0.6]]
+    proj = project(pts, [camera()], no_occlusion(min_depth_m=0.5))
+    assert proj.visible[0].tolist() == [False, False, False, True]
+    assert torch.isfinite(proj.uv).all()
+
+
+def test_folded_over_distortion_is_not_seen():
+    # k1 = -0.5: the distorted radius peaks at r = 0.816 and falls back towards the image center beyond it.
+    cam = camera(model="plumb_bob", D=[-0.5, 0, 0, 0, 0])
+    xd, _ = hand_distort(1.3, 0.0, -0.5, 0, 0, 0, 0)
+    assert 0 <= 500 * xd + 320.5 < 640  # the far point's formula lands inside the image...
+    proj = project([[0.3, 0, 1.0], [1.3, 0, 1.0]], [cam])
+    assert proj.visible[0].tolist() == [True, False]  # ...but it is outside the field of view
+
+
+def reference_visibility(points, cam, coeffs, margin=0.0, min_depth=0.5):
+    """Every point through the full lens model (no field-of-view shortcut), in float64 numpy."""
+    pc = (cam.T_cam_lidar[:3, :3] @ points.T).T + cam.T_cam_lidar[:3, 3]
+    z = pc[:, 2]
+    zs = np.where(z > min_depth, z, 1.0)
+    x, y = pc[:, 0] / zs, pc[:, 1] / zs
+    xd, yd = hand_distort(x, y, *coeffs)
+    u, v = 500 * xd + 320.5, 400 * yd + 240.25
+    k1, k2, _, _, k3, k4, k5, k6 = (list(coeffs) + [0.0] * 8)[:8]
+
+    def distorted_radius(rr):
+        return rr * (1 + k1 * rr**2 + k2 * rr**4 + k3 * rr**6) / (1 + k4 * rr**2 + k5 * rr**4 + k6 * rr**6)
+
+    # The lens model is valid up to its first fold, where the distorted radius stops growing.
+    grid = np.linspace(0, 20, 400001)
+    falling = np.flatnonzero(np.diff(distorted_radius(grid)) <= 0)
+    fold = grid[falling[0]] if falling.size else np.inf
+    unfolded = np.sqrt(x * x + y * y) < fold
+    inside = (u >= margin - 0.5) & (u < 639.5 - margin) & (v >= margin - 0.5) & (v < 479.5 - margin)
+    return (z > min_depth) & inside & unfolded
+
+
+@pytest.mark.parametrize("model, coeffs", [("none", [0.0] * 5), ("plumb_bob", PLUMB_BOB),
+                                           ("plumb_bob", [-0.5, 0.05, 0.002, 0.001, 0.0]),
+                                           ("rational_polynomial", RATIONAL)])
+def test_field_of_view_shortcut_never_changes_visibility(model, coeffs):
+    rng = np.random.default_rng(4)
+    # Directions over the whole sphere, many of them near the image border and beyond.
+    points = rng.normal(size=(20000, 3)) * rng.uniform(1, 30, (20000, 1))
+    cam = camera(model=model, D=coeffs)
+    got = project(points, [cam]).visible[0].numpy()
+    expected = reference_visibility(points, cam, coeffs)
+    assert got.sum() > 100
+    disagree = np.flatnonzero(got != expected)
+    assert disagree.size <= 2, disagree  # float32 vs float64 right at the image border at most
+
+
+def test_occlusion_near_point_hides_far_point_in_same_block_only():
+    cfg = ProjectionConfig(occlusion=True, occlusion_block_px=8, occlusion_tolerance_m=0.5)
+    # Pixel (320.5, 240.25) lies in block x 40, y 30 (blocks of 8 px, edges at -0.5 + 8k).
+    near = [0.0, 0.0, 5.0]
+    far_same_block = [0.002 * 20, 0.0, 20.0]  # u = 320.5 + 1.0, same block
+    far_other_block = [0.03 * 20, 0.0, 20.0]  # u = 335.5, next block
+    within_tolerance = [0.0, 0.001 * 5.3, 5.3]  # same block, 0.3 m behind the nearest
+    pts = [near, far_same_block, far_other_block, within_tolerance]
+    proj = project(pts, [camera()], cfg)
+    assert proj.visible[0].tolist() == [True, False, True, True]
+    assert project(pts, [camera()]).visible[0].tolist() == [True, True, True, True]  # occlusion off
+
+
+def test_occlusion_is_per_camera():
+    cfg = ProjectionConfig(occlusion=True)
+    turned = np.eye(4)
+    turned[:3, :3] = [[-1, 0, 0], [0, 1, 0], [0, 0, -1]]  # second camera looks backwards
+    pts = [[0, 0, 5.0], [0, 0, 20.0], [0, 0, -10.0]]
+    proj = project(pts, [camera("front"), camera("back", T=turned)], cfg)
+    assert proj.visible.tolist() == [[True, False, False], [False, False, True]]
+
+
+def test_vectorized_over_many_cameras_matches_one_at_a_time():
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(-20, 20, (500, 3))
+    cams = []
+    for i in range(4):
+        T = np.eye(4)
+        a = i * math.pi / 2
+        T[:3, :3] = [[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]]
+        cams.append(camera(f"c{i}", ["none", "plumb_bob", "rational_polynomial", "none"][i],
+                           [(), PLUMB_BOB, RATIONAL, ()][i], T=T))
+    cfg = ProjectionConfig(occlusion=True)
+    together = project(pts, cams, cfg)
+    for m, cam in enumerate(cams):
+        alone = project(pts, [cam], cfg)
+        assert torch.equal(alone.visible[0], together.visible[m])
+        assert torch.allclose(alone.uv[0], together.uv[m])
+
+
+def test_zero_cameras_give_empty_projection():
+    proj = project(np.zeros((5, 3)), [])
+    assert proj.uv.shape == (0, 5, 2) and proj.visible.shape == (0, 5) and proj.depth.shape == (0, 5)
+    assert proj.visible.dtype == torch.bool
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="camera 'left'.*plumb_bob.*5"):
+        project([[0, 0, 1.0]], [camera("left", "plumb_bob", [0.1, 0.2])])
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        project_points(torch.zeros(4, 2), [camera()], no_occlusion())
+
+
+def box_points(center, size, yaw, n, rng):
+    """Points filling an oriented box, plus its 8 corners so the extent is exact."""
+    local = rng.uniform(-0.5, 0.5, (n, 3))
+    corners = np.array([[sx, sy, sz] for sx in (-0.5, 0.5) for sy in (-0.5, 0.5) for sz in (-0.5, 0.5)])
+    local = np.vstack([local, corners]) * size
+    c, s = math.cos(yaw), math.sin(yaw)
+    R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    return local @ R.T + center
+
+
+@pytest.mark.parametrize("yaw", [0.6, -1.2, 1.5])
+def test_fit_box_recovers_rotated_box(yaw):
+    rng = np.random.default_rng(2)
+    center, size = np.array([10.0, -3.0, 0.75]), np.array([4.5, 1.8, 1.5])
+    center_fit, size_fit, yaw_fit = fit_box(box_points(center, size, yaw, 300, rng))
+    np.testing.assert_allclose(center_fit, center, atol=1e-6)
+    np.testing.assert_allclose(size_fit, size, atol=1e-6)
+    assert -math.pi / 2 < yaw_fit <= math.pi / 2
+    assert math.isclose(math.cos(2 * (yaw_fit - yaw)), 1.0, abs_tol=1e-9)  # same axis (yaw is mod pi)
+
+
+def test_fit_box_length_is_the_long_side_and_degenerate_inputs_work():
+    rng = np.random.default_rng(3)
+    _, size, yaw = fit_box(box_points(np.zeros(3), np.array([1.0, 3.0, 1.0]), 0.0, 100, rng))
+    assert size.tolist() == pytest.approx([3.0, 1.0, 1.0])
+    assert math.isclose(abs(yaw), math.pi / 2)
+    center, size, _ = fit_box(np.array([[1.0, 2.0, 3.0]]))
+    assert center.tolist() == [1.0, 2.0, 3.0] and size.tolist() == [0.0, 0.0, 0.0]
+    line = np.column_stack([np.linspace(0, 2, 5), np.linspace(0, 2, 5), np.zeros(5)])
+    center, size, yaw = fit_box(line)
+    assert size[0] == pytest.approx(2 * math.sqrt(2)) and size[1] == pytest.approx(0.0, abs=1e-9)
+    assert yaw == pytest.approx(math.pi / 4)
+    with pytest.raises(ValueError, match="non-empty"):
+        fit_box(np.zeros((0, 3)))

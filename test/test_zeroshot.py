@@ -1,0 +1,147 @@
+"""The CLIP-only baseline: per-point classification by text similarity plus Euclidean clustering of things."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ov_panoptic_ros.core.config import ZeroShotConfig
+from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
+from ov_panoptic_ros.core.pipeline import StageTimer
+from ov_panoptic_ros.core.vision.text import ClassEmbeddings
+from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
+
+D = 32
+CLASSES = ("car", "truck", "road", "building")
+STUFF = ("road", "building")
+
+
+def class_embeddings(classes=CLASSES, stuff=STUFF, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    emb = F.normalize(torch.randn(len(classes), D, generator=gen), dim=1)
+    vocab = Vocabulary(classes, stuff)
+    return ClassEmbeddings(vocab, emb, torch.arange(len(classes)), torch.from_numpy(vocab.is_stuff), "test")
+
+
+def features_for(labels, emb, noise=0.05, seed=1):
+    """CLIP-like features: the true class's text embedding plus noise."""
+    gen = torch.Generator().manual_seed(seed)
+    f = emb.embeddings[torch.as_tensor(labels)] + noise * torch.randn(len(labels), D, generator=gen)
+    return F.normalize(f, dim=1)
+
+
+def blob(center, n, spread=0.4, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.asarray(center, dtype=np.float32) + rng.uniform(-spread, spread, (n, 3)).astype(np.float32)
+
+
+def run(points, labels, emb, seen=None, cfg=None):
+    points = torch.as_tensor(np.asarray(points, dtype=np.float32))
+    seen = torch.ones(len(points), dtype=torch.bool) if seen is None else torch.as_tensor(seen)
+    timer = StageTimer(torch.device("cpu"))
+    result = ZeroShotSegmenter(cfg or ZeroShotConfig())(points, features_for(labels, emb), seen, emb, timer)
+    return result, timer
+
+
+def test_labels_follow_the_closest_text_embedding():
+    emb = class_embeddings()
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 400)
+    points = rng.uniform(-50, 50, (400, 3))  # spread out: things become singletons, so test stuff+things apart
+    cfg = ZeroShotConfig(min_cluster_points=1)
+    result, timer = run(points, truth, emb, cfg=cfg)
+    assert result.labels.dtype == np.uint16 and result.scores.dtype == np.float32
+    assert result.instance_ids.dtype == np.uint32
+    np.testing.assert_array_equal(result.labels, truth)
+    # The score is the softmax probability of the winning class at the configured temperature.
+    f = features_for(truth, emb)
+    prob = torch.softmax(emb.cosine(f) / cfg.temperature, dim=1).max(dim=1).values.numpy()
+    np.testing.assert_allclose(result.scores, prob, rtol=1e-5)
+    assert ((result.scores > 0) & (result.scores <= 1)).all()
+    assert {"classify", "cluster"} <= set(timer.ms)
+    assert result.vocabulary is emb.vocabulary
+
+
+def test_two_cars_three_metres_apart_are_two_instances():
+    emb = class_embeddings()
+    car_a, car_b = blob([10, 0, 0], 60, seed=1), blob([13, 0, 0], 60, seed=2)  # 3 m apart, each 0.8 m wide
+    result, _ = run(np.vstack([car_a, car_b]), [0] * 120, emb)
+    ids = result.instance_ids
+    assert len(set(ids[:60])) == 1 and len(set(ids[60:])) == 1
+    assert ids[0] != ids[60] and sorted({int(ids[0]), int(ids[60])}) == [1, 2]
+    assert [inst.instance_id for inst in result.instances] == [1, 2]
+    inst = result.instances[0]
+    assert inst.label == 0 and inst.num_points == 60
+    assert inst.score == pytest.approx(float(result.scores[:60].mean()), rel=1e-6)
+    np.testing.assert_allclose(inst.center[:2], [10, 0], atol=0.1)
+    assert inst.size[0] <= 0.8 * np.sqrt(2) + 1e-6
+
+
+def test_points_within_radius_chain_into_one_instance():
+    emb = class_embeddings()
+    chain = np.column_stack([np.arange(12) * 0.5, np.zeros(12), np.zeros(12)])  # 5.5 m long, 0.5 m steps
+    sparse = np.column_stack([np.arange(6) * 0.7, np.full(6, 20.0), np.zeros(6)])  # steps beyond 0.6 m
+    result, _ = run(np.vstack([chain, sparse]), [1] * 18, emb, cfg=ZeroShotConfig(cluster_radius_m=0.6,
+                                                                                 min_cluster_points=3))
+    assert (result.instance_ids[:12] == 1).all() and result.labels[0] == 1
+    # Each sparse point is its own cluster of one: too small, so unlabeled with score 0.
+    assert (result.instance_ids[12:] == 0).all() and (result.labels[12:] == UNLABELED).all()
+    assert (result.scores[12:] == 0).all()
+    assert len(result.instances) == 1 and result.instances[0].size[0] == pytest.approx(5.5)
+
+
+def test_different_classes_never_merge():
+    emb = class_embeddings()
+    car, truck = blob([0, 0, 0], 30, seed=3), blob([0.5, 0, 0], 30, seed=4)  # overlapping in space
+    result, _ = run(np.vstack([car, truck]), [0] * 30 + [1] * 30, emb)
+    assert set(result.instance_ids[:30]) == {1} and set(result.instance_ids[30:]) == {2}
+    assert [i.label for i in result.instances] == [0, 1]
+
+
+def test_stuff_keeps_its_label_with_instance_zero_and_unseen_points_are_unlabeled():
+    emb = class_embeddings()
+    road = blob([0, 0, -1.5], 50, spread=3.0, seed=5)
+    car = blob([5, 5, 0], 20, seed=6)
+    points = np.vstack([road, car])
+    labels = [2] * 50 + [0] * 20
+    seen = np.ones(70, dtype=bool)
+    seen[[3, 60]] = False
+    result, _ = run(points, labels, emb, seen=seen)
+    assert (result.labels[:50][seen[:50]] == 2).all() and (result.instance_ids[:50] == 0).all()
+    assert result.labels[3] == UNLABELED and result.scores[3] == 0 and result.instance_ids[3] == 0
+    assert result.labels[60] == UNLABELED and result.instance_ids[60] == 0
+    assert set(result.instance_ids[50:][seen[50:]]) == {1}
+    assert result.instances[0].num_points == 19
+
+
+def test_vocabulary_size_does_not_change_the_answer():
+    small = class_embeddings(("car", "truck", "road"), ("road",))
+    names = ["car", "truck", "road"] + [f"thing{i}" for i in range(27)]
+    extra = F.normalize(torch.randn(27, D, generator=torch.Generator().manual_seed(9)), dim=1)
+    vocab = Vocabulary(tuple(names), ("road",))
+    large = ClassEmbeddings(vocab, torch.cat([small.embeddings, extra]), torch.arange(30),
+                            torch.from_numpy(vocab.is_stuff), "test")
+    points = np.vstack([blob([0, 0, 0], 20, seed=7), blob([6, 0, 0], 20, seed=8), blob([0, 0, -2], 40, 2.0, 9)])
+    truth = [0] * 20 + [1] * 20 + [2] * 40
+    seg = ZeroShotSegmenter(ZeroShotConfig())
+    out = []
+    for emb in (small, large):
+        timer = StageTimer(torch.device("cpu"))
+        out.append(seg(torch.from_numpy(points), features_for(truth, small), torch.ones(80, dtype=torch.bool),
+                       emb, timer))
+    np.testing.assert_array_equal(out[0].labels, truth)
+    np.testing.assert_array_equal(out[0].labels, out[1].labels)
+    np.testing.assert_array_equal(out[0].instance_ids, out[1].instance_ids)
+    assert len(out[1].instances) == 2 and out[1].vocabulary.classes == tuple(names)
+
+
+def test_no_seen_points_and_bad_config():
+    emb = class_embeddings()
+    result, _ = run(np.zeros((5, 3)), [0] * 5, emb, seen=np.zeros(5, dtype=bool))
+    assert (result.labels == UNLABELED).all() and not result.instances
+    with pytest.raises(ValueError, match="cluster_radius_m"):
+        ZeroShotSegmenter(ZeroShotConfig(cluster_radius_m=0))
+    with pytest.raises(ValueError, match="temperature"):
+        ZeroShotSegmenter(ZeroShotConfig(temperature=0))
+    with pytest.raises(ValueError, match="5 points but 4 features"):
+        ZeroShotSegmenter(ZeroShotConfig())(torch.zeros(5, 3), torch.zeros(4, D), torch.ones(5, dtype=torch.bool),
+                                            emb, StageTimer(torch.device("cpu")))
