@@ -1,0 +1,1 @@
+"""The thin rclpy layer: node, message conversion, time sync, markers, diagnostics."""

@@ -1,0 +1,377 @@
+"""ROS message <-> numpy conversion, shared by the node (rclpy messages) and the bag tools (rosbags).
+
+Nothing here imports rclpy or a message package: messages are read by duck typing on their
+attributes, so one converter serves both message flavours. `msg.data` may be `bytes`,
+`array.array('B')` (rclpy) or a numpy uint8 array (rosbags); all expose the buffer protocol.
+
+Policy (documented in README_SECTION.md):
+- A cloud is read through a zero-copy strided view where the layout allows it.
+- Clouds above `max_points` points are rejected before their payload is touched (default
+  1,000,000: a 2M-point cloud is a misconfigured or merged source at 10 Hz, not something to
+  silently slow the whole stack down with; raise the `max_points` parameter to accept it).
+- Output clouds are written into one preallocated `array.array('B')` through a numpy structured
+  view: no per-point Python and no numpy array ever assigned to `msg.data` (that costs ~0.5 s).
+"""
+from __future__ import annotations
+
+import array
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from ov_panoptic_ros.core.frame import UNLABELED, CameraModel
+
+# sensor_msgs/PointField datatypes
+INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
+POINTFIELD_DTYPES = {
+    INT8: np.dtype("i1"), UINT8: np.dtype("u1"), INT16: np.dtype("<i2"), UINT16: np.dtype("<u2"),
+    INT32: np.dtype("<i4"), UINT32: np.dtype("<u4"), FLOAT32: np.dtype("<f4"), FLOAT64: np.dtype("<f8"),
+}
+DEFAULT_MAX_POINTS = 1_000_000
+UNLABELED_RGB = (128, 128, 128)  # gray for points no class applies to
+
+
+class InputError(ValueError):
+    """A message that cannot be used. `kind` names the diagnostics counter it increments."""
+
+    kind = "bad_input"
+
+    def __init__(self, reason: str, kind: str | None = None):
+        super().__init__(reason)
+        if kind is not None:
+            self.kind = kind
+
+
+class CloudError(InputError):
+    kind = "cloud_bad_layout"
+
+
+class ImageError(InputError):
+    kind = "image_bad"
+
+
+class CameraInfoError(InputError):
+    kind = "camera_info_bad"
+
+
+def _as_uint8(data) -> np.ndarray:
+    """The message payload as a flat uint8 array, without copying when it supports the buffer protocol."""
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).view(np.uint8)
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:  # a plain list of ints
+        return np.asarray(data, dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------------------------- clouds
+@dataclass
+class CloudArrays:
+    """A PointCloud2 as arrays. `xyz` may be a read-only strided view into the message payload."""
+
+    xyz: np.ndarray  # (N, 3) float32, may contain NaN/inf
+    intensity: np.ndarray | None  # (N,) float32
+    finite: np.ndarray  # (N,) bool: all of x, y, z finite
+    num_points: int
+
+    @property
+    def num_finite(self) -> int:
+        return int(np.count_nonzero(self.finite))
+
+    @property
+    def all_finite(self) -> bool:
+        return self.num_finite == self.num_points
+
+    def finite_points(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Contiguous xyz and intensity of the finite points: what goes into a Frame."""
+        if self.all_finite:
+            xyz = np.ascontiguousarray(self.xyz)
+            return xyz, None if self.intensity is None else np.ascontiguousarray(self.intensity)
+        xyz = self.xyz[self.finite]
+        return xyz, None if self.intensity is None else self.intensity[self.finite]
+
+
+def _field_table(msg) -> dict[str, tuple[int, int, int]]:
+    return {f.name: (int(f.offset), int(f.datatype), int(f.count)) for f in msg.fields}
+
+
+def _check_cloud_header(msg, fields: dict, max_points: int) -> int:
+    """Reject what can be rejected without touching the payload; return the point count."""
+    missing = [a for a in "xyz" if a not in fields]
+    if missing:
+        raise CloudError(
+            f"PointCloud2 has no {'/'.join(missing)} field(s); fields are {sorted(fields) or 'none'}",
+            kind="cloud_missing_xyz",
+        )
+    if msg.is_bigendian:
+        raise CloudError("big-endian PointCloud2 is not supported", kind="cloud_big_endian")
+    for a in "xyz":
+        if fields[a][1] != FLOAT32 or fields[a][2] != 1:
+            raise CloudError(
+                f"field {a!r} must be one float32 (datatype {FLOAT32}),"
+                f" got datatype {fields[a][1]} count {fields[a][2]}",
+                kind="cloud_bad_field_type",
+            )
+    n = int(msg.width) * int(msg.height)
+    if n > max_points:
+        raise CloudError(
+            f"cloud has {n} points, more than max_points={max_points}; raise the max_points parameter to accept it",
+            kind="cloud_too_large",
+        )
+    return n
+
+
+def _check_cloud_layout(msg, fields: dict, n: int, data_len: int) -> None:
+    step, row_step, width, height = int(msg.point_step), int(msg.row_step), int(msg.width), int(msg.height)
+    for name, (offset, datatype, count) in fields.items():
+        size = POINTFIELD_DTYPES[datatype].itemsize if datatype in POINTFIELD_DTYPES else None
+        if size is None:
+            raise CloudError(f"field {name!r} has unknown datatype {datatype}")
+        if offset < 0 or offset + size * max(count, 1) > step:
+            raise CloudError(f"field {name!r} (offset {offset}) does not fit in point_step {step}")
+    if n and row_step < width * step:
+        raise CloudError(f"row_step {row_step} is smaller than width*point_step = {width}*{step}")
+    if data_len != row_step * height:
+        raise CloudError(
+            f"data has {data_len} bytes but row_step*height = {row_step}*{height} = {row_step * height}"
+        )
+
+
+def _strided(buf: np.ndarray, offset: int, dtype: np.dtype, n: int, step: int, cols: int = 1) -> np.ndarray:
+    """A view of `cols` consecutive `dtype` values per point, `step` bytes apart."""
+    shape, strides = ((n,), (step,)) if cols == 1 else ((n, cols), (step, dtype.itemsize))
+    return np.ndarray(shape, dtype=dtype, buffer=buf, offset=offset, strides=strides)
+
+
+def read_cloud(msg, max_points: int = DEFAULT_MAX_POINTS) -> CloudArrays:
+    """PointCloud2 (rclpy or rosbags) -> arrays; zero-copy for xyz when x, y, z are packed together."""
+    fields = _field_table(msg)
+    n = _check_cloud_header(msg, fields, max_points)
+    raw = _as_uint8(msg.data)
+    _check_cloud_layout(msg, fields, n, raw.size)
+    step = int(msg.point_step)
+    if n == 0:
+        empty = np.zeros((0, 3), np.float32)
+        inten = np.zeros(0, np.float32) if "intensity" in fields else None
+        return CloudArrays(empty, inten, np.zeros(0, bool), 0)
+    if int(msg.height) > 1 and int(msg.row_step) != int(msg.width) * step:  # padded rows: drop the padding
+        raw = np.ascontiguousarray(raw.reshape(int(msg.height), int(msg.row_step))[:, : int(msg.width) * step])
+    ox, oy, oz = fields["x"][0], fields["y"][0], fields["z"][0]
+    f32 = POINTFIELD_DTYPES[FLOAT32]
+    if oy == ox + 4 and oz == ox + 8:
+        xyz = _strided(raw, ox, f32, n, step, cols=3)
+    else:
+        xyz = np.stack([_strided(raw, o, f32, n, step) for o in (ox, oy, oz)], axis=1)
+    intensity = None
+    if "intensity" in fields and fields["intensity"][2] == 1:
+        off, dt, _ = fields["intensity"]
+        intensity = _strided(raw, off, POINTFIELD_DTYPES[dt], n, step).astype(np.float32, copy=False)
+    finite = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1]) & np.isfinite(xyz[:, 2])  # 20x faster than on (N, 3)
+    return CloudArrays(xyz, intensity, finite, n)
+
+
+@dataclass
+class PackedCloud:
+    """An output cloud ready for a PointCloud2: fields as (name, offset, datatype, count).
+
+    `data` is an `array.array('B')`: rclpy takes it as `msg.data` with one memcpy (a numpy array
+    would be converted element by element); for rosbags messages use `np.frombuffer(data, np.uint8)`.
+    """
+
+    fields: list[tuple[str, int, int, int]]
+    point_step: int
+    data: array.array
+    num_points: int
+
+
+def panoptic_fields(with_intensity: bool, with_vocab_version: bool = False) -> tuple[list, int]:
+    """Output layout. 4-byte aligned; `vocab_version` (optional) lives in the 2 bytes after `label`."""
+    fields = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1)]
+    off = 12
+    if with_intensity:
+        fields.append(("intensity", off, FLOAT32, 1))
+        off += 4
+    fields.append(("label", off, UINT16, 1))
+    if with_vocab_version:
+        fields.append(("vocab_version", off + 2, UINT16, 1))
+    fields += [("instance_id", off + 4, UINT32, 1), ("score", off + 8, FLOAT32, 1), ("rgb", off + 12, FLOAT32, 1)]
+    return fields, off + 16
+
+
+def _numpy_dtype(fields: list, point_step: int) -> np.dtype:
+    return np.dtype({
+        "names": [f[0] for f in fields],
+        "formats": [POINTFIELD_DTYPES[f[2]] for f in fields],
+        "offsets": [f[1] for f in fields],
+        "itemsize": point_step,
+    })
+
+
+def pack_rgb(colors: np.ndarray) -> np.ndarray:
+    """(K, 3) uint8 RGB -> (K,) uint32 0x00RRGGBB (stored in the float32 `rgb` field as RViz expects)."""
+    c = np.asarray(colors, dtype=np.uint8).reshape(-1, 3).astype(np.uint32)
+    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+
+
+def label_colors(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Per-point packed rgb from class labels; UNLABELED (or any label past the palette) is gray."""
+    lut = np.append(pack_rgb(palette), pack_rgb(np.array([UNLABELED_RGB]))).astype(np.uint32)
+    return lut.take(np.minimum(labels, len(lut) - 1))
+
+
+def pack_panoptic_cloud(
+    xyz: np.ndarray,
+    intensity: np.ndarray | None,
+    labels: np.ndarray,
+    instance_ids: np.ndarray,
+    scores: np.ndarray,
+    colors_rgb_uint8: np.ndarray,
+    vocab_version: int | None = None,
+) -> PackedCloud:
+    """Per-point results -> one interleaved little-endian buffer (x, y, z, [intensity], label, ...).
+
+    `colors_rgb_uint8` is (N, 3) uint8 per point, or (N,) uint32 already packed (see `label_colors`).
+    """
+    n = int(np.asarray(xyz).shape[0])
+    for name, arr in (("labels", labels), ("instance_ids", instance_ids), ("scores", scores)):
+        if np.asarray(arr).shape[0] != n:
+            raise ValueError(f"{name} has {np.asarray(arr).shape[0]} entries for {n} points")
+    fields, step = panoptic_fields(intensity is not None, vocab_version is not None)
+    data = array.array("B", b"\0") * (n * step)
+    out = np.frombuffer(data, dtype=_numpy_dtype(fields, step)) if n else np.zeros(0, _numpy_dtype(fields, step))
+    out["x"], out["y"], out["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    if intensity is not None:
+        out["intensity"] = intensity
+    out["label"] = labels
+    if vocab_version is not None:
+        out["vocab_version"] = vocab_version & 0xFFFF
+    out["instance_id"] = instance_ids
+    out["score"] = scores
+    colors = np.asarray(colors_rgb_uint8)
+    rgb = colors.astype(np.uint32, copy=False) if colors.ndim == 1 else pack_rgb(colors)
+    out["rgb"] = rgb.view(np.float32)
+    return PackedCloud(fields, step, data, n)
+
+
+def to_pointcloud2(packed: PackedCloud, header, cloud_cls, field_cls):
+    """Build a PointCloud2 of the given message classes (rclpy or rosbags) from a PackedCloud."""
+    rclpy_style = hasattr(cloud_cls, "get_fields_and_field_types")
+    msg = cloud_cls(
+        header=header,
+        height=1,
+        width=packed.num_points,
+        fields=[field_cls(name=n, offset=o, datatype=d, count=c) for n, o, d, c in packed.fields],
+        is_bigendian=False,
+        point_step=packed.point_step,
+        row_step=packed.point_step * packed.num_points,
+        data=[] if rclpy_style else np.frombuffer(packed.data, dtype=np.uint8),
+        is_dense=True,
+    )
+    if rclpy_style:
+        msg.data = packed.data  # once, after construction: rclpy's __init__ would copy it twice
+    return msg
+
+
+# --------------------------------------------------------------------------------------------- images
+_RAW_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
+
+
+def image_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/Image -> (H, W, 3) uint8 RGB (a read-only view into the message for tight rgb8)."""
+    enc = str(msg.encoding).lower()
+    if enc not in _RAW_ENCODINGS:
+        raise ImageError(
+            f"unsupported image encoding {msg.encoding!r} (supported: {', '.join(_RAW_ENCODINGS)})",
+            kind="image_bad_encoding",
+        )
+    channels = _RAW_ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    raw = _as_uint8(msg.data)
+    if h <= 0 or w <= 0:
+        raise ImageError(f"image size {w}x{h} is empty", kind="image_bad_layout")
+    if step < w * channels:
+        raise ImageError(f"step {step} is smaller than width*channels = {w}*{channels}", kind="image_bad_layout")
+    if raw.size != step * h:
+        raise ImageError(f"image data has {raw.size} bytes but step*height = {step}*{h} = {step * h}",
+                         kind="image_bad_layout")
+    px = raw.reshape(h, step)[:, : w * channels].reshape(h, w, channels)
+    if enc == "rgb8":
+        return px if px.flags.c_contiguous else np.ascontiguousarray(px)
+    if enc == "mono8":
+        return np.repeat(px, 3, axis=2)
+    if enc == "rgba8":
+        return np.ascontiguousarray(px[:, :, :3])
+    return np.ascontiguousarray(px[:, :, 2::-1])  # bgr8 / bgra8
+
+
+_COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
+
+
+def compressed_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png, image_transport format strings too) -> (H, W, 3) uint8 RGB."""
+    from PIL import Image  # the node imports PIL only when a camera is configured as compressed
+
+    fmt = str(msg.format).lower()
+    if "compresseddepth" in fmt or not any(f in fmt for f in _COMPRESSED_FORMATS):
+        raise ImageError(f"unsupported compressed format {msg.format!r} (supported: jpeg, png)",
+                         kind="image_bad_encoding")
+    try:
+        with Image.open(io.BytesIO(_as_uint8(msg.data).tobytes())) as img:
+            return np.array(img.convert("RGB"))  # writable: torch.from_numpy warns on read-only arrays
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageError(f"corrupt {fmt} image: {e}", kind="image_corrupt") from e
+
+
+# --------------------------------------------------------------------------------------------- camera info
+_DISTORTION_COEFFS = {"plumb_bob": 5, "rational_polynomial": 8}
+
+
+def _distortion(info) -> tuple[str, np.ndarray]:
+    model = str(info.distortion_model).strip()
+    d = np.asarray(info.d, dtype=np.float64).reshape(-1)
+    if model in ("", "none"):
+        if np.any(d != 0):
+            raise CameraInfoError(f"distortion coefficients {d.tolist()} given without a distortion model",
+                                  kind="camera_info_bad_distortion")
+        return "none", np.zeros(0)
+    if model not in _DISTORTION_COEFFS:
+        raise CameraInfoError(
+            f"unknown distortion model {model!r} (supported: plumb_bob, rational_polynomial)",
+            kind="camera_info_bad_distortion",
+        )
+    need = _DISTORTION_COEFFS[model]
+    if d.size == 0:
+        return model, np.zeros(need)
+    if d.size != need:
+        raise CameraInfoError(f"{model} needs {need} coefficients, got {d.size}", kind="camera_info_bad_distortion")
+    return model, d
+
+
+def camera_model_from_info(name: str, info, extrinsics) -> CameraModel:
+    """sensor_msgs/CameraInfo + calibration extrinsics -> CameraModel (K and D of the raw image)."""
+    k = np.asarray(info.k, dtype=np.float64).reshape(-1)
+    if k.size != 9 or not np.isfinite(k).all() or k[0] <= 0 or k[4] <= 0:
+        raise CameraInfoError(f"camera {name!r}: CameraInfo K has no valid focal length: {k.tolist()}",
+                              kind="camera_info_bad_k")
+    if max(int(getattr(info, "binning_x", 0)), int(getattr(info, "binning_y", 0))) > 1:
+        raise CameraInfoError(f"camera {name!r}: binning is not supported", kind="camera_info_unsupported")
+    roi = getattr(info, "roi", None)
+    if roi is not None and int(roi.width) and int(roi.height) and (int(roi.width), int(roi.height)) != (
+        int(info.width), int(info.height)
+    ):
+        raise CameraInfoError(f"camera {name!r}: a region of interest is not supported", kind="camera_info_unsupported")
+    model, d = _distortion(info)
+    try:
+        return CameraModel(
+            name=name, width=int(info.width), height=int(info.height), K=k.reshape(3, 3), D=d,
+            distortion_model=model, T_cam_lidar=extrinsics.T_cam_lidar, time_offset_s=extrinsics.time_offset_s,
+        )
+    except ValueError as e:
+        raise CameraInfoError(f"camera {name!r}: {e}") from e
+
+
+def camera_info_key(info) -> tuple:
+    """What identifies a CameraInfo's content, to rebuild a CameraModel only when it changes."""
+    return (int(info.width), int(info.height), str(info.distortion_model),
+            tuple(float(v) for v in info.k), tuple(float(v) for v in info.d))

@@ -1,0 +1,568 @@
+"""The `ov_panoptic` node: PointCloud2 + camera images in, panoptic cloud, boxes and vocabulary out.
+
+Threads (why): executor callbacks only convert the cloud header-cheaply, buffer raw image messages
+and run the synchronizer, so they never block on the model. One inference worker takes the newest
+synchronized frame (older ones are dropped and counted, never queued) and converts only the images
+that frame uses. One vocabulary worker embeds accepted vocabularies off the frame path; the
+inference worker swaps them in between frames, publishing `~/vocabulary` first, so every cloud is
+labeled with exactly one vocabulary and the message announcing it always comes before it.
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_service import ParameterService
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+from diagnostic_msgs.msg import DiagnosticArray
+
+from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
+from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
+from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocabulary, VocabularyError
+from ov_panoptic_ros.ros import params as P
+from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
+from ov_panoptic_ros.ros.markers import instance_markers
+from ov_panoptic_ros.ros.messages import (
+    CameraInfoError, CloudArrays, ImageError, InputError, camera_info_key, camera_model_from_info,
+    compressed_to_rgb, image_to_rgb, label_colors, pack_panoptic_cloud, read_cloud, to_pointcloud2,
+)
+from ov_panoptic_ros.ros.sync import CameraSynchronizer, FrameAssembler, SyncedFrame, stamp_to_ns
+
+NODE_NAME = "ov_panoptic"
+PACKAGE = "ov_panoptic_ros"
+POLL_PERIOD_S = 0.02  # how often waiting clouds are checked against their camera timeout
+DIAGNOSTICS_PERIOD_S = 1.0
+
+# Every counter /diagnostics shows, registered at zero so users see what is counted before it happens.
+COUNTERS = (
+    "clouds_received", "frames_processed", "frames_dropped_stale", "frames_dropped_pending", "time_jumps",
+    "empty_clouds", "nonfinite_points_dropped", "clouds_with_nonfinite_points",
+    "cloud_missing_xyz", "cloud_bad_layout", "cloud_big_endian", "cloud_bad_field_type", "cloud_too_large",
+    "image_bad_encoding", "image_bad_layout", "image_corrupt", "image_size_mismatch",
+    "camera_info_missing", "camera_info_bad_k", "camera_info_bad_distortion", "camera_info_unsupported",
+    "camera_info_bad", "pipeline_errors", "vocabulary_changes_accepted", "vocabulary_changes_rejected",
+    "vocabulary_prepare_failed",
+)
+
+
+class StartupError(RuntimeError):
+    """A configuration problem found at start-up; the message names the parameter or file."""
+
+
+@dataclass
+class CameraSetup:
+    name: str
+    image_topic: str
+    info_topic: str
+    compressed: bool
+    time_offset_s: float
+    extrinsics: object  # core.calibration.CameraExtrinsics
+
+
+@dataclass
+class _CloudItem:
+    header: object  # std_msgs/Header of the input cloud, reused for every output
+    cloud: CloudArrays
+    received_s: float
+
+
+class _GroupedParameterService(ParameterService):
+    """rclpy's parameter services, except that SetParameters applies the vocabulary parameters of
+    one request together (rclpy sets them one at a time, so a new vocabulary plus its new stuff
+    classes would each be rejected against the other's old value)."""
+
+    def _set_parameters_callback(self, request, response):
+        node = self._get_node()
+        params = [Parameter.from_parameter_msg(p) for p in request.parameters]
+        group = [p for p in params if p.name in P.VOCABULARY_PARAMS]
+        group_result = None
+        for p in params:
+            if p.name in P.VOCABULARY_PARAMS and len(group) > 1:
+                if group_result is None:
+                    group_result = self._set(node, group)
+                response.results.append(group_result)
+            else:
+                response.results.append(self._set(node, [p]))
+        return response
+
+    @staticmethod
+    def _set(node: Node, parameters: list[Parameter]) -> SetParametersResult:
+        try:
+            return node.set_parameters_atomically(parameters)
+        except Exception as e:  # ParameterNotDeclaredException and friends: answer, never crash the service
+            return SetParametersResult(successful=False, reason=str(e))
+
+
+def default_calibration_file() -> Path:
+    """The packaged demo calibration: ament share dir when installed, else sys.prefix/share, else the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(PACKAGE)) / "config" / "calibration_demo.yaml"
+    except Exception:  # not installed through colcon/ament: PackageNotFoundError, or no ament_index
+        pass
+    installed = Path(sys.prefix) / "share" / PACKAGE / "config" / "calibration_demo.yaml"
+    if installed.exists():
+        return installed
+    return Path(__file__).resolve().parents[2] / "config" / "calibration_demo.yaml"
+
+
+def _qos(reliability: str, depth: int) -> QoSProfile:
+    rel = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=rel,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def _check_files_exist(config: PipelineConfig, source: str) -> None:
+    for key, path in (("checkpoint", config.checkpoint), ("clip.checkpoint", config.clip.checkpoint)):
+        if path and not Path(path).exists():
+            raise StartupError(f"{key} file not found: {path} (from pipeline.config {source!r})")
+
+
+class PanopticNode(Node):
+    """See the module docstring. `pipeline` may be given (tests, benchmarks) to share a loaded model."""
+
+    def __init__(self, pipeline=None, **node_kwargs):
+        super().__init__(NODE_NAME, start_parameter_services=False, **node_kwargs)
+        self._parameter_service = _GroupedParameterService(self)
+        self._worker = self._vocab_worker = None
+        try:
+            self._start(pipeline)
+        except BaseException:
+            self.destroy_node()  # release the DDS entities of a node that failed to start
+            raise
+
+    def _start(self, pipeline) -> None:
+        self.stats = NodeStats()
+        for c in COUNTERS:
+            self.stats.count(c, 0)
+        self._warn = ThrottledLog(self.get_logger().warning)
+        self._declare_static()
+        self.config = self._load_config()
+        self.cameras = self._load_cameras()
+        self._declare_vocabulary(self.config)
+        self._vocab_lock = threading.Lock()
+        self._vocab_version = 0
+        vocabulary = self._vocabulary_from(self._current_vocab_values(), version=0)
+        self.pipeline = self._build_pipeline(pipeline, vocabulary)
+        self._setup_sync()
+        self._setup_threads()
+        self._setup_io()
+        self._warn_unknown_overrides()
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._publish_vocabulary(self.pipeline.vocabulary)
+        self.get_logger().info(
+            f"ready: device={self.pipeline.device} mode={self.pipeline.mode} lidar={self._p('lidar_topic')}"
+            f" cameras={[c.name for c in self.cameras]} classes={self.pipeline.vocabulary.names}"
+        )
+
+    # ----------------------------------------------------------------------------------------- set-up
+    def _p(self, name: str):
+        return self.get_parameter(name).value
+
+    def _declare(self, spec: P.ParamSpec, name: str | None = None, default=None) -> None:
+        name = name or spec.name
+        value = spec.default if default is None else default
+        if isinstance(value, list) and not value:  # [] would be declared as a byte array
+            declared = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, spec.descriptor(name))
+            if declared.type_ == Parameter.Type.NOT_SET:  # no override given
+                self._set_initial(name, [])
+        else:
+            self.declare_parameter(name, value, spec.descriptor(name))
+
+    def _set_initial(self, name: str, value: list) -> None:
+        """Give a read-only STRING_ARRAY its empty default (read-only blocks set_parameters)."""
+        desc = self.describe_parameter(name)
+        self._set_parameters_atomically_common(
+            [Parameter(name, Parameter.Type.STRING_ARRAY, value)], descriptors={name: desc}
+        )
+
+    def _declare_static(self) -> None:
+        for spec in P.PARAMETERS:
+            if spec.default is not None:
+                self._declare(spec)
+        if self._p("qos.reliability") not in P.QOS_RELIABILITY:
+            raise StartupError(
+                f"qos.reliability must be one of {P.QOS_RELIABILITY}, got {self._p('qos.reliability')!r}")
+
+    def _warn_unknown_overrides(self) -> None:
+        """rclpy silently ignores overrides nobody declares: a typo in a params file would go unnoticed."""
+        unknown = sorted(n for n in self._parameter_overrides
+                         if not self.has_parameter(n) and not n.startswith("qos_overrides."))
+        if unknown:
+            self.get_logger().warning(f"ignoring unknown parameter(s) {unknown}; see the README's parameter table")
+
+    def _load_config(self) -> PipelineConfig:
+        source = self._p("pipeline.config")
+        overrides = {"device": self._p("device")} if self._p("device") else None
+        try:
+            config = load_config(source, overrides)
+        except ConfigError as e:
+            raise StartupError(f"pipeline.config: {e}") from e
+        _check_files_exist(config, source)
+        return config
+
+    def _load_cameras(self) -> list[CameraSetup]:
+        path = self._p("calibration_file") or str(default_calibration_file())
+        try:
+            calibration = load_calibration(path)
+        except CalibrationError as e:
+            raise StartupError(str(e)) from e
+        names = list(self._p("cameras")) or list(calibration.cameras)
+        unknown = [n for n in names if n not in calibration.cameras]
+        if unknown:
+            raise StartupError(
+                f"cameras {unknown} are not in calibration file {path} (it has {list(calibration.cameras)})")
+        self.calibration_file = path
+        return [self._camera_setup(n, calibration.cameras[n]) for n in names]
+
+    def _camera_setup(self, name: str, extrinsics) -> CameraSetup:
+        for spec in P.PER_CAMERA:
+            self._declare(spec, f"{name}.{spec.name}")
+        compressed = bool(self._p(f"{name}.compressed"))
+        image = self._p(f"{name}.image_topic") or f"/{name}/image_raw" + ("/compressed" if compressed else "")
+        info = self._p(f"{name}.info_topic") or f"/{name}/camera_info"
+        return CameraSetup(name, image, info, compressed, extrinsics.time_offset_s, extrinsics)
+
+    def _declare_vocabulary(self, config: PipelineConfig) -> None:
+        v = config.vocabulary
+        for name, default in zip(P.VOCABULARY_PARAMS, (v.classes, v.stuff, v.templates)):
+            self._declare(P.SPECS[name], default=list(default))
+
+    def _current_vocab_values(self) -> dict[str, list[str]]:
+        return {n: list(self._p(n)) for n in P.VOCABULARY_PARAMS}
+
+    def _vocabulary_from(self, values: dict[str, list[str]], version: int) -> Vocabulary:
+        try:
+            return Vocabulary(tuple(values["vocabulary"]), tuple(values["stuff_classes"]),
+                              tuple(values["prompt_templates"]), version)
+        except VocabularyError as e:
+            if version == 0:
+                raise StartupError(f"vocabulary parameters: {e}") from e
+            raise
+
+    def _build_pipeline(self, pipeline, vocabulary: Vocabulary):
+        if pipeline is not None:
+            pipeline.activate(pipeline.prepare_vocabulary(vocabulary))
+            return pipeline
+        from ov_panoptic_ros.core.pipeline import PanopticPipeline  # torch: imported only when needed
+
+        try:
+            return PanopticPipeline(self.config, vocabulary)
+        except (OSError, RuntimeError, ValueError) as e:
+            source = self._p("pipeline.config")
+            raise StartupError(f"cannot build the pipeline from pipeline.config {source!r}: {e}") from e
+
+    def _setup_sync(self) -> None:
+        self._lock = threading.Lock()  # guards the assembler and the CameraInfo store
+        self.sync = CameraSynchronizer({c.name: c.time_offset_s for c in self.cameras},
+                                       max_offset_s=self._p("sync.max_offset_s"),
+                                       jump_threshold_s=self._p("sync.time_jump_threshold_s"))
+        self.assembler = FrameAssembler(self.sync, camera_timeout_s=self._p("sync.camera_timeout_s"))
+        self._infos: dict[str, CameraInfo] = {}
+        self._models: dict[str, tuple] = {}  # camera -> (info key, CameraModel or (error reason, kind))
+        self.max_points = self._p("max_points")
+        self.budget_ms = self._p("budget_ms")
+
+    def _setup_threads(self) -> None:
+        self._cond = threading.Condition()
+        self._stop = False
+        self._slot: SyncedFrame | None = None  # the newest synchronized frame, waiting for the worker
+        self._ready_vocab: list = []  # prepared embeddings, in acceptance order
+        self._vocab_requests: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._worker_loop, name="ov_panoptic_infer", daemon=True)
+        self._vocab_worker = threading.Thread(target=self._vocab_loop, name="ov_panoptic_vocab", daemon=True)
+        self._worker.start()
+        self._vocab_worker.start()
+
+    def _setup_io(self) -> None:
+        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._p("qos.depth"),
+                             reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.cloud_pub = self.create_publisher(PointCloud2, "~/panoptic_points", out_qos)
+        self.marker_pub = self.create_publisher(MarkerArray, "~/instances", out_qos)
+        self.vocab_pub = self.create_publisher(String, "~/vocabulary", latched)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        in_qos = _qos(self._p("qos.reliability"), self._p("qos.depth"))
+        data = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PointCloud2, self._p("lidar_topic"), self._on_cloud, in_qos, callback_group=data)
+        for cam in self.cameras:
+            msg_type = CompressedImage if cam.compressed else Image
+            self.create_subscription(msg_type, cam.image_topic, lambda m, n=cam.name: self._on_image(n, m), in_qos,
+                                     callback_group=data)
+            self.create_subscription(CameraInfo, cam.info_topic, lambda m, n=cam.name: self._on_info(n, m), in_qos,
+                                     callback_group=data)
+        self.create_timer(POLL_PERIOD_S, self._poll, callback_group=data)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+
+    # ----------------------------------------------------------------------------------------- inputs
+    def _bad_input(self, kind: str, message: str) -> None:
+        """Count a skipped input and log it, throttled per kind."""
+        self.stats.count(kind)
+        self._warn(kind, f"{message}; skipped (counter {kind}={self.stats.get(kind)})")
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        self.stats.count("clouds_received")
+        self.stats.cloud_arrived()
+        try:
+            cloud = read_cloud(msg, max_points=self.max_points)
+        except InputError as e:
+            self._bad_input(e.kind, f"PointCloud2 on {self._p('lidar_topic')}: {e}")
+            return
+        self._count_cloud_quality(cloud)
+        with self._lock:
+            self.assembler.add_cloud(stamp_to_ns(msg.header.stamp), _CloudItem(msg.header, cloud, time.monotonic()),
+                                     time.monotonic())
+        self._poll()
+
+    def _count_cloud_quality(self, cloud: CloudArrays) -> None:
+        if cloud.num_points == 0:
+            self.stats.count("empty_clouds")
+            self._warn("empty_clouds", "empty PointCloud2: publishing an empty labeled cloud")
+            return
+        dropped = cloud.num_points - cloud.num_finite
+        if dropped:
+            self.stats.count("nonfinite_points_dropped", dropped)
+            self.stats.count("clouds_with_nonfinite_points")
+            self._warn("nonfinite_points_dropped", f"dropped {dropped} of {cloud.num_points} NaN/inf points")
+
+    def _on_image(self, camera: str, msg) -> None:
+        with self._lock:
+            self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg)
+        self._poll()
+
+    def _on_info(self, camera: str, msg: CameraInfo) -> None:
+        with self._lock:
+            self._infos[camera] = msg
+
+    def _poll(self) -> None:
+        """Hand clouds whose camera wait is over to the worker; only the newest is kept."""
+        with self._lock:
+            frames = self.assembler.poll(time.monotonic())
+        for frame in frames:
+            with self._cond:
+                if self._slot is not None:
+                    self.stats.count("frames_dropped_stale")
+                self._slot = frame
+                self._cond.notify_all()
+
+    # ----------------------------------------------------------------------------------------- worker
+    def _worker_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stop or self._ready_vocab or self._slot is not None)
+                if self._stop:
+                    return
+                vocabs, self._ready_vocab = self._ready_vocab, []
+                job, self._slot = self._slot, None
+            for embeddings in vocabs:
+                self._publish_vocabulary(embeddings.vocabulary)  # announced before any cloud labeled with it
+                self.pipeline.activate(embeddings)
+            if job is not None:
+                self._run_job(job)
+
+    def _run_job(self, job: SyncedFrame) -> None:
+        try:
+            self.process_frame(job)
+        except Exception as e:  # one bad frame never kills the worker
+            self.stats.count("pipeline_errors")
+            self._warn("pipeline_errors", f"frame at {job.stamp_ns} failed: {type(e).__name__}: {e}")
+
+    def process_frame(self, job: SyncedFrame) -> dict[str, float]:
+        """One synchronized frame -> published cloud and markers. Returns per-stage milliseconds."""
+        t0 = time.perf_counter()
+        item: _CloudItem = job.cloud
+        xyz, intensity = item.cloud.finite_points()
+        images, cameras = self._camera_inputs(job.images)
+        frame = Frame(points=xyz, images=images, cameras=cameras, intensity=intensity, stamp_ns=job.stamp_ns,
+                      frame_id=item.header.frame_id)
+        t1 = time.perf_counter()
+        result = self._infer(frame)
+        t2 = time.perf_counter()
+        stages = {"convert": (t1 - t0) * 1e3, "model": (t2 - t1) * 1e3}
+        stages.update(self._publish_result(item.header, frame, result))
+        total_ms = (time.perf_counter() - t0) * 1e3
+        self.stats.frame_done(total_ms, stages, latency_ms=(time.monotonic() - item.received_s) * 1e3)
+        self.stats.count("frames_processed")
+        return stages
+
+    def _infer(self, frame: Frame) -> PanopticResult:
+        if frame.num_points == 0:  # nothing to label: an empty result in the current vocabulary
+            return PanopticResult(np.zeros(0, np.uint16), np.zeros(0, np.uint32), np.zeros(0, np.float32), [],
+                                  self.pipeline.vocabulary)
+        result = self.pipeline(frame)
+        if result.labels.shape[0] != frame.num_points:
+            raise RuntimeError(f"pipeline returned {result.labels.shape[0]} labels for {frame.num_points} points")
+        return result
+
+    def _camera_inputs(self, matched: dict) -> tuple[list[np.ndarray], list[CameraModel]]:
+        """Convert the matched images; a camera with a bad image or CameraInfo is skipped for this frame."""
+        images, models = [], []
+        for cam in self.cameras:
+            msg = matched.get(cam.name)
+            if msg is None:
+                continue
+            try:
+                model = self._camera_model(cam)
+                rgb = compressed_to_rgb(msg) if cam.compressed else image_to_rgb(msg)
+                if rgb.shape[:2] != (model.height, model.width):
+                    raise ImageError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo says "
+                                     f"{model.width}x{model.height}", kind="image_size_mismatch")
+            except InputError as e:
+                self._bad_input(e.kind, f"camera {cam.name!r} ({cam.image_topic}): {e}")
+                continue
+            images.append(rgb)
+            models.append(model)
+        return images, models
+
+    def _camera_model(self, cam: CameraSetup) -> CameraModel:
+        """CameraModel from the latest CameraInfo, rebuilt only when the CameraInfo content changes."""
+        with self._lock:
+            info = self._infos.get(cam.name)
+        if info is None:
+            raise CameraInfoError(f"no CameraInfo received yet on {cam.info_topic}", kind="camera_info_missing")
+        key = camera_info_key(info)
+        cached = self._models.get(cam.name)
+        if cached is None or cached[0] != key:
+            try:
+                cached = (key, camera_model_from_info(cam.name, info, cam.extrinsics))
+            except CameraInfoError as e:
+                cached = (key, (str(e), e.kind))
+            self._models[cam.name] = cached
+        if isinstance(cached[1], tuple):  # a fresh exception each time: re-raising one object grows its traceback
+            raise CameraInfoError(*cached[1])
+        return cached[1]
+
+    def _publish_result(self, header, frame: Frame, result: PanopticResult) -> dict[str, float]:
+        """Pack and publish the cloud and markers; returns milliseconds per step."""
+        t0 = time.perf_counter()
+        vocab = result.vocabulary
+        colors = label_colors(result.labels, vocab.colors())
+        packed = pack_panoptic_cloud(frame.points, frame.intensity, result.labels, result.instance_ids,
+                                     result.scores, colors, vocab_version=vocab.version)
+        cloud = to_pointcloud2(packed, header, PointCloud2, PointField)
+        t1 = time.perf_counter()
+        self.cloud_pub.publish(cloud)
+        t2 = time.perf_counter()
+        markers = instance_markers(result.instances, vocab, header)
+        t3 = time.perf_counter()
+        self.marker_pub.publish(markers)
+        t4 = time.perf_counter()
+        return {"pack": (t1 - t0) * 1e3, "publish": (t2 - t1 + t4 - t3) * 1e3, "markers": (t3 - t2) * 1e3}
+
+    # ----------------------------------------------------------------------------------------- vocabulary
+    def _publish_vocabulary(self, vocabulary: Vocabulary) -> None:
+        self.vocab_pub.publish(String(data=vocabulary.to_json()))
+        self.stats.set_info(vocabulary_version=vocabulary.version, vocabulary=",".join(vocabulary.names))
+
+    def _vocab_loop(self) -> None:
+        while True:
+            vocabulary = self._vocab_requests.get()
+            if vocabulary is None:
+                return
+            try:
+                embeddings = self.pipeline.prepare_vocabulary(vocabulary)
+            except Exception as e:  # keep the old vocabulary; the parameter now disagrees, so say it loudly
+                self.stats.count("vocabulary_prepare_failed")
+                self.get_logger().error(f"vocabulary v{vocabulary.version} could not be embedded, keeping the "
+                                        f"previous one: {type(e).__name__}: {e}")
+                continue
+            with self._cond:
+                self._ready_vocab.append(embeddings)
+                self._cond.notify_all()
+
+    def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Reject a vocabulary change that cannot be used, with Vocabulary's own reason."""
+        changed = {p.name: p.value for p in parameters if p.name in P.VOCABULARY_PARAMS}
+        if not changed:
+            return SetParametersResult(successful=True)
+        values = {**self._current_vocab_values(), **{k: list(v or []) for k, v in changed.items()}}
+        try:
+            self._vocabulary_from(values, version=self._vocab_version + 1)
+        except VocabularyError as e:
+            self.stats.count("vocabulary_changes_rejected")
+            self.get_logger().warning(f"vocabulary change rejected: {e}")
+            return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        names = {p.name for p in parameters}
+        with self._lock:
+            self.sync.max_offset_s = self._p("sync.max_offset_s")
+            self.sync.jump_threshold_s = self._p("sync.time_jump_threshold_s")
+            self.assembler.camera_timeout_s = self._p("sync.camera_timeout_s")
+        self.max_points = self._p("max_points")
+        self.budget_ms = self._p("budget_ms")
+        if names & set(P.VOCABULARY_PARAMS):
+            with self._vocab_lock:
+                self._vocab_version += 1
+                vocabulary = self._vocabulary_from(self._current_vocab_values(), self._vocab_version)
+                self._vocab_requests.put(vocabulary)  # FIFO: embedded and activated in acceptance order
+            self.stats.count("vocabulary_changes_accepted")
+            self.get_logger().info(f"vocabulary v{vocabulary.version} accepted: {vocabulary.names}")
+
+    # ----------------------------------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            self.stats.set_camera_misses(self.assembler.sync_misses)
+            pending_dropped, jumps = self.assembler.dropped_pending, self.sync.time_jumps
+        self.stats.set_counter("frames_dropped_pending", pending_dropped)
+        self.stats.set_counter("time_jumps", jumps)
+        self.stats.set_info(device=self.pipeline.device, pipeline_mode=self.pipeline.mode,
+                            pipeline_config=self._p("pipeline.config"))
+        snapshot = self.stats.snapshot(self.budget_ms)
+        self.diag_pub.publish(to_diagnostic_array(snapshot, f"{self.get_name()}: panoptic segmentation",
+                                                  str(self.pipeline.device), self.get_clock().now().to_msg()))
+
+    def destroy_node(self) -> None:
+        """Stop the workers before the publishers they use go away."""
+        if self._worker is not None:
+            with self._cond:
+                self._stop = True
+                self._cond.notify_all()
+            self._vocab_requests.put(None)
+            for t in (self._worker, self._vocab_worker):
+                t.join(timeout=30.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """`ros2 run ov_panoptic_ros ov_panoptic_node [--ros-args ...]`; exit code 2 on a start-up error."""
+    rclpy.init(args=args)
+    try:
+        node = PanopticNode()
+    except StartupError as e:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"start-up error: {e}")
+        rclpy.try_shutdown()
+        return 2
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

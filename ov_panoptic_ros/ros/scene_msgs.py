@@ -1,0 +1,91 @@
+"""rclpy messages of a synthetic scene: what a LiDAR driver and camera drivers would publish.
+
+Used by the node tests, the ROS benchmark and anyone who wants to feed the node without a bag.
+The input cloud has the common driver layout x, y, z, intensity (float32), ring (uint16), time
+(float32): 22 bytes per point, like the Velodyne/Ouster drivers' clouds.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from ov_panoptic_ros.ros.messages import FLOAT32, UINT16
+from ov_panoptic_ros.ros.sync import ns_to_sec_nanosec
+
+DRIVER_FIELDS = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1), ("intensity", 12, FLOAT32, 1),
+                 ("ring", 16, UINT16, 1), ("time", 18, FLOAT32, 1)]
+DRIVER_POINT_STEP = 22
+
+
+def header(stamp_ns: int, frame_id: str) -> Header:
+    sec, nanosec = ns_to_sec_nanosec(stamp_ns)
+    return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def driver_cloud(xyz: np.ndarray, intensity: np.ndarray | None, stamp_ns: int, frame_id: str) -> PointCloud2:
+    """A 22-byte-per-point PointCloud2 (x, y, z, intensity, ring, time), little-endian, one row."""
+    n = len(xyz)
+    dt = np.dtype({"names": [f[0] for f in DRIVER_FIELDS], "formats": ["<f4"] * 4 + ["<u2", "<f4"],
+                   "offsets": [f[1] for f in DRIVER_FIELDS], "itemsize": DRIVER_POINT_STEP})
+    arr = np.zeros(n, dt)
+    arr["x"], arr["y"], arr["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    arr["intensity"] = 0.0 if intensity is None else intensity
+    arr["ring"] = np.arange(n) % 32
+    arr["time"] = np.linspace(0.0, 0.1, n, dtype=np.float32) if n else 0.0
+    return PointCloud2(header=header(stamp_ns, frame_id), height=1, width=n,
+                       fields=[PointField(name=a, offset=o, datatype=d, count=c) for a, o, d, c in DRIVER_FIELDS],
+                       is_bigendian=False, point_step=DRIVER_POINT_STEP, row_step=DRIVER_POINT_STEP * n,
+                       data=arr.tobytes(), is_dense=bool(np.isfinite(xyz).all()))
+
+
+def rgb_image(rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8") -> Image:
+    """(H, W, 3) uint8 RGB -> Image in rgb8 or bgr8."""
+    px = rgb if encoding == "rgb8" else rgb[:, :, ::-1]
+    h, w = rgb.shape[:2]
+    return Image(header=header(stamp_ns, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0,
+                 step=w * 3, data=np.ascontiguousarray(px).tobytes())
+
+
+def compressed_image(rgb: np.ndarray, stamp_ns: int, frame_id: str, fmt: str = "jpeg") -> CompressedImage:
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.fromarray(rgb).save(buf, format="JPEG" if fmt == "jpeg" else "PNG")
+    return CompressedImage(header=header(stamp_ns, frame_id), format=fmt, data=buf.getvalue())
+
+
+def camera_info(info, stamp_ns: int) -> CameraInfo:
+    """data.synthetic.CameraInfoData -> CameraInfo (K, D and the image size; P from K)."""
+    P = np.zeros((3, 4))
+    P[:, :3] = info.K
+    return CameraInfo(header=header(stamp_ns, f"{info.name}_optical"), width=info.width, height=info.height,
+                      distortion_model=info.distortion_model, d=[float(v) for v in info.D],
+                      k=[float(v) for v in np.asarray(info.K).reshape(-1)], r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
+                      p=[float(v) for v in P.reshape(-1)])
+
+
+@dataclass
+class SceneMessages:
+    cloud: PointCloud2
+    images: dict[str, Image]
+    infos: dict[str, CameraInfo]
+
+
+def scene_messages(scene, stamp_ns: int | None = None, encoding: str = "rgb8") -> SceneMessages:
+    """A SyntheticScene as driver messages, all stamped `stamp_ns` (default: the scene's stamp)."""
+    frame = scene.frame
+    stamp = frame.stamp_ns if stamp_ns is None else stamp_ns
+    cloud = driver_cloud(frame.points, frame.intensity, stamp, frame.frame_id)
+    images, infos = {}, {}
+    for img, cam, info in zip(frame.images, frame.cameras, scene.camera_infos):
+        if encoding in ("jpeg", "png"):
+            images[cam.name] = compressed_image(img, stamp, f"{cam.name}_optical", encoding)
+        else:
+            images[cam.name] = rgb_image(img, stamp, f"{cam.name}_optical", encoding)
+        infos[cam.name] = camera_info(info, stamp)
+    return SceneMessages(cloud, images, infos)

@@ -1,0 +1,54 @@
+"""`colcon build` of the package in a fresh workspace installs what `ros2 run`/`ros2 launch` need."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "ov_panoptic_ros"
+SOURCES = ["setup.py", "setup.cfg", "package.xml", "resource", PACKAGE, "launch", "config", "README.md"]
+
+
+def _colcon() -> str:
+    exe = Path(sys.executable).with_name("colcon")
+    return str(exe) if exe.exists() else shutil.which("colcon")
+
+
+@pytest.mark.slow
+def test_colcon_build_installs_package(tmp_path):
+    src = tmp_path / "src" / PACKAGE
+    src.mkdir(parents=True)
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif path.exists():
+            shutil.copy2(path, src / name)
+    proc = subprocess.run(
+        [_colcon(), "--log-base", str(tmp_path / "log"), "build", "--base-paths", str(tmp_path / "src"),
+         "--build-base", str(tmp_path / "build"), "--install-base", str(tmp_path / "install"),
+         "--event-handlers", "console_direct-"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    prefix = tmp_path / "install" / PACKAGE
+    share = prefix / "share" / PACKAGE
+    for rel in ["package.xml", "launch/ov_panoptic.launch.py", "config/ov_panoptic.yaml",
+                "config/calibration_demo.yaml", "config/ov_panoptic.rviz"]:
+        assert (share / rel).is_file(), f"not installed: share/{PACKAGE}/{rel}"
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE).is_file()
+    exe = prefix / "lib" / PACKAGE / "ov_panoptic_node"
+    assert exe.is_file() and os.access(exe, os.X_OK)
+
+    # the installed executable runs from the install space and finds its share dir through the ament index
+    site = next((prefix / "lib").glob("python3*/site-packages"))
+    env = {**os.environ, "PYTHONPATH": str(site), "AMENT_PREFIX_PATH": str(prefix)}
+    run = subprocess.run([str(exe), "--ros-args", "-p", "cameras:=[cam_nowhere]"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    out = run.stdout + run.stderr
+    assert run.returncode == 2, out
+    assert str(share / "config" / "calibration_demo.yaml") in out and "cam_nowhere" in out, out

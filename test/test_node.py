@@ -1,0 +1,165 @@
+"""The node over real DDS with the real tiny pipeline: round trip, outputs' contract, start-up errors."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from visualization_msgs.msg import Marker
+
+from ov_panoptic_ros.core.frame import UNLABELED, class_color
+from ov_panoptic_ros.ros.messages import FLOAT32, UINT16, UINT32, pack_rgb, read_cloud
+from ov_panoptic_ros.ros.probe import Probe, wait_until
+from ov_panoptic_ros.ros.scene_msgs import driver_cloud, scene_messages
+from ov_panoptic_ros.ros.sync import stamp_to_ns
+
+EXPECTED_FIELDS = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1), ("intensity", 12, FLOAT32, 1),
+                   ("label", 16, UINT16, 1), ("vocab_version", 18, UINT16, 1), ("instance_id", 20, UINT32, 1),
+                   ("score", 24, FLOAT32, 1), ("rgb", 28, FLOAT32, 1)]
+
+
+def output_arrays(msg) -> np.ndarray:
+    """Decode an output cloud through its own field table (what a consumer would do)."""
+    dt = np.dtype({"names": [f.name for f in msg.fields],
+                   "formats": [{FLOAT32: "<f4", UINT16: "<u2", UINT32: "<u4"}[f.datatype] for f in msg.fields],
+                   "offsets": [f.offset for f in msg.fields], "itemsize": msg.point_step})
+    return np.frombuffer(bytes(msg.data), dt, count=msg.width)
+
+
+def check_labels_consistent(arr: np.ndarray, vocab: dict) -> None:
+    """Every point: a label in the vocabulary (or UNLABELED with score 0), stuff/unlabeled without instance,
+    and the class color (gray when unlabeled)."""
+    n_classes = len(vocab["classes"])
+    labels, scores, inst = arr["label"], arr["score"], arr["instance_id"]
+    unl = labels == UNLABELED
+    assert ((labels < n_classes) | unl).all()
+    assert (scores[unl] == 0).all() and (inst[unl] == 0).all()
+    assert ((scores >= 0) & (scores <= 1)).all() and (scores[~unl] > 0).all()
+    stuff = np.array([c in vocab["stuff"] for c in vocab["classes"]] + [True])
+    assert (inst[stuff[np.minimum(labels, n_classes)]] == 0).all()
+    lut = np.append(pack_rgb(np.array(vocab["colors"])), pack_rgb(np.array([[128, 128, 128]])))
+    np.testing.assert_array_equal(arr["rgb"].view(np.uint32), lut[np.minimum(labels, n_classes)])
+    for name, color in zip(vocab["classes"], vocab["colors"]):
+        assert tuple(color) == class_color(name)
+
+
+def test_round_trip_cloud_markers_vocabulary_diagnostics(start_node, scenes, spin):
+    node, probe = start_node()
+    scene = scenes[0]
+    msgs = scene_messages(scene)
+    xyz = scene.frame.points.copy()
+    xyz[::100] = np.nan  # 30 invalid points: dropped from the output, counted
+    xyz[1::100, 1] = np.inf
+    msgs.cloud = driver_cloud(xyz, scene.frame.intensity, scene.frame.stamp_ns, "lidar_top")
+    n_finite = int(np.isfinite(xyz).all(1).sum())
+    probe.publish_scene(msgs)
+    assert wait_until(lambda: probe.clouds() and probe.of("instances"), 30.0)
+
+    out = probe.clouds()[0]
+    assert [(f.name, f.offset, f.datatype, f.count) for f in out.fields] == EXPECTED_FIELDS
+    assert out.header.frame_id == "lidar_top" and stamp_to_ns(out.header.stamp) == scene.frame.stamp_ns
+    assert (out.height, out.width, out.point_step, out.row_step) == (1, n_finite, 32, 32 * n_finite)
+    assert out.is_dense and not out.is_bigendian
+    arr = output_arrays(out)
+    finite = np.isfinite(xyz).all(1)
+    np.testing.assert_array_equal(read_cloud(out).xyz, xyz[finite])  # same points, same order
+    np.testing.assert_array_equal(arr["intensity"], scene.frame.intensity[finite])
+    (vocab,) = probe.vocabularies()
+    assert vocab["version"] == 0 and (arr["vocab_version"] == 0).all()
+    check_labels_consistent(arr, vocab)
+    assert (arr["label"] != UNLABELED).sum() > 100  # the cameras really labeled points
+
+    markers = probe.of("instances")[0].msg.markers
+    assert markers[0].action == Marker.DELETEALL
+    boxes = [m for m in markers if m.type == Marker.CUBE]
+    texts = [m for m in markers if m.type == Marker.TEXT_VIEW_FACING]
+    thing_ids = set(np.unique(arr["instance_id"]).tolist()) - {0}
+    assert len(boxes) == len(texts) == len(thing_ids) > 0 and len(markers) == 1 + 2 * len(boxes)
+    assert len({m.id for m in boxes}) == len(boxes)
+    for m in markers:
+        assert m.header.frame_id == "lidar_top" and stamp_to_ns(m.header.stamp) == scene.frame.stamp_ns
+    for t in texts:
+        name, score = t.text.rsplit(" ", 1)
+        assert name in vocab["classes"] and name not in vocab["stuff"] and 0 < float(score) <= 1
+
+    late = spin.add(Probe(name="late_joiner", cameras=()))  # joins after the vocabulary was published
+    assert wait_until(lambda: late.vocabularies(), 10.0)
+    assert late.vocabularies()[0] == vocab
+
+    assert wait_until(lambda: probe.counter("frames_processed") >= 1, 5.0)
+    diag = probe.diagnostics()
+    assert diag["nonfinite_points_dropped"] == "60" and diag["clouds_with_nonfinite_points"] == "1"
+    assert diag["device"] == "cpu" and diag["pipeline_mode"] == "zeroshot" and diag["vocabulary_version"] == "0"
+    for key in ("processing_time_mean_ms", "processing_time_max_ms", "input_rate_hz", "frames_dropped_stale",
+                "sync_misses_cam_front", "sync_misses_cam_back", "cloud_too_large", "image_corrupt"):
+        assert key in diag
+    assert diag["_level"] == "0"
+
+
+def test_diagnostics_warn_when_over_budget(start_node, scenes):
+    _, probe = start_node({"budget_ms": 1.0})  # no model runs a frame in 1 ms
+    probe.publish_scene(scene_messages(scenes[1]))
+    assert wait_until(lambda: probe.counter("frames_processed") >= 1, 30.0)
+    assert wait_until(lambda: probe.diagnostics().get("_level") == "1", 5.0)
+    assert "exceeds budget" in probe.diagnostics()["_message"]
+
+
+@pytest.mark.slow
+def test_starts_with_no_arguments_on_packaged_defaults(spin, scenes):
+    """A first-time user: no parameters at all. Tiny preset, demo calibration, sensor-data QoS."""
+    from ov_panoptic_ros.ros.node import PanopticNode
+
+    node = spin.add(PanopticNode())
+    assert node.calibration_file.endswith(os.path.join("config", "calibration_demo.yaml"))
+    assert node.get_parameter("pipeline.config").value == "tiny"
+    probe = spin.add(Probe())
+    assert probe.wait_for_subscribers()
+    assert wait_until(lambda: probe.vocabularies(), 10.0)
+    for _ in range(3):  # best-effort input: allow a lost sample on a loaded machine
+        probe.publish_scene(scene_messages(scenes[2]))
+        if wait_until(lambda: probe.clouds(), 20.0):
+            break
+    assert probe.clouds() and probe.clouds()[0].width == scenes[2].frame.num_points
+
+
+# --------------------------------------------------------------------------------------------- start-up errors
+def _startup_error(ros, tmp_path, **params):
+    from ov_panoptic_ros.ros.node import PanopticNode, StartupError
+
+    with pytest.raises(StartupError) as e:
+        PanopticNode(parameter_overrides=[Parameter(k.replace("__", "."), value=v) for k, v in params.items()])
+    return str(e.value)
+
+
+def test_startup_errors_name_the_file_or_parameter(ros, tmp_path):
+    missing = str(tmp_path / "nope" / "calib.yaml")
+    assert missing in _startup_error(ros, tmp_path, calibration_file=missing)
+
+    bad = tmp_path / "bad_calib.yaml"
+    bad.write_text("lidar_frame: l\ncameras:\n  front:\n    T_cam_lidar: [1, 2, 3]\n")
+    msg = _startup_error(ros, tmp_path, calibration_file=str(bad))
+    assert str(bad) in msg and "16 numbers" in msg
+
+    assert "/no/such/config.yaml" in _startup_error(ros, tmp_path, pipeline__config="/no/such/config.yaml")
+
+    cfg = tmp_path / "with_checkpoint.yaml"
+    cfg.write_text("preset: tiny\ncheckpoint: /no/such/model.pt\n")
+    assert "/no/such/model.pt" in _startup_error(ros, tmp_path, pipeline__config=str(cfg))
+
+    assert "cam_left" in _startup_error(ros, tmp_path, cameras=["cam_left"])
+    assert "duplicate" in _startup_error(ros, tmp_path, vocabulary=["car", "car"])
+    assert "qos.reliability" in _startup_error(ros, tmp_path, qos__reliability="sometimes")
+
+
+def test_console_entry_exits_nonzero_without_traceback(tmp_path):
+    missing = str(tmp_path / "missing_calibration.yaml")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from ov_panoptic_ros.ros.node import main; sys.exit(main())",
+         "--ros-args", "-p", f"calibration_file:={missing}"],
+        capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert missing in out and "Traceback" not in out, textwrap.shorten(out, 2000)

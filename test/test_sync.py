@@ -1,0 +1,137 @@
+"""LiDAR-master synchronization, clock-agnostic: nearest match, offsets, waiting policy, time jumps."""
+from ov_panoptic_ros.ros.sync import NS, CameraSynchronizer, FrameAssembler
+
+MS = 1_000_000
+T0 = 1_700_000_000 * NS
+
+
+def _sync(**kw):
+    kw.setdefault("max_offset_s", 0.05)
+    return CameraSynchronizer({"front": 0.0, "back": 0.0}, **kw)
+
+
+def test_nearest_image_within_max_offset():
+    s = _sync()
+    for dt in (-100, -30, 10, 60):
+        s.add("front", T0 + dt * MS, f"f{dt}")
+    s.add("back", T0 - 70 * MS, "b-70")
+    m = s.match(T0)
+    assert m == {"front": "f10", "back": None}  # back's only image is 70 ms away: no match
+
+
+def test_time_offset_is_applied_before_matching():
+    s = CameraSynchronizer({"front": 0.08}, max_offset_s=0.02)  # camera clock runs 80 ms behind
+    s.add("front", T0 - 80 * MS, "right")
+    s.add("front", T0, "wrong")
+    assert s.match(T0) == {"front": "right"}
+
+
+def test_out_of_order_arrival_still_picks_nearest():
+    s = _sync()
+    for dt in (40, -5, 20, -45):  # arrival order scrambled
+        s.add("front", T0 + dt * MS, dt)
+    assert s.match(T0)["front"] == -5
+
+
+def test_buffer_is_bounded_and_unknown_cameras_ignored():
+    s = _sync(buffer_size=3)
+    for i in range(10):
+        s.add("front", T0 + i * 10 * MS, i)
+    assert s.match(T0)["front"] is None  # the oldest were evicted
+    assert s.match(T0 + 90 * MS)["front"] == 9
+    assert s.add("left", T0, "x") is False
+
+
+def test_backwards_jump_of_a_camera_clears_its_buffer():
+    s = _sync()
+    s.add("front", T0 + 10 * NS, "old timeline")
+    s.add("front", T0, "new timeline")  # 10 s back: a bag loop
+    assert s.time_jumps == 1
+    assert s.match(T0 + 10 * NS, observe=False)["front"] is None
+    assert s.match(T0, observe=False)["front"] == "new timeline"
+
+
+def test_backwards_jump_of_the_cloud_drops_the_old_timeline_but_keeps_the_new():
+    s = _sync()
+    s.observe_cloud(T0 + 10 * NS)
+    s.add("front", T0 + 10 * NS, "old")
+    s.add("back", T0 + 10 * NS, "old")
+    s.add("back", T0 + 1 * MS, "new")  # back already looped (and cleared its own buffer)
+    assert s.time_jumps == 1
+    m = s.match(T0)  # the cloud loops too
+    assert s.time_jumps == 2
+    assert m == {"front": None, "back": "new"}
+    assert s.match(T0 + 10 * NS, observe=False)["front"] is None  # the old front image is gone
+
+
+def test_small_backwards_steps_are_not_jumps():
+    s = _sync(jump_threshold_s=1.0)
+    s.observe_cloud(T0 + 100 * MS)
+    s.add("front", T0 + 100 * MS, "a")
+    assert not s.observe_cloud(T0)  # 100 ms out of order: reordering, not a jump
+    assert s.time_jumps == 0 and s.match(T0 + 90 * MS)["front"] == "a"
+
+
+def test_decided_when_no_later_image_can_be_nearer():
+    s = _sync()
+    assert not s.is_decided("front", T0)
+    s.add("front", T0 - 100 * MS, 0)
+    s.add("front", T0 - 50 * MS, 1)  # period 50 ms; best is 50 ms before the cloud: a later one may be nearer
+    assert not s.is_decided("front", T0)
+    s.add("front", T0 - 1 * MS, 2)  # 1 ms before, next expected ~49 ms after: decided
+    assert s.is_decided("front", T0)
+    assert s.is_decided("front", T0 - 60 * MS)  # an image at/after the stamp exists
+
+
+def _assembler(timeout=0.1):
+    return FrameAssembler(_sync(), camera_timeout_s=timeout)
+
+
+def test_late_camera_within_timeout_is_used():
+    a = _assembler()
+    a.add_image("front", T0, "F")
+    a.add_cloud(T0, "cloud", now_s=0.0)
+    assert a.poll(0.03) == []  # back not here yet, still inside the timeout
+    a.add_image("back", T0 + 2 * MS, "B")
+    (frame,) = a.poll(0.05)
+    assert frame.images == {"front": "F", "back": "B"} and frame.missing == [] and frame.cloud == "cloud"
+    assert a.sync_misses == {"front": 0, "back": 0}
+
+
+def test_missing_camera_frame_goes_out_after_timeout_with_the_other():
+    a = _assembler(timeout=0.1)
+    a.add_image("front", T0, "F")
+    a.add_cloud(T0, "cloud", now_s=0.0)
+    assert a.poll(0.099) == []
+    (frame,) = a.poll(0.1)
+    assert frame.images == {"front": "F", "back": None} and frame.missing == ["back"]
+    assert a.sync_misses == {"front": 0, "back": 1}
+    assert abs(frame.waited_s - 0.1) < 1e-9
+
+
+def test_frames_come_out_in_arrival_order_and_pending_is_bounded():
+    a = FrameAssembler(_sync(), camera_timeout_s=1.0, max_pending=2)
+    for i in range(4):
+        a.add_cloud(T0 + i * 100 * MS, i, now_s=0.0)
+    assert a.dropped_pending == 2 and a.num_pending == 2
+    out = a.poll(1.0)
+    assert [f.cloud for f in out] == [2, 3]
+
+
+def test_cloud_time_jump_drops_pending_clouds_of_the_old_timeline():
+    a = _assembler(timeout=1.0)
+    a.add_cloud(T0 + 20 * NS, "old", now_s=0.0)
+    a.add_cloud(T0, "new", now_s=0.1)
+    assert a.dropped_pending == 1 and a.sync.time_jumps == 1
+    a.add_image("front", T0, "F")
+    a.add_image("back", T0, "B")
+    (frame,) = a.poll(0.2)
+    assert frame.cloud == "new" and frame.missing == []
+
+
+def test_changing_max_offset_at_run_time_applies_to_the_next_match():
+    s = _sync()
+    s.add("front", T0 + 80 * MS, "x")
+    assert s.match(T0)["front"] is None
+    s.max_offset_s = 0.1
+    assert s.match(T0)["front"] == "x"
