@@ -4,7 +4,7 @@ Nothing here imports rclpy or a message package: messages are read by duck typin
 attributes, so one converter serves both message flavours. `msg.data` may be `bytes`,
 `array.array('B')` (rclpy) or a numpy uint8 array (rosbags); all expose the buffer protocol.
 
-Policy (documented in README_SECTION.md):
+Policy (documented in the README, "Bad input"):
 - A cloud is read through a zero-copy strided view where the layout allows it.
 - Clouds above `max_points` points are rejected before their payload is touched (default
   1,000,000: a 2M-point cloud is a misconfigured or merged source at 10 Hz, not something to
