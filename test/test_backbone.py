@@ -5,8 +5,8 @@ import torch
 
 from ov_panoptic_ros.core.config import BackboneConfig, VoxelConfig
 from ov_panoptic_ros.core.model.backbone import SparseUNet, conv_algo_for
-from ov_panoptic_ros.core.model.synthetic import synthetic_scene
 from ov_panoptic_ros.core.model.voxelize import VOXEL_INPUT_CHANNELS, voxel_input_features, voxelize
+from ov_panoptic_ros.data.synthetic import make_scene
 
 VOXEL = VoxelConfig(size=(0.4, 0.4, 0.4), range_min=(-32.0, -32.0, -3.0), range_max=(32.0, 32.0, 5.0))
 SPCONV_CONVS = (spconv.SubMConv3d, spconv.SparseConv3d, spconv.SparseInverseConv3d)
@@ -22,8 +22,8 @@ def one_torch_thread():
 
 
 def _inputs(num_points=3000, seed=0):
-    scene = synthetic_scene(num_points, seed=seed)
-    points = torch.from_numpy(scene.points)
+    scene = make_scene(seed=seed, num_points=num_points, image_size=(64, 48))
+    points = torch.from_numpy(scene.frame.points)
     v = voxelize(points, VOXEL)
     return voxel_input_features(points, v, VOXEL), v
 

@@ -7,8 +7,7 @@ from ov_panoptic_ros.core.config import load_config
 from ov_panoptic_ros.core.model.checkpoint import (FORMAT_VERSION, CheckpointError, load_network, read_checkpoint,
                                                    save_checkpoint)
 from ov_panoptic_ros.core.model.network import PanopticNetwork
-from ov_panoptic_ros.core.model.synthetic import (DEFAULT_VOCABULARY, class_aligned_point_features,
-                                                  random_class_embeddings, synthetic_scene)
+from ov_panoptic_ros.data.synthetic import make_scene, network_inputs, random_class_embeddings, scene_vocabulary
 
 CLIP_ID = "ov-tiny-vit@random"
 
@@ -28,10 +27,10 @@ def saved(tmp_path_factory):
     cfg = load_config("tiny")
     torch.manual_seed(0)
     net = PanopticNetwork(cfg, 64)
-    scene = synthetic_scene(1500, seed=2)
-    emb = random_class_embeddings(DEFAULT_VOCABULARY, 64)
-    net(torch.from_numpy(scene.points), class_aligned_point_features(scene.labels, emb),
-        torch.from_numpy(scene.seen), emb)  # one train-mode pass updates BatchNorm running stats
+    scene = make_scene(seed=2, num_points=1500, image_size=(64, 48))
+    emb = random_class_embeddings(scene_vocabulary(), 64)
+    points, features, seen, _, _ = network_inputs(scene, emb)
+    net(points, features, seen, emb)  # one train-mode pass updates BatchNorm running stats
     with torch.no_grad():
         net.head.logit_scale.fill_(3.0)
     path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "net.pt", net, cfg, CLIP_ID)
@@ -45,8 +44,8 @@ def test_round_trip_restores_weights_eval_mode_and_predictions(saved):
     original = net.state_dict()
     for name, value in loaded.state_dict().items():
         assert torch.equal(value, original[name]), name
-    inputs = (torch.from_numpy(scene.points), class_aligned_point_features(scene.labels, emb),
-              torch.from_numpy(scene.seen), emb)
+    points, features, seen, _, _ = network_inputs(scene, emb)
+    inputs = (points, features, seen, emb)
     a, b = net.predict(*inputs), loaded.predict(*inputs)
     assert np.array_equal(a.labels, b.labels) and np.allclose(a.scores, b.scores)
 

@@ -8,16 +8,17 @@ import torch
 import torch.nn.functional as F
 
 from ov_panoptic_ros.core.config import load_config
-from ov_panoptic_ros.core.frame import UNLABELED, CameraModel, PanopticResult, Vocabulary
+from ov_panoptic_ros.core.frame import UNLABELED, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.core.model.losses import PanopticLoss
 from ov_panoptic_ros.core.model.network import PanopticNetwork
-from ov_panoptic_ros.core.model.synthetic import (DEFAULT_VOCABULARY, class_aligned_point_features,
-                                                  random_class_embeddings, synthetic_scene)
 from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_point_features
+from ov_panoptic_ros.data.synthetic import (CLASSES, STUFF, make_scene, network_inputs, random_class_embeddings,
+                                            scene_vocabulary)
 
 CFG = load_config("tiny")
 NUM_POINTS = 4000
+ROAD = CLASSES.index("driveable_surface")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -35,24 +36,42 @@ def _build(seed=0, dim=64):
     return PanopticNetwork(CFG, dim)
 
 
+def _scene(num_points):
+    scene = make_scene(seed=0, num_points=num_points, image_size=(64, 48))
+    assert scene.frame.points.shape == (num_points, 3)
+    return scene
+
+
 @pytest.fixture(scope="module")
 def scene():
-    return synthetic_scene(NUM_POINTS, seed=0)
+    return _scene(NUM_POINTS)
 
 
 @pytest.fixture(scope="module")
 def class_emb():
-    return random_class_embeddings(DEFAULT_VOCABULARY, 64)
+    return random_class_embeddings(scene_vocabulary(), 64)
 
 
 def _inputs(scene, class_emb):
-    points = torch.from_numpy(scene.points)
-    features = class_aligned_point_features(scene.labels, class_emb)
-    return points, features, torch.from_numpy(scene.seen)
+    points, features, seen, _, _ = network_inputs(scene, class_emb)
+    return points, features, seen
 
 
 def _targets(scene):
-    return {"labels": torch.from_numpy(scene.labels), "instance_ids": torch.from_numpy(scene.instance_ids)}
+    return {"labels": torch.from_numpy(scene.gt_labels.astype(np.int64)),
+            "instance_ids": torch.from_numpy(scene.gt_instance_ids.astype(np.int64))}
+
+
+def _in_voxel_range(points):
+    """Points inside the tiny preset's voxel range (the scene's buildings rise above its z_max of 3 m)."""
+    lo, hi = torch.tensor(CFG.voxel.range_min), torch.tensor(CFG.voxel.range_max)
+    return ((points >= lo) & (points < hi)).all(dim=1)
+
+
+def _seen(scene):
+    """Points inside some camera image of the scene (the same geometry the pipeline uses, no occlusion)."""
+    no_occlusion = dataclasses.replace(CFG.projection, occlusion=False)
+    return project_points(torch.from_numpy(scene.frame.points), scene.frame.cameras, no_occlusion).visible.any(0)
 
 
 class RecordingTimer:
@@ -67,27 +86,17 @@ class RecordingTimer:
         yield
 
 
-# --- real frozen CLIP features from two cameras ---------------------------------------------------
-
-def _camera(name, R):
-    T = np.eye(4)
-    T[:3, :3] = R
-    return CameraModel(name, 96, 64, K=[[48, 0, 47.5], [0, 48, 31.5], [0, 0, 1]], T_cam_lidar=T)
-
-
-FRONT = _camera("front", [[0, -1, 0], [0, 0, -1], [1, 0, 0]])  # optical z = LiDAR x
-LEFT = _camera("left", [[-1, 0, 0], [0, 0, -1], [0, 1, 0]])  # optical z = LiDAR y
-
+# --- real frozen CLIP features from the scene's two cameras -----------------------------------------
 
 @pytest.fixture(scope="module")
 def clip_setup(scene):
     encoder = DenseClipEncoder(CFG.clip, torch.device("cpu"))
-    rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, size=(64, 96, 3), dtype=np.uint8) for _ in range(2)]
-    # No occlusion test: at 96x64 px its 8 px blocks would leave a few points per block; visibility is
+    images = scene.frame.images
+    assert len(images) == 2
+    # No occlusion test: at 64x48 px its 8 px blocks would leave a few points per block; visibility is
     # geometry's business, here it only has to give the network two cameras' worth of seen points.
     no_occlusion = dataclasses.replace(CFG.projection, occlusion=False)
-    projection = project_points(torch.from_numpy(scene.points), [FRONT, LEFT], no_occlusion)
+    projection = project_points(torch.from_numpy(scene.frame.points), scene.frame.cameras, no_occlusion)
     return encoder, images, projection
 
 
@@ -121,17 +130,17 @@ def test_forward_shapes_and_dtypes_with_two_cameras_of_clip_features(scene, clip
     encoder, images, projection = clip_setup
     features, seen = clip_point_features(encoder, images, projection)
     assert 0.1 < seen.float().mean() < 0.9  # two cameras' worth of points
-    class_emb = random_class_embeddings(DEFAULT_VOCABULARY, encoder.embed_dim)
+    class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.points), features, seen, class_emb)
+    out = net(torch.from_numpy(scene.frame.points), features, seen, class_emb)
     n, v = NUM_POINTS, int(out["point_to_voxel"].max()) + 1
-    q, c, d = CFG.head.num_thing_queries + 3, 6, encoder.embed_dim
+    q, c, d = CFG.head.num_thing_queries + len(STUFF), len(CLASSES), encoder.embed_dim
     assert len(out["mask_logits"]) == CFG.head.num_layers + 1  # initial queries + each layer
     for masks, logits, embed in zip(out["mask_logits"], out["class_logits"], out["class_embed"]):
         assert masks.shape == (q, v) and logits.shape == (q, c) and embed.shape == (q, d)
         assert masks.dtype == logits.dtype == embed.dtype == torch.float32
         assert torch.isfinite(masks).all() and torch.isfinite(logits).all()
-    assert out["stuff_classes"].tolist() == [3, 4, 5]
+    assert out["stuff_classes"].tolist() == [CLASSES.index(s) for s in STUFF] == [4, 5, 6, 7]
     assert out["voxel_embed"].shape == out["voxel_clip"].shape == (v, d)
     assert out["voxel_seen_count"].shape == (v,) and out["point_to_voxel"].shape == (n,)
     assert out["point_to_voxel"].dtype == torch.long
@@ -153,18 +162,18 @@ def _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
 def test_backward_on_pipeline_clip_features_reaches_every_parameter_and_not_clip(scene, clip_setup):
     encoder, images, projection = clip_setup
     features, seen = clip_point_features(encoder, images, projection)
-    class_emb = random_class_embeddings(DEFAULT_VOCABULARY, encoder.embed_dim)
+    class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.points), features, seen, class_emb)
+    out = net(torch.from_numpy(scene.frame.points), features, seen, class_emb)
     _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
 
 
 def test_network_itself_keeps_gradients_out_of_clip(scene, clip_setup):
     encoder, images, projection = clip_setup
     features, seen = clip_point_features_with_graph(encoder, images, projection)
-    class_emb = random_class_embeddings(DEFAULT_VOCABULARY, encoder.embed_dim)
+    class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.points), features, seen, class_emb)
+    out = net(torch.from_numpy(scene.frame.points), features, seen, class_emb)
     try:
         _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
     finally:
@@ -177,9 +186,9 @@ def test_vocabulary_size_does_not_change_the_weights_or_shared_scores(scene):
     emb_small = random_class_embeddings(small, 64, seed=1)
     emb_large = random_class_embeddings(large, 64, seed=2)
     emb_large.embeddings[:3] = emb_small.embeddings  # the same three classes, 27 more things
-    points = torch.from_numpy(scene.points)
+    points = torch.from_numpy(scene.frame.points)
     features = F.normalize(torch.randn(NUM_POINTS, 64, generator=torch.Generator().manual_seed(0)), dim=1)
-    seen = torch.from_numpy(scene.seen)
+    seen = _seen(scene)
     net = _build().eval()
     with torch.no_grad():
         a = net(points, features, seen, emb_small)
@@ -197,14 +206,14 @@ def test_vocabulary_size_does_not_change_the_weights_or_shared_scores(scene):
 ], ids=["things-only", "stuff-only"])
 def test_vocabularies_without_things_or_without_stuff_work(scene, vocabulary):
     emb = random_class_embeddings(vocabulary, 64)
-    points = torch.from_numpy(scene.points)
+    points = torch.from_numpy(scene.frame.points)
     features = F.normalize(torch.randn(NUM_POINTS, 64, generator=torch.Generator().manual_seed(0)), dim=1)
     net = _build()
-    out = net(points, features, torch.from_numpy(scene.seen), emb)
+    out = net(points, features, _seen(scene), emb)
     assert out["mask_logits"][-1].shape[0] == CFG.head.num_thing_queries + int(emb.is_stuff.sum())
     with torch.inference_mode():  # how the pipeline calls it
-        result = net.predict(points, features, torch.from_numpy(scene.seen), emb)
-    assert_valid_result(result, emb, scene.points)
+        result = net.predict(points, features, _seen(scene), emb)
+    assert_valid_result(result, emb, scene.frame.points)
 
 
 def test_same_seed_same_network_same_outputs(scene, class_emb):
@@ -245,8 +254,9 @@ def assert_valid_result(result, class_emb, points):
 
 
 def test_predict_after_short_training_gives_a_valid_panoptic_result(class_emb):
-    scene = synthetic_scene(2500, seed=0)
+    scene = _scene(2500)
     points, features, seen = _inputs(scene, class_emb)
+    in_range = _in_voxel_range(points).numpy()
     net = _build()
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
     loss_fn = PanopticLoss()
@@ -259,23 +269,34 @@ def test_predict_after_short_training_gives_a_valid_panoptic_result(class_emb):
     result = net.predict(points, features, seen, class_emb, timer)
     assert timer.stages[:3] == ["voxelize", "backbone", "head"] and timer.stages[-1] == "merge"
     assert net.training  # predict runs in eval mode and restores the caller's mode
-    assert_valid_result(result, class_emb, scene.points)
+    assert_valid_result(result, class_emb, scene.frame.points)
     assert len(result.instances) >= 1  # it learned some things...
-    assert (result.labels == 3).mean() > 0.2  # ...and the road, through the stuff query built from "road"
-    accuracy = (result.labels == scene.labels).mean()
+    # ...and the road, through the stuff query built from "driveable_surface"
+    assert (result.labels == ROAD).mean() > 0.2
+    # Points above the grid (building tops) cannot be labelled; the accuracy is over the points the net can see.
+    assert 0.95 < in_range.mean() < 1 and (result.labels[~in_range] == UNLABELED).all()
+    accuracy = (result.labels[in_range] == scene.gt_labels[in_range]).mean()
     assert accuracy > 0.5, accuracy
 
 
 def test_points_outside_the_grid_are_unlabeled(scene, class_emb):
     points, features, seen = _inputs(scene, class_emb)
     net = _build()
-    assert (net(points, features, seen, class_emb)["point_to_voxel"] >= 0).all()
+    in_range = _in_voxel_range(points)
+    assert 0 < int((~in_range).sum()) < 0.05 * NUM_POINTS  # the scene's building tops, above z = 3 m
+    p2v = net(points, features, seen, class_emb)["point_to_voxel"]
+    assert (p2v[in_range] >= 0).all() and (p2v[~in_range] == -1).all()
+    moved = torch.nonzero(in_range).squeeze(1)[:100]
+    rest = in_range.clone()
+    rest[moved] = False
     points = points.clone()
-    points[:100, 0] += 500.0  # far beyond the tiny preset's 51.2 m
+    points[moved, 0] += 500.0  # far beyond the tiny preset's 51.2 m
     out = net(points, features, seen, class_emb)
-    assert (out["point_to_voxel"][:100] == -1).all() and (out["point_to_voxel"][100:] >= 0).all()
+    assert (out["point_to_voxel"][moved] == -1).all() and (out["point_to_voxel"][rest] >= 0).all()
+    assert (out["point_to_voxel"][~in_range] == -1).all()
     result = net.predict(points, features, seen, class_emb)
-    assert (result.labels[:100] == UNLABELED).all() and (result.instance_ids[:100] == 0).all()
+    assert (result.labels[moved] == UNLABELED).all() and (result.instance_ids[moved] == 0).all()
+    assert (result.labels[~in_range] == UNLABELED).all() and (result.instance_ids[~in_range] == 0).all()
 
 
 def test_frame_with_no_point_in_range_predicts_all_unlabeled(class_emb):
@@ -295,6 +316,6 @@ def test_bad_inputs_are_named(scene, class_emb):
     with pytest.raises(ValueError, match="seen must be"):
         net.predict(points, features, seen.float(), class_emb)
     with pytest.raises(ValueError, match="32-d"):
-        net.predict(points, features, seen, random_class_embeddings(DEFAULT_VOCABULARY, 32))
+        net.predict(points, features, seen, random_class_embeddings(scene_vocabulary(), 32))
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         net.predict(points[:, :2], features, seen, class_emb)

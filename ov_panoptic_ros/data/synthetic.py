@@ -8,11 +8,17 @@ the pixel that shows its surface.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ov_panoptic_ros.core.calibration import Calibration, CameraExtrinsics
-from ov_panoptic_ros.core.frame import CameraModel, Frame, class_color
+from ov_panoptic_ros.core.frame import CameraModel, Frame, Vocabulary, class_color
+
+if TYPE_CHECKING:
+    import torch
+
+    from ov_panoptic_ros.core.vision.text import ClassEmbeddings
 
 CLASSES = ["car", "truck", "bus", "pedestrian", "driveable_surface", "sidewalk", "manmade", "vegetation"]
 STUFF = ["driveable_surface", "sidewalk", "manmade", "vegetation"]
@@ -232,3 +238,78 @@ def scene_sequence(n_frames: int, seed: int = 0, rate_hz: float = 10.0, **kwargs
         t = i / rate_hz
         boxes = _layout_boxes(np.random.default_rng(seed), t)
         yield make_scene(seed=seed * 100_003 + i, time_s=t, boxes=boxes, **kwargs)
+
+
+# --- The 3D network's inputs from a scene, without CLIP ----------------------------------------------------
+# torch is imported inside these functions: the scene generator itself stays numpy-only.
+
+# Synonyms the class-aligned features are built for (the first synonym is the scene's class name), so the
+# network's max-over-synonyms scoring is exercised. Labels index `scene_vocabulary().classes` directly.
+SYNONYMS = {"pedestrian": "pedestrian,person", "manmade": "manmade,building"}
+
+
+class NetworkInputs(NamedTuple):
+    points: torch.Tensor  # (N, 3) float32, the LiDAR frame
+    point_features: torch.Tensor  # (N, D) unit rows where seen, zero rows elsewhere
+    seen: torch.Tensor  # (N,) bool, projects inside some camera image with positive depth
+    labels: torch.Tensor  # (N,) long, index into scene_vocabulary().classes
+    instance_ids: torch.Tensor  # (N,) long, 0 for stuff
+
+
+def scene_vocabulary() -> Vocabulary:
+    """The synthetic scene's classes as a pipeline vocabulary, in CLASSES order (so gt_labels index it)."""
+    return Vocabulary(tuple(SYNONYMS.get(c, c) for c in CLASSES), tuple(STUFF))
+
+
+def random_class_embeddings(vocabulary: Vocabulary, dim: int, seed: int = 0,
+                            device: torch.device | str = "cpu") -> ClassEmbeddings:
+    """One random unit row per synonym, as TextEncoder would produce for a CLIP model of width `dim`."""
+    import torch
+    import torch.nn.functional as F
+
+    from ov_panoptic_ros.core.vision.text import ClassEmbeddings
+
+    gen = torch.Generator().manual_seed(seed)
+    synonym_class = [c for c, syns in enumerate(vocabulary.synonyms) for _ in syns]
+    rows = F.normalize(torch.randn(len(synonym_class), dim, generator=gen), dim=1)
+    return ClassEmbeddings(vocabulary, rows.to(device), torch.tensor(synonym_class, device=device),
+                           torch.from_numpy(vocabulary.is_stuff).to(device), f"random-{dim}d-seed{seed}")
+
+
+def class_aligned_point_features(labels: np.ndarray, class_emb: ClassEmbeddings, noise: float = 0.5,
+                                 seed: int = 0) -> torch.Tensor:
+    """(N, D) unit features near each point's class text embedding (first synonym), like CLIP's."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(seed)
+    first_row = {int(c): s for s, c in reversed(list(enumerate(class_emb.synonym_class.tolist())))}
+    rows = torch.tensor([first_row[int(c)] for c in labels])
+    base = class_emb.embeddings.cpu().float()[rows]
+    return F.normalize(base + noise * torch.randn(base.shape, generator=gen) / base.shape[1] ** 0.5, dim=1)
+
+
+def network_inputs(scene: SyntheticScene, class_emb: ClassEmbeddings, noise: float = 0.5,
+                   seed: int = 0) -> NetworkInputs:
+    """The 3D network's inputs for `scene` with CLIP replaced by class-aligned features.
+
+    `seen` comes from the scene's own cameras (a point projects inside an image with positive depth; no
+    occlusion test, as the ray-cast LiDAR only returns first hits); seen points get a feature near their
+    class's text embedding, unseen points a zero row, as the pipeline's feature sampling gives them.
+    `class_emb` must embed `scene_vocabulary()` (or any vocabulary whose class names are the scene's).
+    """
+    import torch
+
+    from ov_panoptic_ros.core.config import ProjectionConfig
+    from ov_panoptic_ros.core.geometry import project_points
+
+    names = class_emb.vocabulary.names
+    if names != list(scene.classes):
+        raise ValueError(f"class_emb's classes {names} are not the scene's {list(scene.classes)}; "
+                         "embed scene_vocabulary()")
+    points = torch.from_numpy(np.ascontiguousarray(scene.frame.points, dtype=np.float32))
+    seen = project_points(points, scene.frame.cameras, ProjectionConfig(occlusion=False)).visible.any(dim=0)
+    features = class_aligned_point_features(scene.gt_labels, class_emb, noise, seed)
+    features = torch.where(seen[:, None], features, torch.zeros_like(features))
+    return NetworkInputs(points, features, seen, torch.from_numpy(scene.gt_labels.astype(np.int64)),
+                         torch.from_numpy(scene.gt_instance_ids.astype(np.int64)))
