@@ -9,6 +9,10 @@ import random
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("OV_TEST_ROS_DOMAIN_ID") or str(random.SystemRandom().randint(1, 200))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+# One torch/OpenMP thread, set before torch loads (and inherited by node subprocesses): on 2 shared cores,
+# spinning OpenMP workers made small sparse convs and projections 5-20x slower and their timing erratic.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import threading  # noqa: E402
 

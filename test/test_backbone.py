@@ -12,15 +12,6 @@ VOXEL = VoxelConfig(size=(0.4, 0.4, 0.4), range_min=(-32.0, -32.0, -3.0), range_
 SPCONV_CONVS = (spconv.SubMConv3d, spconv.SparseConv3d, spconv.SparseInverseConv3d)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small sparse convs on 2 shared cores run ~10x slower with torch's 2 spinning OpenMP threads. Restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _inputs(num_points=3000, seed=0):
     scene = make_scene(seed=seed, num_points=num_points, image_size=(64, 48))
     points = torch.from_numpy(scene.frame.points)

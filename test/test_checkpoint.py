@@ -12,15 +12,6 @@ from ov_panoptic_ros.data.synthetic import make_scene, network_inputs, random_cl
 CLIP_ID = "ov-tiny-vit@random"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small sparse convs on 2 shared cores run ~10x slower with torch's 2 spinning OpenMP threads. Restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A tiny network with non-default weights and running stats, saved once for the module."""

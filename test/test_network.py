@@ -21,16 +21,6 @@ NUM_POINTS = 4000
 ROAD = CLASSES.index("driveable_surface")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """On 2 cores shared with other jobs, torch's spinning OpenMP workers slow these small ops ~10x; one
-    thread keeps the file's runtime predictable. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _build(seed=0, dim=64):
     torch.manual_seed(seed)
     return PanopticNetwork(CFG, dim)
