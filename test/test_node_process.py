@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ov_panoptic_ros.ros.probe import Probe, wait_until
 from ov_panoptic_ros.ros.scene_msgs import scene_messages
@@ -22,7 +23,9 @@ def test_console_script_with_params_file_publishes_and_stops_cleanly(spin, scene
         probe = spin.add(Probe())
         assert probe.wait_for_subscribers(timeout=180.0), "the node process never subscribed"
         assert wait_until(lambda: probe.vocabularies(), 60.0)
-        assert probe.vocabularies()[0]["classes"] == ["car", "truck", "pedestrian", "road", "building", "vegetation"]
+        params = yaml.safe_load((ROOT / "config" / "ov_panoptic.yaml").read_text())["ov_panoptic"]["ros__parameters"]
+        expected = [entry.split(",")[0].strip() for entry in params["vocabulary"]]  # display name = first synonym
+        assert probe.vocabularies()[0]["classes"] == expected  # the params file, not the preset, set it
         stamp = scenes[0].frame.stamp_ns
         for k in range(10):  # the node subscribes best-effort: resend until a frame makes it through
             probe.publish_scene(scene_messages(scenes[0], stamp_ns=stamp + k * 100_000_000))

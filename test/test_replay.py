@@ -2,9 +2,11 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -354,24 +356,35 @@ def test_cli_errors_are_clean(tmp_path, bag4):
 
 @pytest.mark.slow
 def test_cli_replay_and_sigint(tmp_path):
-    """The real command end to end; SIGINT mid-run still leaves a partial report and exits 130."""
+    """The real command end to end; SIGINT mid-run still leaves a partial report and exits 130.
+
+    The bag is long (small frames, cheap to write) so the replay is still running when the signal lands,
+    however fast the machine; stderr is read on a thread so the progress bar is seen as it is drawn."""
+    n = 400
     bag = tmp_path / "drive.mcap"
-    write_synthetic_bag(bag, n_frames=30, **BAG_KW)
+    write_synthetic_bag(bag, n_frames=n, **BAG_KW)
     out = tmp_path / "report"
     proc = subprocess.Popen(CLI + ["replay", str(bag), "--out", str(out), "--figure-frames", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chunks: list[str] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    progress = re.compile(rf"\b([0-9]+)/{n}\b")
     deadline = time.monotonic() + 240
-    seen = ""
-    while time.monotonic() < deadline and " 2/30 " not in seen:
-        seen += proc.stderr.read(1) or ""
-        if proc.poll() is not None:
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = [int(m) for m in progress.findall("".join(chunks))]
+        if done and max(done) >= 2:
             break
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stdout + seen + stderr
+    stdout = proc.stdout.read()  # stderr belongs to the reader thread: communicate() would race it
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    stderr = "".join(chunks)
+    assert proc.returncode == 130, stdout + stderr
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["partial"] is True and "interrupted" in doc["partial_reasons"][0]
-    assert 2 <= doc["frames"]["processed"] < 30
+    assert 2 <= doc["frames"]["processed"] < n
     assert "PARTIAL: interrupted" in stderr and "Traceback" not in stderr
     assert "PQ " in stdout
 
