@@ -19,12 +19,13 @@ from ov_panoptic_ros.eval.bag import (
     gt_classes_from_json,
     gt_classes_to_json,
     open_bag,
+    pack_lidar_cloud,
     read_cloud_fields,
     read_mcap_attachments,
     synthetic_classes,
     write_synthetic_bag,
 )
-from ov_panoptic_ros.ros.messages import compressed_to_rgb, image_to_rgb, read_cloud
+from ov_panoptic_ros.ros.messages import FLOAT32, CloudError, compressed_to_rgb, image_to_rgb, read_cloud
 
 SMALL = dict(n_frames=3, num_points=1500, num_cameras=2, image_size=(48, 32), seed=3)
 
@@ -81,6 +82,30 @@ def test_round_trip_every_layout_item(tmp_path, name):
         np.testing.assert_array_equal(img, scene.frame.images[1])
     np.testing.assert_allclose(np.asarray(images["info"].k).reshape(3, 3), scenes[0].camera_infos[0].K)
     assert images["info"].distortion_model == "plumb_bob"
+
+
+def test_lidar_cloud_layout_and_ground_truth_fields(tmp_path):
+    """The input cloud is plain x, y, z[, intensity] float32; ground-truth fields read back as writable copies."""
+    rng = np.random.default_rng(5)
+    xyz, inten = rng.normal(0, 10, (9, 3)).astype(np.float32), rng.random(9).astype(np.float32)
+    packed = pack_lidar_cloud(xyz, inten)
+    assert packed.fields == [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1),
+                             ("intensity", 12, FLOAT32, 1)]
+    assert packed.point_step == 16 and bytes(packed.data) == np.column_stack([xyz, inten]).tobytes()
+    bare = pack_lidar_cloud(xyz.astype(np.float64), None)  # cast to float32, like a driver's cloud
+    assert bare.point_step == 12 and bytes(bare.data) == xyz.tobytes()
+
+    write_synthetic_bag(tmp_path / "g.mcap", **SMALL)
+    with open_bag(tmp_path / "g.mcap") as reader:
+        gt_msg = reader.first_message("/ov_panoptic/ground_truth").decode()
+    gt = read_cloud_fields(gt_msg, ["label", "instance_id"])
+    assert gt["label"].dtype == np.uint16 and gt["instance_id"].dtype == np.uint32
+    assert gt["label"].flags.c_contiguous and gt["label"].flags.writeable
+    assert not np.shares_memory(gt["label"], gt_msg.data)  # a copy: scores and samples outlive the message
+    np.testing.assert_array_equal(gt["label"], _scenes(**SMALL)[0].gt_labels)
+    with pytest.raises(CloudError, match="'semantic_label'") as e:
+        read_cloud_fields(gt_msg, ["semantic_label", "instance_id"])
+    assert e.value.kind == "cloud_missing_field"
 
 
 def test_latched_topics_are_recorded_transient_local(tmp_path):

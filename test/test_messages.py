@@ -1,4 +1,5 @@
 """Message conversion: PointCloud2/Image/CompressedImage/CameraInfo <-> numpy, for rclpy and rosbags messages."""
+import array
 import io
 import subprocess
 import sys
@@ -155,7 +156,211 @@ def test_too_many_points_rejected_before_touching_the_payload():
     _bad(driver_cloud(_xyz(11), None, 0, "l"), "cloud_too_large", max_points=10)
 
 
+# ------------------------------------------------------------------------------------------- read_fields
+def _as_struct(packed: M.PackedCloud) -> np.ndarray:
+    """A PackedCloud's payload through a structured dtype built from its own field table."""
+    dt = np.dtype({"names": [f[0] for f in packed.fields], "offsets": [f[1] for f in packed.fields],
+                   "formats": [(M.POINTFIELD_DTYPES[f[2]], (f[3],)) if f[3] > 1 else M.POINTFIELD_DTYPES[f[2]]
+                               for f in packed.fields], "itemsize": packed.point_step})
+    return np.frombuffer(packed.data, dt)
+
+
+def _gt_struct(n=30):
+    """A ground-truth-like cloud with every field type at odd (but valid) offsets, and a count-3 field."""
+    dt = np.dtype({"names": ["x", "y", "z", "label", "flag", "instance_id", "normal", "weight", "tag"],
+                   "formats": ["<f4", "<f4", "<f4", "<u2", "u1", "<u4", ("<f4", (3,)), "<f8", "i1"],
+                   "offsets": [0, 4, 8, 12, 14, 16, 20, 32, 40], "itemsize": 44})
+    arr = np.zeros(n, dt)
+    arr["x"], arr["y"], arr["z"] = _xyz(n).T
+    arr["label"] = RNG.integers(0, 65536, n)
+    arr["flag"] = RNG.integers(0, 256, n)
+    arr["instance_id"] = RNG.integers(0, 2**32, n, dtype=np.uint64)
+    arr["normal"] = RNG.normal(size=(n, 3))
+    arr["weight"] = RNG.normal(size=n)
+    arr["tag"] = RNG.integers(-128, 128, n)
+    fields = [("x", 0, M.FLOAT32, 1), ("y", 4, M.FLOAT32, 1), ("z", 8, M.FLOAT32, 1), ("label", 12, M.UINT16, 1),
+              ("flag", 14, M.UINT8, 1), ("instance_id", 16, M.UINT32, 1), ("normal", 20, M.FLOAT32, 3),
+              ("weight", 32, M.FLOAT64, 1), ("tag", 40, M.INT8, 1)]
+    return arr, fields
+
+
+def test_read_fields_gives_zero_copy_views_with_the_field_dtypes():
+    arr, fields = _gt_struct()
+    msg = _cloud_from_struct(arr, fields)
+    out = M.read_fields(msg, ["label", "instance_id", "flag", "normal", "weight", "tag"])
+    raw = np.frombuffer(msg.data, np.uint8)
+    expected = {"label": np.uint16, "instance_id": np.uint32, "flag": np.uint8, "normal": np.float32,
+                "weight": np.float64, "tag": np.int8}
+    for name, dtype in expected.items():
+        assert out[name].dtype == dtype, name
+        np.testing.assert_array_equal(out[name], arr[name])
+        assert np.shares_memory(out[name], raw), f"{name} was copied"
+        assert out[name].strides[0] == 44 and not out[name].flags.writeable
+    assert out["normal"].shape == (30, 3) and out["label"].shape == (30,)
+
+
+def test_read_fields_of_a_rosbags_message_and_padded_rows():
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    arr, fields = _gt_struct(12)
+    ref = _cloud_from_struct(arr, fields)
+    bag_msg = ts.types["sensor_msgs/msg/PointCloud2"](
+        header=ts.types["std_msgs/msg/Header"](stamp=ts.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
+                                               frame_id="lidar"),
+        height=1, width=12, is_bigendian=False, point_step=44, row_step=44 * 12,
+        fields=[ts.types["sensor_msgs/msg/PointField"](name=n, offset=o, datatype=d, count=c) for n, o, d, c in fields],
+        data=np.frombuffer(bytes(ref.data), np.uint8).copy(), is_dense=True)
+    got = M.read_fields(bag_msg, ["label", "instance_id"])
+    np.testing.assert_array_equal(got["label"], arr["label"])
+    assert np.shares_memory(got["instance_id"], bag_msg.data) and not got["instance_id"].flags.writeable
+
+    padded = b"".join(arr[r * 4:(r + 1) * 4].tobytes() + b"\xee" * 8 for r in range(3))  # 3 rows, 8 junk bytes each
+    msg = _cloud_from_struct(arr, fields, height=3, row_step=4 * 44 + 8, data=padded)
+    got = M.read_fields(msg, ["label", "normal"])
+    np.testing.assert_array_equal(got["label"], arr["label"])
+    np.testing.assert_array_equal(got["normal"], arr["normal"])
+
+
+def test_read_fields_errors_name_the_field():
+    arr, fields = _gt_struct(5)
+    msg = _cloud_from_struct(arr, fields)
+    with pytest.raises(M.CloudError, match="'instance_ids', 'semantic'") as e:
+        M.read_fields(msg, ["label", "instance_ids", "semantic"])
+    assert e.value.kind == "cloud_missing_field" and "instance_id" in str(e.value)  # the available fields too
+    short = _cloud_from_struct(arr, fields, data=arr.tobytes()[:-1])
+    with pytest.raises(M.CloudError, match="row_step\\*height") as e:
+        M.read_fields(short, ["label"])
+    assert e.value.kind == "cloud_bad_layout"
+    big = _cloud_from_struct(arr, fields, bigendian=True)
+    with pytest.raises(M.CloudError, match="big-endian"):
+        M.read_fields(big, ["label"])
+    empty = M.read_fields(_cloud_from_struct(arr[:0], fields), ["label", "normal"])
+    assert empty["label"].shape == (0,) and empty["label"].dtype == np.uint16 and empty["normal"].shape == (0, 3)
+
+
+# ------------------------------------------------------------------------------------------- pack_cloud
+def test_pack_cloud_layout_is_naturally_aligned_and_round_trips():
+    n = 25
+    cols = {
+        "x": _xyz(n)[:, 0],
+        "flag": RNG.integers(0, 256, n).astype(np.uint8),
+        "label": RNG.integers(0, 65536, n).astype(np.uint16),
+        "tag": RNG.integers(-128, 128, n).astype(np.int8),
+        "weight": RNG.normal(size=n),  # float64
+        "ring": RNG.integers(-2**15, 2**15, n).astype(np.int16),
+        "normal": RNG.normal(size=(n, 3)).astype(np.float32),
+        "version": np.uint16(513),  # a scalar: the same value for every point
+        "id": RNG.integers(-2**31, 2**31, n).astype(np.int32),
+    }
+    packed = M.pack_cloud(cols)
+    assert packed.fields == [("x", 0, M.FLOAT32, 1), ("flag", 4, M.UINT8, 1), ("label", 6, M.UINT16, 1),
+                             ("tag", 8, M.INT8, 1), ("weight", 16, M.FLOAT64, 1), ("ring", 24, M.INT16, 1),
+                             ("normal", 28, M.FLOAT32, 3), ("version", 40, M.UINT16, 1), ("id", 44, M.INT32, 1)]
+    assert packed.point_step == 48 and packed.num_points == n and len(packed.data) == n * 48
+    assert isinstance(packed.data, array.array) and packed.data.typecode == "B"
+    # byte for byte what a structured array with those offsets holds (padding zero)
+    ref = np.zeros(n, np.dtype({"names": list(cols), "offsets": [f[1] for f in packed.fields],
+                                "formats": [(c.dtype, (3,)) if c.ndim == 2 else c.dtype for c in cols.values()],
+                                "itemsize": 48}))
+    for name, col in cols.items():
+        ref[name] = col
+    assert bytes(packed.data) == ref.tobytes()
+    msg = M.to_pointcloud2(packed, Header(frame_id="l"), PointCloud2, PointField)
+    back = M.read_fields(msg, list(cols))
+    for name, col in cols.items():
+        assert back[name].dtype == np.asarray(col).dtype, name
+        np.testing.assert_array_equal(back[name], np.broadcast_to(col, back[name].shape))
+
+
+def test_pack_cloud_all_small_fields_and_big_endian_input():
+    bytes_only = M.pack_cloud({"a": np.arange(5, dtype=np.uint8), "b": np.arange(5, 10).astype(np.int8)})
+    assert bytes_only.fields == [("a", 0, M.UINT8, 1), ("b", 1, M.INT8, 1)] and bytes_only.point_step == 2
+    assert bytes(bytes_only.data) == bytes([0, 5, 1, 6, 2, 7, 3, 8, 4, 9])
+    shorts = M.pack_cloud({"a": np.array([1, 2], np.uint16), "b": np.array([3, 4], np.uint8)})
+    assert shorts.point_step == 4 and bytes(shorts.data) == bytes([1, 0, 3, 0, 2, 0, 4, 0])
+    be = M.pack_cloud({"v": np.array([1.5, -2.0], dtype=">f4")})
+    assert be.fields == [("v", 0, M.FLOAT32, 1)] and bytes(be.data) == np.array([1.5, -2.0], "<f4").tobytes()
+
+
+def test_pack_cloud_errors():
+    with pytest.raises(ValueError, match="column 'b' has 4 points, column 'a' has 5"):
+        M.pack_cloud({"a": np.zeros(5, np.float32), "b": np.zeros(4, np.float32)})
+    with pytest.raises(ValueError, match="column 'i' has dtype int64"):
+        M.pack_cloud({"x": np.zeros(5, np.float32), "i": np.zeros(5, np.int64)})
+    with pytest.raises(ValueError, match="column 'm' has shape"):
+        M.pack_cloud({"m": np.zeros((5, 2, 2), np.float32)})
+    with pytest.raises(ValueError, match="at least one per-point column"):
+        M.pack_cloud({"v": np.uint16(1)})
+    empty = M.pack_cloud({"x": np.zeros(0, np.float32), "l": np.zeros(0, np.uint16)})
+    assert empty.num_points == 0 and len(empty.data) == 0 and empty.point_step == 8
+
+
+def test_pack_cloud_reads_unaligned_strided_views():
+    """x, y, z straight out of a 22-byte driver cloud (unaligned float32 views) pack like contiguous copies."""
+    xyz = _xyz(40)
+    cloud = M.read_cloud(driver_cloud(xyz, None, 0, "l"))
+    assert not cloud.xyz[:, 1].flags.aligned
+    view = M.pack_cloud({"x": cloud.xyz[:, 0], "y": cloud.xyz[:, 1], "z": cloud.xyz[:, 2]})
+    copy = M.pack_cloud({"x": xyz[:, 0].copy(), "y": xyz[:, 1].copy(), "z": xyz[:, 2].copy()})
+    assert bytes(view.data) == bytes(copy.data) == xyz.tobytes()
+
+
 # ------------------------------------------------------------------------------------------- pack
+def _reference_panoptic(xyz, intensity, labels, inst, scores, rgb_u32, vocab_version):
+    """The output layout written out by hand: a structured array with fixed offsets, field by field."""
+    off = 16 if intensity is not None else 12
+    names, formats, offsets = ["x", "y", "z"], ["<f4"] * 3, [0, 4, 8]
+    if intensity is not None:
+        names, formats, offsets = names + ["intensity"], formats + ["<f4"], offsets + [12]
+    names, formats, offsets = names + ["label"], formats + ["<u2"], offsets + [off]
+    if vocab_version is not None:
+        names, formats, offsets = names + ["vocab_version"], formats + ["<u2"], offsets + [off + 2]
+    names += ["instance_id", "score", "rgb"]
+    formats += ["<u4", "<f4", "<u4"]
+    offsets += [off + 4, off + 8, off + 12]
+    arr = np.zeros(len(xyz), np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                                       "itemsize": off + 16}))
+    arr["x"], arr["y"], arr["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    if intensity is not None:
+        arr["intensity"] = intensity
+    arr["label"] = labels
+    if vocab_version is not None:
+        arr["vocab_version"] = vocab_version & 0xFFFF
+    arr["instance_id"], arr["score"], arr["rgb"] = inst, scores, rgb_u32
+    return arr.tobytes()
+
+
+@pytest.mark.parametrize("n", [1, 3, 1001])
+@pytest.mark.parametrize("with_intensity", [True, False])
+@pytest.mark.parametrize("vocab_version", [None, 0, 9, 0x1ABCD])
+def test_pack_panoptic_cloud_is_byte_for_byte_the_reference_layout(n, with_intensity, vocab_version):
+    xyz = _xyz(n)
+    xyz[0, 0] = np.nan
+    if n > 2:
+        xyz[1, 1] = -0.0
+        xyz[2].view(np.uint32)[:] = [0x7F800001, 0xFFC00001, 0x00000001]  # signalling NaN, NaN payload, denormal
+    inten = RNG.random(n).astype(np.float32) if with_intensity else None
+    labels = RNG.integers(0, 65536, n).astype(np.uint16)
+    inst = RNG.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    scores = RNG.random(n).astype(np.float32)
+    rgb = RNG.integers(0, 2**24, n).astype(np.uint32)
+    expected = _reference_panoptic(xyz, inten, labels, inst, scores, rgb, vocab_version)
+    packed = M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, rgb, vocab_version=vocab_version)
+    assert bytes(packed.data) == expected
+    assert (packed.fields, packed.point_step) == M.panoptic_fields(with_intensity, vocab_version is not None)
+    # the same from per-point uint8 colors, from the strided views read_cloud returns, and from wider dtypes
+    colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=1).astype(np.uint8)
+    assert bytes(M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, colors, vocab_version).data) == expected
+    cloud = M.read_cloud(driver_cloud(xyz, inten, 0, "l"))
+    assert bytes(M.pack_panoptic_cloud(cloud.xyz, cloud.intensity if with_intensity else None, labels, inst, scores,
+                                       rgb, vocab_version).data) == expected
+    # wider input dtypes are cast to the layout's types, as a structured-array assignment casts them
+    wide = (RNG.normal(0, 10, (n, 3)), None if inten is None else inten.astype(np.float64), labels.astype(np.int64),
+            inst.astype(np.int64), scores.astype(np.float64), rgb)
+    assert bytes(M.pack_panoptic_cloud(*wide, vocab_version).data) == _reference_panoptic(*wide, vocab_version)
+
+
 def _result(n=40, classes=3):
     labels = RNG.integers(0, classes, n).astype(np.uint16)
     labels[::7] = UNLABELED
@@ -178,7 +383,7 @@ def test_packed_cloud_layout_and_values(with_intensity):
     assert packed.point_step == (32 if with_intensity else 28)
     assert all(f[1] % M.POINTFIELD_DTYPES[f[2]].itemsize == 0 for f in packed.fields)  # naturally aligned
     assert len(packed.data) == n * packed.point_step
-    arr = np.frombuffer(packed.data, M._numpy_dtype(packed.fields, packed.point_step))
+    arr = _as_struct(packed)
     np.testing.assert_array_equal(np.stack([arr["x"], arr["y"], arr["z"]], 1), xyz)
     np.testing.assert_array_equal(arr["label"], labels)
     np.testing.assert_array_equal(arr["instance_id"], inst)
@@ -198,8 +403,7 @@ def test_per_point_rgb_uint8_matches_packed_form():
     colors = RNG.integers(0, 256, (10, 3)).astype(np.uint8)
     a = M.pack_panoptic_cloud(_xyz(10), None, labels, inst, scores, colors)
     b = M.pack_panoptic_cloud(_xyz(10), None, labels, inst, scores, M.pack_rgb(colors))
-    fa = np.frombuffer(a.data, M._numpy_dtype(a.fields, a.point_step))["rgb"]
-    fb = np.frombuffer(b.data, M._numpy_dtype(b.fields, b.point_step))["rgb"]
+    fa, fb = _as_struct(a)["rgb"], _as_struct(b)["rgb"]
     np.testing.assert_array_equal(fa.view(np.uint32), fb.view(np.uint32))
     assert "vocab_version" not in [f[0] for f in a.fields]
 

@@ -698,48 +698,26 @@ def open_bag(path: str | Path, topics: BagTopics | None = None, require: Iterabl
 
 
 # --------------------------------------------------------------------------------------------------
-# PointCloud2 field access. ros/messages.py owns the PointCloud2 layout; these two adapters only
-# ask it for extra fields (ground-truth label / instance_id) and for a plain x, y, z, intensity cloud.
+# PointCloud2 field access: thin adapters over the public API of ros/messages.py, which owns the
+# PointCloud2 layout (read_fields for the ground-truth label / instance_id, pack_cloud for the input cloud).
 # --------------------------------------------------------------------------------------------------
 def read_cloud_fields(msg, names: Iterable[str]) -> dict[str, np.ndarray]:
-    """Named scalar fields of a PointCloud2 as arrays (copies); BagError names a missing field."""
-    from ov_panoptic_ros.ros import messages as m
+    """Named fields of a PointCloud2 as contiguous, writable copies (scores and samples may outlive the
+    message). A missing field raises messages.CloudError (kind `cloud_missing_field`) naming it."""
+    from ov_panoptic_ros.ros.messages import read_fields
 
-    fields = m._field_table(msg)
-    missing = [n for n in names if n not in fields]
-    if missing:
-        raise m.CloudError(f"PointCloud2 has no {', '.join(missing)} field(s); fields are {sorted(fields)}",
-                           kind="cloud_missing_field")
-    n = int(msg.width) * int(msg.height)
-    raw = m._as_uint8(msg.data)
-    m._check_cloud_layout(msg, fields, n, raw.size)
-    if int(msg.height) > 1 and int(msg.row_step) != int(msg.width) * int(msg.point_step):
-        raise m.CloudError("padded PointCloud2 rows are not supported for ground truth")
-    out = {}
-    for name in names:
-        offset, datatype, _ = fields[name]
-        out[name] = np.array(m._strided(raw, offset, m.POINTFIELD_DTYPES[datatype], n, int(msg.point_step)))
-    return out
+    return {name: np.array(view) for name, view in read_fields(msg, names).items()}
 
 
 def pack_lidar_cloud(xyz: np.ndarray, intensity: np.ndarray | None):
     """x, y, z[, intensity] float32 -> messages.PackedCloud (what a LiDAR driver publishes)."""
-    import array
+    from ov_panoptic_ros.ros.messages import pack_cloud
 
-    from ov_panoptic_ros.ros import messages as m
-
-    fields = [("x", 0, m.FLOAT32, 1), ("y", 4, m.FLOAT32, 1), ("z", 8, m.FLOAT32, 1)]
+    xyz = np.asarray(xyz, dtype=np.float32)
+    columns = {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}
     if intensity is not None:
-        fields.append(("intensity", 12, m.FLOAT32, 1))
-    step = 4 * len(fields)
-    n = int(xyz.shape[0])
-    data = array.array("B", b"\0") * (n * step)
-    view = np.frombuffer(data, dtype=np.float32).reshape(n, len(fields)) if n else None
-    if n:
-        view[:, :3] = xyz
-        if intensity is not None:
-            view[:, 3] = intensity
-    return m.PackedCloud(fields, step, data, n)
+        columns["intensity"] = np.asarray(intensity, dtype=np.float32)
+    return pack_cloud(columns)
 
 
 # --------------------------------------------------------------------------------------------------
