@@ -7,7 +7,9 @@ import torch
 
 from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.frame import CameraModel
-from ov_panoptic_ros.core.geometry import distort, fit_box, project_points
+from ov_panoptic_ros.core import geometry
+from ov_panoptic_ros.core.geometry import (distort, field_of_view_radius, fit_box, project_points,
+                                           rational_coefficients, view_box)
 
 K = [[500.0, 0.0, 320.5], [0.0, 400.0, 240.25], [0.0, 0.0, 1.0]]
 PLUMB_BOB = [-0.28, 0.09, 0.0012, -0.0008, -0.015]
@@ -183,6 +185,116 @@ def test_field_of_view_shortcut_never_changes_visibility(model, coeffs):
     assert got.sum() > 100
     disagree = np.flatnonzero(got != expected)
     assert disagree.size <= 2, disagree  # float32 vs float64 right at the image border at most
+
+
+def full_lens_visibility(points, cam, margin=0.0, min_depth=0.5):
+    """Every (camera, point) pair through the whole lens model in float64, with any K (skew included):
+    in front, before the lens folds, inside the image. No cull of any kind."""
+    coeffs = rational_coefficients(cam.distortion_model, cam.D)
+    pc = (cam.T_cam_lidar[:3, :3] @ points.T).T + cam.T_cam_lidar[:3, 3]
+    z = pc[:, 2]
+    zs = np.where(z > min_depth, z, 1.0)
+    x, y = pc[:, 0] / zs, pc[:, 1] / zs
+    xd, yd = hand_distort(x, y, *coeffs)
+    K = cam.K
+    u, v = K[0, 0] * xd + K[0, 1] * yd + K[0, 2], K[1, 1] * yd + K[1, 2]
+    inside = (u >= margin - 0.5) & (u < cam.width - 0.5 - margin)
+    inside &= (v >= margin - 0.5) & (v < cam.height - 0.5 - margin)
+    k1, k2, _, _, k3, k4, k5, k6 = coeffs
+    grid = np.linspace(0, 20, 400001)
+    g2 = grid**2
+    rd = grid * (1 + k1 * g2 + k2 * g2**2 + k3 * g2**3) / (1 + k4 * g2 + k5 * g2**2 + k6 * g2**3)
+    falling = np.flatnonzero(np.diff(rd) <= 0)
+    fold = grid[falling[0]] if falling.size else np.inf
+    return (z > min_depth) & inside & (np.sqrt(x * x + y * y) < fold)
+
+
+def surround_rig():
+    """Six cameras around a car (mixed sizes, lens models, skew and off-center principal points)."""
+    rig = []
+    models = [("plumb_bob", [-0.05, 0.01, 0.0, 0.0, 0.0]), ("plumb_bob", PLUMB_BOB), ("rational_polynomial", RATIONAL),
+              ("none", []), ("plumb_bob", [-0.5, 0.05, 0.002, 0.001, 0.0]), ("plumb_bob", [0.3, 0.2, 0.01, -0.02, 0.1])]
+    sizes = [(1600, 900), (640, 480), (1280, 720), (640, 480), (800, 600), (1600, 900)]
+    for i, (yaw_deg, (model, D), (w, h)) in enumerate(zip((0, -55, 55, 180, -110, 110), models, sizes)):
+        yaw = math.radians(yaw_deg)
+        forward, left = np.array([math.cos(yaw), math.sin(yaw), 0.0]), np.array([-math.sin(yaw), math.cos(yaw), 0.0])
+        T = np.eye(4)
+        T[:3, :3] = np.stack([-left, [0.0, 0.0, -1.0], forward])
+        T[:3, 3] = -T[:3, :3] @ np.array([0.1 * i, 0.0, 0.3])
+        K_ = [[0.8 * w, 2.0 * (i % 2), 0.52 * w], [0.0, 0.8 * w, 0.47 * h], [0.0, 0.0, 1.0]]
+        rig.append(CameraModel(f"cam{i}", w, h, K_, D, model, T))
+    return rig
+
+
+@pytest.mark.parametrize("margin", [0.0, 12.0, -25.0])
+def test_view_box_cull_never_changes_visibility_on_a_surround_rig(margin):
+    rng = np.random.default_rng(5)
+    # Directions over the whole sphere, ranges from 0.2 to 60 m: many pairs near and beyond every border.
+    points = rng.normal(size=(30000, 3)) * rng.uniform(0.2, 60, (30000, 1))
+    rig = surround_rig()
+    proj = project(points, rig, no_occlusion(image_margin_px=margin))
+    for m, cam in enumerate(rig):
+        expected = full_lens_visibility(points, cam, margin)
+        got = proj.visible[m].numpy()
+        assert expected.sum() > 100
+        assert np.flatnonzero(got != expected).size <= 2, cam.name  # float32 vs float64 right at a border
+        # Culled pairs carry uv = -1; the projected pixel of every seen pair is the lens model's.
+        culled = (proj.uv[m] == -1).all(dim=1).numpy()
+        assert not (culled & expected).any()
+
+
+def test_view_box_contains_every_seen_direction():
+    rig = surround_rig()
+    for cam in rig:
+        coeffs = rational_coefficients(cam.distortion_model, cam.D)
+        radius = field_of_view_radius(cam, coeffs)
+        (cx, hx), (cy, hy) = view_box(cam, coeffs, radius)
+        # Undistorted directions on a fine grid over the cone; those the lens puts in the image lie in the box.
+        r = np.linspace(0, radius, 400)
+        a = np.linspace(0, 2 * math.pi, 720, endpoint=False)
+        x, y = (r[:, None] * np.cos(a)).ravel(), (r[:, None] * np.sin(a)).ravel()
+        xd, yd = hand_distort(x, y, *coeffs)
+        u, v = cam.K[0, 0] * xd + cam.K[0, 1] * yd + cam.K[0, 2], cam.K[1, 1] * yd + cam.K[1, 2]
+        seen = (u >= -0.5) & (u < cam.width - 0.5) & (v >= -0.5) & (v < cam.height - 0.5)
+        assert seen.any()
+        assert (np.abs(x[seen] - cx) <= hx).all() and (np.abs(y[seen] - cy) <= hy).all(), cam.name
+    assert view_box(rig[0], np.zeros(8), math.inf) is None
+
+
+def test_unbounded_field_of_view_culls_only_by_depth(monkeypatch):
+    # A cone the search could not bound: the view box must not cull anything either.
+    monkeypatch.setattr(geometry, "field_of_view_radius", lambda cam, coeffs, grow_px=0.0: math.inf)
+    monkeypatch.setattr(geometry, "_STACK_CACHE", {})
+    rng = np.random.default_rng(6)
+    points = rng.normal(size=(5000, 3)) * rng.uniform(0.2, 30, (5000, 1))
+    cam = camera()
+    proj = project(points, [cam])
+    assert np.array_equal(proj.visible[0].numpy(), full_lens_visibility(points, cam))
+    in_front = points[:, 2] > 0.5  # identity extrinsics: z is the third coordinate
+    assert not (proj.uv[0] == -1).all(dim=1).numpy()[in_front].any()  # every pair in front was projected
+
+
+def test_calibration_cache_follows_changes():
+    cam = camera()
+    first = project([[0.5, 0.0, 5.0]], [cam]).uv[0, 0].tolist()
+    cam.K[0, 2] += 10.0  # the same object, edited in place: its calibration is the cache key, not its identity
+    second = project([[0.5, 0.0, 5.0]], [cam]).uv[0, 0].tolist()
+    assert second[0] == pytest.approx(first[0] + 10.0) and second[1] == pytest.approx(first[1])
+    T = np.eye(4)
+    T[0, 3] = 1.0  # one metre to the right in the optical frame: u grows by fx / z = 100 px
+    assert project([[0.5, 0.0, 5.0]], [camera(T=T)]).uv[0, 0, 0].item() == pytest.approx(first[0] + 100.0)
+
+
+def test_occlusion_cell_index_is_the_same_in_float_and_integer_arithmetic(monkeypatch):
+    rng = np.random.default_rng(7)
+    points = rng.normal(size=(20000, 3)) * rng.uniform(1, 40, (20000, 1))
+    cfg = ProjectionConfig(occlusion=True, occlusion_block_px=4)
+    rig = surround_rig()
+    in_float = project(points, rig, cfg)
+    monkeypatch.setattr(geometry, "FLOAT32_EXACT_INT", 0)  # force the int64 path
+    in_int = project(points, rig, cfg)
+    assert torch.equal(in_float.visible, in_int.visible)
+    assert (~in_float.visible & project(points, rig).visible).any()  # occlusion did hide something
 
 
 def test_occlusion_near_point_hides_far_point_in_same_block_only():

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 from ov_panoptic_ros.core.config import ClipConfig
 from ov_panoptic_ros.core.geometry import PointProjection
+from ov_panoptic_ros.core.vision import open_clip_dense
 from ov_panoptic_ros.core.vision.open_clip_dense import (DenseClipEncoder, DenseFeatures, compute_dtype,
-                                                         sample_point_features)
+                                                         sample_point_features, sample_seen_point_features)
 
 CPU = torch.device("cpu")
 
@@ -302,6 +303,65 @@ def test_cameras_are_averaged_and_unseen_points_are_zero():
     assert torch.allclose(got[1], a, atol=1e-6) and torch.allclose(got[2], b, atol=1e-6)
     assert torch.equal(got[3], torch.zeros(4))
     assert got.dtype == torch.float32
+
+
+def random_case(m, d, h, w, n, seed, p_visible=0.4, overshoot=0.0):
+    """Unit maps, one scale per camera, and pixels spread over each image; `overshoot` (in cells) puts
+    points beyond the outer cell centers, where border padding applies."""
+    gen = torch.Generator().manual_seed(seed)
+    maps = F.normalize(torch.randn(m, d, h, w, generator=gen), dim=1)
+    scale = 0.02 + 0.08 * torch.rand(m, 2, generator=gen)
+    cells = torch.rand(m, n, 2, generator=gen) * (torch.tensor([w, h]) + 2 * overshoot) - overshoot
+    uv = cells / scale[:, None, :] - 0.5
+    visible = torch.rand(m, n, generator=gen) < p_visible
+    return maps, scale, uv, visible
+
+
+@pytest.mark.parametrize("h, w", [(1, 1), (1, 5), (4, 1), (2, 2), (5, 7)])
+def test_sampling_matches_grid_sample_on_thin_maps_and_beyond_the_border(h, w):
+    # One-cell-wide/-high maps have a single corner per axis; beyond the outer cell centers the whole
+    # weight goes to the border cell (the corner is kept inside the map, the fraction saturates).
+    maps, scale, uv, visible = random_case(2, 16, h, w, 400, seed=h * 10 + w, overshoot=1.5)
+    got, seen = sample_point_features(DenseFeatures(maps, scale), projection(uv, visible))
+    assert torch.allclose(got, reference_point_features(maps, scale, uv, visible), atol=1e-5)
+    assert torch.equal(got[~seen], torch.zeros(int((~seen).sum()), 16))
+
+
+@pytest.mark.parametrize("block", [1, 3, 64, 5000])
+def test_sampling_is_the_same_for_any_block_size(monkeypatch, block):
+    # Blocks that start and end anywhere: inside a run of unseen points, mid-way through bags, past the end.
+    maps, scale, uv, visible = random_case(3, 32, 6, 9, 700, seed=3, p_visible=0.3)
+    visible[:, 100:260] = False  # a long unseen run
+    monkeypatch.setattr(open_clip_dense, "SAMPLE_BLOCK_POINTS", block)
+    got, seen = sample_point_features(DenseFeatures(maps, scale), projection(uv, visible))
+    assert torch.allclose(got, reference_point_features(maps, scale, uv, visible), atol=1e-5)
+    compact = sample_seen_point_features(DenseFeatures(maps, scale), projection(uv, visible))
+    assert torch.equal(compact.features, got[seen])
+
+
+def test_seen_only_sampling_gives_the_dense_rows_of_the_seen_points():
+    maps, scale, uv, visible = random_case(3, 64, 6, 9, 3000, seed=4)
+    feats, proj = DenseFeatures(maps, scale), projection(uv, visible)
+    dense, seen = sample_point_features(feats, proj)
+    dense = dense.clone()  # the next call may reuse the memory of a released output, not of a live one
+    compact = sample_seen_point_features(feats, proj)
+    assert torch.equal(compact.seen, seen)
+    assert torch.equal(compact.index, seen.nonzero().squeeze(1))
+    assert compact.features.shape == (int(seen.sum()), 64) and compact.features.dtype == torch.float32
+    assert torch.equal(compact.features, dense[seen])
+    assert torch.equal(compact.dense(), dense)
+    none_seen = sample_seen_point_features(feats, projection(uv, torch.zeros_like(visible)))
+    assert none_seen.features.shape == (0, 64) and none_seen.index.numel() == 0 and not none_seen.seen.any()
+
+
+def test_row_indices_are_the_same_in_float_and_integer_arithmetic(monkeypatch):
+    maps, scale, uv, visible = random_case(2, 8, 5, 6, 500, seed=5, overshoot=0.5)
+    feats, proj = DenseFeatures(maps, scale), projection(uv, visible)
+    in_float = open_clip_dense.bilinear_bags(feats, proj.uv, proj.visible)
+    monkeypatch.setattr(open_clip_dense, "FLOAT32_EXACT_INT", 0)  # force the int64 path
+    in_int = open_clip_dense.bilinear_bags(feats, proj.uv, proj.visible)
+    for a, b in zip(in_float, in_int):
+        assert torch.equal(a, b)
 
 
 def test_sampling_rejects_mismatched_cameras():

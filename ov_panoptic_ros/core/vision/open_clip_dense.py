@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ov_panoptic_ros.core.config import ClipConfig
-from ov_panoptic_ros.core.geometry import PointProjection
+from ov_panoptic_ros.core.geometry import FLOAT32_EXACT_INT, PointProjection
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -305,8 +306,37 @@ class RowBuffer:
 _ROW_BUFFER = RowBuffer()
 
 
-# Points per block in sampling: keeps each block's temporaries cache-sized on the CPU.
+# Points per block in CPU sampling: each block's sums (block x D floats) stay in cache between the gather,
+# the norm and the one write to the output, and the per-block dispatch is amortized.
 SAMPLE_BLOCK_POINTS = 1024
+
+
+def _block_points() -> int:
+    """Points per block. Each op in a block is one OpenMP parallel region. When the workers sleep as soon
+    as a region ends (OMP_WAIT_POLICY=PASSIVE and no GOMP_SPINCOUNT), waking them costs ~0.1 ms per op on
+    a small VM, so with several threads the blocks grow with the thread count; workers that spin a little
+    are still awake for the next op, and cache-sized blocks are faster."""
+    threads = max(1, torch.get_num_threads())
+    sleeping = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" and not os.environ.get("GOMP_SPINCOUNT")
+    return SAMPLE_BLOCK_POINTS * threads if sleeping else SAMPLE_BLOCK_POINTS
+
+
+@dataclass
+class PointFeatures:
+    """CLIP features of the seen points only: row k of `features` belongs to point `index[k]`.
+
+    The compact form of `sample_point_features`' output: the dense (N, D) features are zero on every
+    unseen point, so `dense[index] == features` and `dense[~seen] == 0`.
+    """
+
+    seen: torch.Tensor  # (N,) bool
+    index: torch.Tensor  # (S,) long, ascending: the points with seen[i]
+    features: torch.Tensor  # (S, D) float32, unit rows
+
+    def dense(self) -> torch.Tensor:
+        """The (N, D) form, zeros where unseen."""
+        out = torch.zeros(self.seen.shape[0], self.features.shape[1], device=self.features.device)
+        return out.index_copy_(0, self.index, self.features)
 
 
 def sample_point_features(features: DenseFeatures, projection: PointProjection) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,28 +349,54 @@ def sample_point_features(features: DenseFeatures, projection: PointProjection) 
     written once. Returns (N, D) float32 features (zeros where unseen) and the (N,) bool `seen` mask.
     The maps are frozen CLIP features: no gradient flows back through sampling.
     """
+    seen, _, point_features = _sample(features, projection, seen_only=False)
+    return point_features, seen
+
+
+def sample_seen_point_features(features: DenseFeatures, projection: PointProjection) -> PointFeatures:
+    """`sample_point_features` for the seen points only: the same rows, without the unseen points' zeros
+    (about half of a surround rig's sweep, and half of the output's memory traffic)."""
+    return PointFeatures(*_sample(features, projection, seen_only=True))
+
+
+def _sample(features: DenseFeatures, projection: PointProjection, seen_only: bool):
+    """(seen, index of the seen points or None when not `seen_only`, features: (S, D) or (N, D))."""
     m, n = projection.visible.shape
     if features.num_cameras != m:
         raise ValueError(f"{features.num_cameras} feature maps for {m} projected cameras")
     d = features.maps.shape[1]
     device = projection.uv.device
     visible = projection.visible.to(device)
-    seen = visible.any(dim=0) if m else torch.zeros(n, dtype=torch.bool, device=device)
-    if not bool(seen.any()):
-        return torch.zeros(n, d, device=device), seen
+    if not m or not bool(visible.any()):
+        seen = torch.zeros(n, dtype=torch.bool, device=device)
+        index = torch.zeros(0, dtype=torch.long, device=device) if seen_only else None
+        return seen, index, torch.zeros(0 if seen_only else n, d, device=device)
     table = _channels_last_table(features.maps.to(device))
-    rows, weights, offsets = bilinear_bags(features, projection.uv, visible)
-    out = _ROW_BUFFER.rows(n, d) if device.type == "cpu" else torch.empty(n, d, device=device)
-    block = SAMPLE_BLOCK_POINTS if device.type == "cpu" else n
-    bounds = offsets[::block].tolist() + [rows.numel()]  # first bag entry of each block
-    for i, start in enumerate(range(0, n, block)):
-        stop = min(n, start + block)
-        first, last = bounds[i], bounds[i + 1]
-        summed = F.embedding_bag(rows[first:last], table, offsets[start:stop] - first, mode="sum",
-                                 per_sample_weights=weights[first:last])
-        inv_norm = torch.linalg.vector_norm(summed, dim=1, keepdim=True).clamp_min_(1e-12).reciprocal_()
-        torch.mul(summed, inv_norm, out=out[start:stop])  # unseen rows: empty bags sum to zero, stay zero
-    return out, seen
+    rows, weights, offsets, cameras_per_point = bilinear_bags(features, projection.uv, visible)
+    seen = cameras_per_point > 0
+    index = None
+    if seen_only:
+        index = seen.nonzero().squeeze(1)
+        offsets = offsets.index_select(0, index)  # unseen points' bags are empty: no rows to drop
+    if device.type == "cpu":
+        out = _ROW_BUFFER.rows(offsets.numel(), d)
+        _sum_and_normalize(table, rows, weights, offsets, out, _block_points())
+    else:
+        out = F.embedding_bag(rows, table, offsets, mode="sum", per_sample_weights=weights)
+        out = F.normalize(out, dim=1, out=out)
+    return seen, index, out
+
+
+def _sum_and_normalize(table, rows, weights, offsets, out, block: int) -> None:
+    """out[i] = normalized sum of weights * table rows over bag i, a block of bags at a time. Empty bags
+    (unseen points) sum to zero and stay zero."""
+    bounds = offsets[::block].tolist() + [rows.numel()]  # first bag entry of each block, and the end
+    for i, start in enumerate(range(0, offsets.numel(), block)):
+        lo, hi = bounds[i], bounds[i + 1]
+        summed = F.embedding_bag(rows[lo:hi], table, offsets[start:start + block] - lo, mode="sum",
+                                 per_sample_weights=weights[lo:hi])
+        norm = torch.linalg.vector_norm(summed, dim=1, keepdim=True).clamp_min_(1e-12)  # as F.normalize
+        torch.div(summed, norm, out=out[start:start + block])
 
 
 def _channels_last_table(maps: torch.Tensor) -> torch.Tensor:
@@ -354,23 +410,38 @@ def bilinear_bags(features: DenseFeatures, uv: torch.Tensor, visible: torch.Tens
 
     Bags are ordered by point; a point seen by k cameras gets 4k entries. They are summed, not averaged:
     the result is normalized afterwards, and the sum has the direction of the average.
-    Returns flat `rows` (long), `weights` (float32) and per-point bag `offsets` (N,) for embedding_bag.
+    The top-left corner is kept in [0, size - 2] so its neighbours are in the map; beyond the outer cell
+    centers the fraction saturates at 0 or 1, which puts the whole weight on the border cell: the same
+    value as clamping the corner indices (border padding). A map one cell wide or high has one corner
+    per axis (both corners are the same row).
+    Returns flat `rows` (long), `weights` (float32), per-point bag `offsets` (N,) for embedding_bag, and
+    the number of cameras that see each point (N,).
     """
-    _, _, h, w = features.maps.shape
+    m, _, h, w = features.maps.shape
+    n = visible.shape[1]
+    device = uv.device
     point, cam = visible.T.nonzero(as_tuple=True)  # sorted by point, then camera
-    per_point = visible.sum(dim=0)
-    scale = features.pixel_to_cell.to(uv.device).index_select(0, cam)
-    pixels = uv.reshape(-1, 2).index_select(0, cam * uv.shape[1] + point)
-    f = (pixels + 0.5) * scale - 0.5  # continuous coords relative to cell centers
-    f0 = torch.floor(f)
-    frac = f - f0
-    f0 = f0.long()
-    x0, y0 = f0[:, 0].clamp(0, w - 1), f0[:, 1].clamp(0, h - 1)  # clamping indices == border padding
-    x1, y1 = (f0[:, 0] + 1).clamp(0, w - 1), (f0[:, 1] + 1).clamp(0, h - 1)
-    base = cam * (h * w)
-    rows = torch.stack([base + y0 * w + x0, base + y0 * w + x1, base + y1 * w + x0, base + y1 * w + x1], dim=1)
-    fx, fy = frac[:, 0], frac[:, 1]
-    weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1)
-    offsets = torch.zeros_like(per_point)
-    offsets[1:] = torch.cumsum(per_point * 4, dim=0)[:-1]
-    return rows.reshape(-1), weights.reshape(-1).float(), offsets
+    per_point = torch.bincount(point, minlength=n)
+    pair = cam * n + point
+    scale = features.pixel_to_cell.to(device=device, dtype=torch.float32)
+    uv = uv.reshape(-1, 2).to(torch.float32)
+    frac, corner = [], []
+    for axis, size in ((0, w), (1, h)):  # one contiguous vector per axis: x, then y
+        # Continuous feature coordinate relative to the cell centers, its top-left corner and fraction.
+        f = uv[:, axis].index_select(0, pair).add_(0.5).mul_(scale[:, axis].index_select(0, cam)).sub_(0.5)
+        f0 = f.floor().clamp_(0, max(size - 2, 0))
+        frac.append(f.sub_(f0).clamp_(0, 1))
+        corner.append(f0)
+    step_x, step_y = int(w > 1), w * int(h > 1)
+    corners = torch.tensor([0, step_x, step_y, step_y + step_x], device=device)
+    if m * h * w <= FLOAT32_EXACT_INT:  # row index in float32 is exact: one conversion at the end
+        base = corner[1].mul_(w).add_(corner[0]).add_(cam.to(torch.float32), alpha=h * w)
+        rows = (base.unsqueeze(1) + corners.to(base.dtype)).long()
+    else:
+        rows = (cam * (h * w) + corner[1].long() * w + corner[0].long()).unsqueeze(1) + corners
+    (fx, fy), weights = frac, torch.empty(rows.shape, device=device)
+    gx, gy = 1 - fx, 1 - fy
+    for k, (wy, wx) in enumerate(((gy, gx), (gy, fx), (fy, gx), (fy, fx))):  # corners (y0 x0, y0 x1, y1 x0, y1 x1)
+        torch.mul(wy, wx, out=weights[:, k])
+    offsets = torch.cumsum(per_point, dim=0).sub_(per_point).mul_(4)
+    return rows.reshape(-1), weights.reshape(-1), offsets, per_point
