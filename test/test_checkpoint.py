@@ -20,8 +20,8 @@ def saved(tmp_path_factory):
     net = PanopticNetwork(cfg, 64)
     scene = make_scene(seed=2, num_points=1500, image_size=(64, 48))
     emb = random_class_embeddings(scene_vocabulary(), 64)
-    points, features, seen, _, _ = network_inputs(scene, emb)
-    net(points, features, seen, emb)  # one train-mode pass updates BatchNorm running stats
+    points, features, _, _ = network_inputs(scene, emb)
+    net(points, features, emb)  # one train-mode pass updates BatchNorm running stats
     with torch.no_grad():
         net.head.logit_scale.fill_(3.0)
     path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "net.pt", net, cfg, CLIP_ID)
@@ -35,8 +35,8 @@ def test_round_trip_restores_weights_eval_mode_and_predictions(saved):
     original = net.state_dict()
     for name, value in loaded.state_dict().items():
         assert torch.equal(value, original[name]), name
-    points, features, seen, _, _ = network_inputs(scene, emb)
-    inputs = (points, features, seen, emb)
+    points, features, _, _ = network_inputs(scene, emb)
+    inputs = (points, features, emb)
     a, b = net.predict(*inputs), loaded.predict(*inputs)
     assert np.array_equal(a.labels, b.labels) and np.allclose(a.scores, b.scores)
 

@@ -12,7 +12,8 @@ from ov_panoptic_ros.core.frame import UNLABELED, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.core.model.losses import PanopticLoss
 from ov_panoptic_ros.core.model.network import PanopticNetwork
-from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_point_features
+from ov_panoptic_ros.core.vision.features import PointFeatures
+from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_seen_point_features
 from ov_panoptic_ros.data.synthetic import (CLASSES, STUFF, make_scene, network_inputs, random_class_embeddings,
                                             scene_vocabulary)
 
@@ -43,8 +44,14 @@ def class_emb():
 
 
 def _inputs(scene, class_emb):
-    points, features, seen, _, _ = network_inputs(scene, class_emb)
-    return points, features, seen
+    points, features, _, _ = network_inputs(scene, class_emb)
+    return points, features
+
+
+def compact(features, seen):
+    """PointFeatures of the seen rows of (N, D) `features` (rows of unseen points are dropped)."""
+    index = seen.nonzero().squeeze(1)
+    return PointFeatures(seen, index, features[index])
 
 
 def _targets(scene):
@@ -91,13 +98,13 @@ def clip_setup(scene):
 
 
 def clip_point_features(encoder, images, projection):
-    """The pipeline's path: frozen encoder (inference mode) + sample_point_features."""
-    return sample_point_features(encoder.encode(images), projection)
+    """The pipeline's path: frozen encoder (inference mode) + sample_seen_point_features."""
+    return sample_seen_point_features(encoder.encode(images), projection)
 
 
 def clip_point_features_with_graph(encoder, images, projection):
     """Point features whose autograd graph reaches the CLIP weights (requires_grad switched on for this test),
-    so only the network's own handling can keep gradients out of CLIP. sample_point_features writes in place
+    so only the network's own handling can keep gradients out of CLIP. sample_seen_point_features writes in place
     (no autograd), so the lookup here is grid_sample at the same continuous feature coordinates."""
     encoder.model.requires_grad_(True)
     for p in encoder.model.parameters():
@@ -111,18 +118,18 @@ def clip_point_features_with_graph(encoder, images, projection):
     visible = projection.visible.float()
     summed = (sampled * visible[:, None, :]).sum(dim=0).T  # (N, D)
     seen = projection.visible.any(dim=0)
-    features = torch.where(seen[:, None], F.normalize(summed, dim=1), torch.zeros_like(summed))
-    assert features.requires_grad
-    return features, seen
+    sampled = compact(F.normalize(summed, dim=1), seen)
+    assert sampled.features.requires_grad
+    return sampled
 
 
 def test_forward_shapes_and_dtypes_with_two_cameras_of_clip_features(scene, clip_setup):
     encoder, images, projection = clip_setup
-    features, seen = clip_point_features(encoder, images, projection)
-    assert 0.1 < seen.float().mean() < 0.9  # two cameras' worth of points
+    sampled = clip_point_features(encoder, images, projection)
+    assert 0.1 < sampled.seen.float().mean() < 0.9  # two cameras' worth of points
     class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.frame.points), features, seen, class_emb)
+    out = net(torch.from_numpy(scene.frame.points), sampled, class_emb)
     n, v = NUM_POINTS, int(out["point_to_voxel"].max()) + 1
     q, c, d = CFG.head.num_thing_queries + len(STUFF), len(CLASSES), encoder.embed_dim
     assert len(out["mask_logits"]) == CFG.head.num_layers + 1  # initial queries + each layer
@@ -151,19 +158,19 @@ def _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
 
 def test_backward_on_pipeline_clip_features_reaches_every_parameter_and_not_clip(scene, clip_setup):
     encoder, images, projection = clip_setup
-    features, seen = clip_point_features(encoder, images, projection)
+    sampled = clip_point_features(encoder, images, projection)
     class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.frame.points), features, seen, class_emb)
+    out = net(torch.from_numpy(scene.frame.points), sampled, class_emb)
     _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
 
 
 def test_network_itself_keeps_gradients_out_of_clip(scene, clip_setup):
     encoder, images, projection = clip_setup
-    features, seen = clip_point_features_with_graph(encoder, images, projection)
+    sampled = clip_point_features_with_graph(encoder, images, projection)
     class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.frame.points), features, seen, class_emb)
+    out = net(torch.from_numpy(scene.frame.points), sampled, class_emb)
     try:
         _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
     finally:
@@ -178,16 +185,16 @@ def test_vocabulary_size_does_not_change_the_weights_or_shared_scores(scene):
     emb_large.embeddings[:3] = emb_small.embeddings  # the same three classes, 27 more things
     points = torch.from_numpy(scene.frame.points)
     features = F.normalize(torch.randn(NUM_POINTS, 64, generator=torch.Generator().manual_seed(0)), dim=1)
-    seen = _seen(scene)
+    features = compact(features, _seen(scene))
     net = _build().eval()
     with torch.no_grad():
-        a = net(points, features, seen, emb_small)
-        b = net(points, features, seen, emb_large)
+        a = net(points, features, emb_small)
+        b = net(points, features, emb_large)
     assert a["class_logits"][-1].shape[1] == 3 and b["class_logits"][-1].shape[1] == 30
     torch.testing.assert_close(a["class_logits"][-1], b["class_logits"][-1][:, :3])
     torch.testing.assert_close(a["mask_logits"][-1], b["mask_logits"][-1])
     for emb in (emb_small, emb_large):
-        assert_valid_result(net.predict(points, features, seen, emb), emb, points.numpy())
+        assert_valid_result(net.predict(points, features, emb), emb, points.numpy())
 
 
 @pytest.mark.parametrize("vocabulary", [
@@ -198,26 +205,27 @@ def test_vocabularies_without_things_or_without_stuff_work(scene, vocabulary):
     emb = random_class_embeddings(vocabulary, 64)
     points = torch.from_numpy(scene.frame.points)
     features = F.normalize(torch.randn(NUM_POINTS, 64, generator=torch.Generator().manual_seed(0)), dim=1)
+    features = compact(features, _seen(scene))
     net = _build()
-    out = net(points, features, _seen(scene), emb)
+    out = net(points, features, emb)
     assert out["mask_logits"][-1].shape[0] == CFG.head.num_thing_queries + int(emb.is_stuff.sum())
     with torch.inference_mode():  # how the pipeline calls it
-        result = net.predict(points, features, _seen(scene), emb)
+        result = net.predict(points, features, emb)
     assert_valid_result(result, emb, scene.frame.points)
 
 
 def test_same_seed_same_network_same_outputs(scene, class_emb):
-    points, features, seen = _inputs(scene, class_emb)
+    points, features = _inputs(scene, class_emb)
     a, b = _build(seed=3), _build(seed=3)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name
-    out_a = a(points, features, seen, class_emb)
-    out_b = b(points, features, seen, class_emb)
+    out_a = a(points, features, class_emb)
+    out_b = b(points, features, class_emb)
     for key in ("mask_logits", "class_logits", "class_embed"):
         for x, y in zip(out_a[key], out_b[key]):
             assert torch.equal(x, y), key
     assert torch.equal(out_a["voxel_embed"], out_b["voxel_embed"])
-    r1, r2 = a.predict(points, features, seen, class_emb), a.predict(points, features, seen, class_emb)
+    r1, r2 = a.predict(points, features, class_emb), a.predict(points, features, class_emb)
     assert np.array_equal(r1.labels, r2.labels) and np.array_equal(r1.scores, r2.scores)
     assert not torch.equal(_build(seed=4).head.thing_queries, a.head.thing_queries)
 
@@ -245,18 +253,18 @@ def assert_valid_result(result, class_emb, points):
 
 def test_predict_after_short_training_gives_a_valid_panoptic_result(class_emb):
     scene = _scene(2500)
-    points, features, seen = _inputs(scene, class_emb)
+    points, features = _inputs(scene, class_emb)
     in_range = _in_voxel_range(points).numpy()
     net = _build()
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
     loss_fn = PanopticLoss()
     for _ in range(30):
-        loss = loss_fn(net(points, features, seen, class_emb), _targets(scene))["total"]
+        loss = loss_fn(net(points, features, class_emb), _targets(scene))["total"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     timer = RecordingTimer()
-    result = net.predict(points, features, seen, class_emb, timer)
+    result = net.predict(points, features, class_emb, timer)
     assert timer.stages[:3] == ["voxelize", "backbone", "head"] and timer.stages[-1] == "merge"
     assert net.training  # predict runs in eval mode and restores the caller's mode
     assert_valid_result(result, class_emb, scene.frame.points)
@@ -270,42 +278,49 @@ def test_predict_after_short_training_gives_a_valid_panoptic_result(class_emb):
 
 
 def test_points_outside_the_grid_are_unlabeled(scene, class_emb):
-    points, features, seen = _inputs(scene, class_emb)
+    points, features = _inputs(scene, class_emb)
     net = _build()
     in_range = _in_voxel_range(points)
     assert 0 < int((~in_range).sum()) < 0.05 * NUM_POINTS  # the scene's building tops, above z = 3 m
-    p2v = net(points, features, seen, class_emb)["point_to_voxel"]
+    p2v = net(points, features, class_emb)["point_to_voxel"]
     assert (p2v[in_range] >= 0).all() and (p2v[~in_range] == -1).all()
     moved = torch.nonzero(in_range).squeeze(1)[:100]
     rest = in_range.clone()
     rest[moved] = False
     points = points.clone()
     points[moved, 0] += 500.0  # far beyond the tiny preset's 51.2 m
-    out = net(points, features, seen, class_emb)
+    out = net(points, features, class_emb)
     assert (out["point_to_voxel"][moved] == -1).all() and (out["point_to_voxel"][rest] >= 0).all()
     assert (out["point_to_voxel"][~in_range] == -1).all()
-    result = net.predict(points, features, seen, class_emb)
+    result = net.predict(points, features, class_emb)
     assert (result.labels[moved] == UNLABELED).all() and (result.instance_ids[moved] == 0).all()
     assert (result.labels[~in_range] == UNLABELED).all() and (result.instance_ids[~in_range] == 0).all()
 
 
 def test_frame_with_no_point_in_range_predicts_all_unlabeled(class_emb):
     points = torch.full((50, 3), 1000.0)
-    features = F.normalize(torch.ones(50, 64), dim=1)
-    result = _build().predict(points, features, torch.ones(50, dtype=torch.bool), class_emb)
+    features = compact(F.normalize(torch.ones(50, 64), dim=1), torch.ones(50, dtype=torch.bool))
+    result = _build().predict(points, features, class_emb)
     assert (result.labels == UNLABELED).all() and result.instances == []
     with pytest.raises(ValueError, match="none of the 50 points"):
-        _build()(points, features, torch.ones(50, dtype=torch.bool), class_emb)
+        _build()(points, features, class_emb)
 
 
 def test_bad_inputs_are_named(scene, class_emb):
-    points, features, seen = _inputs(scene, class_emb)
+    points, features = _inputs(scene, class_emb)
+    seen, index, rows = features.seen, features.index, features.features
     net = _build()
-    with pytest.raises(ValueError, match=r"point_features must be \(N, 64\)"):
-        net.predict(points, features[:, :32], seen, class_emb)
+    with pytest.raises(ValueError, match=r"point_features.features must be \(S, 64\)"):
+        net.predict(points, PointFeatures(seen, index, rows[:, :32]), class_emb)
+    with pytest.raises(ValueError, match=r"point_features.features must be \(S, 64\)"):
+        net.predict(points, PointFeatures(seen, index, rows[1:]), class_emb)
     with pytest.raises(ValueError, match="seen must be"):
-        net.predict(points, features, seen.float(), class_emb)
+        net.predict(points, PointFeatures(seen.float(), index, rows), class_emb)
+    with pytest.raises(ValueError, match="seen marks"):
+        net.predict(points, PointFeatures(torch.ones_like(seen), index, rows), class_emb)
+    with pytest.raises(ValueError, match="must be PointFeatures"):
+        net.predict(points, features.dense(), class_emb)
     with pytest.raises(ValueError, match="32-d"):
-        net.predict(points, features, seen, random_class_embeddings(scene_vocabulary(), 32))
+        net.predict(points, features, random_class_embeddings(scene_vocabulary(), 32))
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
-        net.predict(points[:, :2], features, seen, class_emb)
+        net.predict(points[:, :2], features, class_emb)

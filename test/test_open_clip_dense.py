@@ -10,10 +10,17 @@ import torch.nn.functional as F
 from ov_panoptic_ros.core.config import ClipConfig
 from ov_panoptic_ros.core.geometry import PointProjection
 from ov_panoptic_ros.core.vision import open_clip_dense
+from ov_panoptic_ros.core.vision.features import PointFeatures
 from ov_panoptic_ros.core.vision.open_clip_dense import (DenseClipEncoder, DenseFeatures, compute_dtype,
-                                                         sample_point_features, sample_seen_point_features)
+                                                         sample_seen_point_features)
 
 CPU = torch.device("cpu")
+
+
+def sample_dense(feats, proj):
+    """(N, D) features (zeros where unseen) and the seen mask, built from the compact sampling output."""
+    sampled = sample_seen_point_features(feats, proj)
+    return sampled.dense(), sampled.seen
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,10 @@ def test_zero_images_give_zero_maps(vit):
     feats = vit.encode([])
     assert feats.maps.shape[:2] == (0, 64) and feats.pixel_to_cell.shape == (0, 2)
     empty = PointProjection(torch.zeros(0, 4, 2), torch.zeros(0, 4, dtype=torch.bool), torch.zeros(0, 4))
-    point_features, seen = sample_point_features(feats, empty)
+    sampled = sample_seen_point_features(feats, empty)
+    assert isinstance(sampled, PointFeatures)
+    assert sampled.features.shape == (0, 64) and sampled.index.numel() == 0
+    point_features, seen = sampled.dense(), sampled.seen
     assert point_features.shape == (4, 64) and not seen.any() and not point_features.any()
 
 
@@ -56,7 +66,7 @@ def test_model_is_frozen_and_gradients_stop_at_clip(vit):
     feats = vit.encode([random_image(96, 96)])
     uv = torch.tensor([[[10.0, 20.0], [50.0, 60.0]]])
     proj = PointProjection(uv, torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 2))
-    point_features, _ = sample_point_features(feats, proj)
+    point_features = sample_seen_point_features(feats, proj).features
     head = torch.nn.Linear(64, 3)  # stands in for anything trainable downstream
     head(point_features).sum().backward()
     assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
@@ -214,7 +224,7 @@ def test_bilinear_sampling_is_exact_on_a_coordinate_map():
     u = torch.tensor([-0.5, 3.5, 10.0, 17.3, 40.0, 47.49])
     v = torch.tensor([0.0, 12.0, 20.25, 31.4, 5.0, 9.0])
     proj = projection(torch.stack([u, v], dim=1)[None], torch.ones(1, 6, dtype=torch.bool))
-    got, seen = sample_point_features(feats, proj)
+    got, seen = sample_dense(feats, proj)
     assert seen.all()
     # Bilinear interpolation of a linear ramp is the ramp itself, clamped to the outer cell centers.
     fx = ((u + 0.5) * scale).clamp(0.5, w - 0.5)
@@ -235,8 +245,11 @@ def test_sampling_matches_grid_sample_with_align_corners_false():
     visible = torch.zeros(m, n, dtype=torch.bool)
     visible[0, :25] = True
     visible[1, 25:] = True
-    got, seen = sample_point_features(feats, projection(uv, visible))
-    assert seen.all()
+    sampled = sample_seen_point_features(feats, projection(uv, visible))
+    seen = sampled.seen
+    assert seen.all() and torch.equal(sampled.index, torch.arange(n))
+    got = torch.empty(n, d)
+    got[sampled.index] = sampled.features  # row k belongs to point index[k]
     for cam, rows in [(0, slice(0, 25)), (1, slice(25, 50))]:
         f = (uv[cam, rows] + 0.5) * scale[cam]
         grid = (2 * f / torch.tensor([w, h]) - 1).view(1, 1, -1, 2)
@@ -259,12 +272,14 @@ def reference_point_features(maps, scale, uv, visible):
 def test_sampling_many_points_in_blocks_matches_reference():
     # More points than one sampling block and a large output (the huge-page path), 3 overlapping cameras.
     gen = torch.Generator().manual_seed(1)
-    m, d, h, w, n = 3, 512, 6, 9, 5000
+    m, d, h, w, n = 3, 512, 6, 9, 6000
     maps = F.normalize(torch.randn(m, d, h, w, generator=gen), dim=1)
     scale = torch.tensor([[0.05, 0.05], [0.06, 0.06], [0.04, 0.04]])
     uv = torch.rand(m, n, 2, generator=gen) * torch.tensor([w, h]) / scale[:, None, :] - 0.5
     visible = torch.rand(m, n, generator=gen) < 0.4
-    got, seen = sample_point_features(DenseFeatures(maps, scale), projection(uv, visible))
+    sampled = sample_seen_point_features(DenseFeatures(maps, scale), projection(uv, visible))
+    assert sampled.features.numel() * 4 >= open_clip_dense.RowBuffer.MIN_BYTES  # the huge-page path
+    got, seen = sampled.dense(), sampled.seen
     assert got.shape == (n, d) and got.dtype == torch.float32
     assert torch.equal(seen, visible.any(0)) and 0 < int(seen.sum()) < n
     expected = reference_point_features(maps, scale, uv, visible)
@@ -274,21 +289,22 @@ def test_sampling_many_points_in_blocks_matches_reference():
 
 def test_large_outputs_reuse_memory_only_when_released():
     gen = torch.Generator().manual_seed(2)
-    m, d, h, w, n = 1, 512, 4, 4, 5000  # 10 MB output: the huge-page buffer path
+    m, d, h, w, n = 1, 512, 4, 4, 10000  # ~5000 seen rows, 10 MB output: the huge-page buffer path
     scale = torch.tensor([[0.1, 0.1]])
     uv = torch.rand(m, n, 2, generator=gen) * 40 - 0.5
     visible = torch.rand(m, n, generator=gen) < 0.5
     feats_a = DenseFeatures(F.normalize(torch.randn(m, d, h, w, generator=gen), dim=1), scale)
     feats_b = DenseFeatures(F.normalize(torch.randn(m, d, h, w, generator=gen), dim=1), scale)
-    first, _ = sample_point_features(feats_a, projection(uv, visible))
+    first = sample_seen_point_features(feats_a, projection(uv, visible)).features
+    assert first.numel() * 4 >= open_clip_dense.RowBuffer.MIN_BYTES
     kept = first.clone()
-    second, _ = sample_point_features(feats_b, projection(uv, visible))  # `first` is alive: new memory
+    second = sample_seen_point_features(feats_b, projection(uv, visible)).features  # `first` alive: new memory
     assert second.data_ptr() != first.data_ptr() and torch.equal(first, kept)
     address = second.data_ptr()
     del first, kept, second
-    third, _ = sample_point_features(feats_a, projection(uv, visible))  # nothing alive: memory reused
-    assert third.data_ptr() == address
-    assert torch.allclose(third, reference_point_features(feats_a.maps, scale, uv, visible), atol=1e-5)
+    third = sample_seen_point_features(feats_a, projection(uv, visible))  # nothing alive: memory reused
+    assert third.features.data_ptr() == address
+    assert torch.allclose(third.dense(), reference_point_features(feats_a.maps, scale, uv, visible), atol=1e-5)
 
 
 def test_cameras_are_averaged_and_unseen_points_are_zero():
@@ -297,7 +313,7 @@ def test_cameras_are_averaged_and_unseen_points_are_zero():
     maps = torch.stack([a.view(4, 1, 1).expand(4, 3, 3), b.view(4, 1, 1).expand(4, 3, 3)])
     feats = DenseFeatures(maps, torch.full((2, 2), 0.1))
     visible = torch.tensor([[True, True, False, False], [True, False, True, False]])
-    got, seen = sample_point_features(feats, projection(torch.full((2, 4, 2), 5.0), visible))
+    got, seen = sample_dense(feats, projection(torch.full((2, 4, 2), 5.0), visible))
     assert seen.tolist() == [True, True, True, False]
     assert torch.allclose(got[0], F.normalize(a + b, dim=0), atol=1e-6)  # both cameras, averaged
     assert torch.allclose(got[1], a, atol=1e-6) and torch.allclose(got[2], b, atol=1e-6)
@@ -322,7 +338,7 @@ def test_sampling_matches_grid_sample_on_thin_maps_and_beyond_the_border(h, w):
     # One-cell-wide/-high maps have a single corner per axis; beyond the outer cell centers the whole
     # weight goes to the border cell (the corner is kept inside the map, the fraction saturates).
     maps, scale, uv, visible = random_case(2, 16, h, w, 400, seed=h * 10 + w, overshoot=1.5)
-    got, seen = sample_point_features(DenseFeatures(maps, scale), projection(uv, visible))
+    got, seen = sample_dense(DenseFeatures(maps, scale), projection(uv, visible))
     assert torch.allclose(got, reference_point_features(maps, scale, uv, visible), atol=1e-5)
     assert torch.equal(got[~seen], torch.zeros(int((~seen).sum()), 16))
 
@@ -333,23 +349,24 @@ def test_sampling_is_the_same_for_any_block_size(monkeypatch, block):
     maps, scale, uv, visible = random_case(3, 32, 6, 9, 700, seed=3, p_visible=0.3)
     visible[:, 100:260] = False  # a long unseen run
     monkeypatch.setattr(open_clip_dense, "SAMPLE_BLOCK_POINTS", block)
-    got, seen = sample_point_features(DenseFeatures(maps, scale), projection(uv, visible))
-    assert torch.allclose(got, reference_point_features(maps, scale, uv, visible), atol=1e-5)
     compact = sample_seen_point_features(DenseFeatures(maps, scale), projection(uv, visible))
-    assert torch.equal(compact.features, got[seen])
+    expected = reference_point_features(maps, scale, uv, visible)
+    assert torch.allclose(compact.dense(), expected, atol=1e-5)
+    assert torch.allclose(compact.features, expected[compact.index], atol=1e-5)
 
 
-def test_seen_only_sampling_gives_the_dense_rows_of_the_seen_points():
+def test_seen_only_sampling_gives_the_rows_of_the_seen_points():
     maps, scale, uv, visible = random_case(3, 64, 6, 9, 3000, seed=4)
     feats, proj = DenseFeatures(maps, scale), projection(uv, visible)
-    dense, seen = sample_point_features(feats, proj)
-    dense = dense.clone()  # the next call may reuse the memory of a released output, not of a live one
+    dense = reference_point_features(maps, scale, uv, visible)
+    seen = visible.any(0)
     compact = sample_seen_point_features(feats, proj)
     assert torch.equal(compact.seen, seen)
     assert torch.equal(compact.index, seen.nonzero().squeeze(1))
     assert compact.features.shape == (int(seen.sum()), 64) and compact.features.dtype == torch.float32
-    assert torch.equal(compact.features, dense[seen])
-    assert torch.equal(compact.dense(), dense)
+    assert torch.allclose(compact.features, dense[seen], atol=1e-5)
+    assert torch.allclose(compact.dense(), dense, atol=1e-5)
+    assert torch.equal(compact.dense()[~seen], torch.zeros(int((~seen).sum()), 64))
     none_seen = sample_seen_point_features(feats, projection(uv, torch.zeros_like(visible)))
     assert none_seen.features.shape == (0, 64) and none_seen.index.numel() == 0 and not none_seen.seen.any()
 
@@ -367,4 +384,4 @@ def test_row_indices_are_the_same_in_float_and_integer_arithmetic(monkeypatch):
 def test_sampling_rejects_mismatched_cameras():
     feats = DenseFeatures(torch.ones(2, 4, 3, 3), torch.ones(2, 2))
     with pytest.raises(ValueError, match="2 feature maps for 1 projected cameras"):
-        sample_point_features(feats, projection(torch.zeros(1, 3, 2), torch.ones(1, 3, dtype=torch.bool)))
+        sample_seen_point_features(feats, projection(torch.zeros(1, 3, 2), torch.ones(1, 3, dtype=torch.bool)))

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from ov_panoptic_ros.core.config import ZeroShotConfig
 from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
 from ov_panoptic_ros.core.pipeline import StageTimer
+from ov_panoptic_ros.core.vision.features import PointFeatures
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings
 from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
 
@@ -29,6 +30,12 @@ def features_for(labels, emb, noise=0.05, seed=1):
     return F.normalize(f, dim=1)
 
 
+def compact(features, seen):
+    """PointFeatures of the seen rows of (N, D) `features`, as sampling gives them."""
+    index = seen.nonzero().squeeze(1)
+    return PointFeatures(seen, index, features[index])
+
+
 def blob(center, n, spread=0.4, seed=0):
     rng = np.random.default_rng(seed)
     return np.asarray(center, dtype=np.float32) + rng.uniform(-spread, spread, (n, 3)).astype(np.float32)
@@ -38,7 +45,7 @@ def run(points, labels, emb, seen=None, cfg=None):
     points = torch.as_tensor(np.asarray(points, dtype=np.float32))
     seen = torch.ones(len(points), dtype=torch.bool) if seen is None else torch.as_tensor(seen)
     timer = StageTimer(torch.device("cpu"))
-    result = ZeroShotSegmenter(cfg or ZeroShotConfig())(points, features_for(labels, emb), seen, emb, timer)
+    result = ZeroShotSegmenter(cfg or ZeroShotConfig())(points, compact(features_for(labels, emb), seen), emb, timer)
     return result, timer
 
 
@@ -126,7 +133,7 @@ def test_vocabulary_size_does_not_change_the_answer():
     out = []
     for emb in (small, large):
         timer = StageTimer(torch.device("cpu"))
-        out.append(seg(torch.from_numpy(points), features_for(truth, small), torch.ones(80, dtype=torch.bool),
+        out.append(seg(torch.from_numpy(points), compact(features_for(truth, small), torch.ones(80, dtype=torch.bool)),
                        emb, timer))
     np.testing.assert_array_equal(out[0].labels, truth)
     np.testing.assert_array_equal(out[0].labels, out[1].labels)
@@ -142,6 +149,13 @@ def test_no_seen_points_and_bad_config():
         ZeroShotSegmenter(ZeroShotConfig(cluster_radius_m=0))
     with pytest.raises(ValueError, match="temperature"):
         ZeroShotSegmenter(ZeroShotConfig(temperature=0))
-    with pytest.raises(ValueError, match="5 points but 4 features"):
-        ZeroShotSegmenter(ZeroShotConfig())(torch.zeros(5, 3), torch.zeros(4, D), torch.ones(5, dtype=torch.bool),
-                                            emb, StageTimer(torch.device("cpu")))
+    seg, timer = ZeroShotSegmenter(ZeroShotConfig()), StageTimer(torch.device("cpu"))
+    all_seen = torch.ones(5, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"features must be \(S, %d\) = \(5, %d\).*got \(4, %d\)" % (D, D, D)):
+        seg(torch.zeros(5, 3), PointFeatures(all_seen, torch.arange(5), torch.zeros(4, D)), emb, timer)
+    with pytest.raises(ValueError, match=r"seen must be an \(N,\) = \(5,\) bool tensor, got \(4,\)"):
+        seg(torch.zeros(5, 3), compact(torch.zeros(4, D), torch.ones(4, dtype=torch.bool)), emb, timer)
+    with pytest.raises(ValueError, match="seen marks 4 points but index lists 5"):
+        seg(torch.zeros(5, 3), PointFeatures(torch.arange(5) > 0, torch.arange(5), torch.zeros(5, D)), emb, timer)
+    with pytest.raises(ValueError, match="must be PointFeatures"):
+        seg(torch.zeros(5, 3), torch.zeros(5, D), emb, timer)

@@ -109,7 +109,7 @@ def full_preset_cost(name: str) -> dict:
     }
 
 
-def measured_level_voxels(net: PanopticNetwork, points: torch.Tensor, features, seen, class_emb) -> list[int]:
+def measured_level_voxels(net: PanopticNetwork, points: torch.Tensor, features, class_emb) -> list[int]:
     """Active voxels per UNet level on a real input, to check the shrink assumption."""
     counts: dict[int, int] = {}
 
@@ -118,7 +118,7 @@ def measured_level_voxels(net: PanopticNetwork, points: torch.Tensor, features, 
 
     hooks = [m.register_forward_hook(record) for m in net.backbone.modules() if isinstance(m, spconv.SparseConv3d)]
     try:
-        net.predict(points, features, seen, class_emb)
+        net.predict(points, features, class_emb)
     finally:
         for hook in hooks:
             hook.remove()
@@ -134,14 +134,14 @@ def tiny_timings(num_points: int, repeats: int, train_steps: int) -> dict:
     net = PanopticNetwork(cfg, clip_dim, device="cpu")
     scene = make_scene(seed=0, num_points=num_points, image_size=(64, 48))
     class_emb = random_class_embeddings(scene_vocabulary(), clip_dim)
-    points, features, seen, labels, instance_ids = network_inputs(scene, class_emb)
+    points, features, labels, instance_ids = network_inputs(scene, class_emb)
     targets = {"labels": labels, "instance_ids": instance_ids}
-    step_ms = train(net, targets, points, features, seen, class_emb, train_steps)
-    result = net.predict(points, features, seen, class_emb)  # warm-up
+    step_ms = train(net, targets, points, features, class_emb, train_steps)
+    result = net.predict(points, features, class_emb)  # warm-up
     runs = []
     for _ in range(repeats):
         timer = StageTimer(torch.device("cpu"))
-        net.predict(points, features, seen, class_emb, timer)
+        net.predict(points, features, class_emb, timer)
         runs.append(timer.ms)
     stages = {s: round(float(np.median([r.get(s, 0.0) for r in runs])), 2) for s in STAGES}
     voxels = voxelize(points, cfg.voxel)
@@ -149,9 +149,9 @@ def tiny_timings(num_points: int, repeats: int, train_steps: int) -> dict:
     return {
         "num_points": num_points,
         "in_range_fraction": round(float(in_range.mean()), 3),
-        "seen_fraction": round(float(seen.float().mean()), 3),
+        "seen_fraction": round(float(features.seen.float().mean()), 3),
         "num_voxels": voxels.num_voxels,
-        "measured_active_voxels_per_level": measured_level_voxels(net, points, features, seen, class_emb),
+        "measured_active_voxels_per_level": measured_level_voxels(net, points, features, class_emb),
         "stage_ms": stages,
         "total_ms": round(sum(stages.values()), 2),
         "segments_after_training": {
@@ -165,7 +165,7 @@ def tiny_timings(num_points: int, repeats: int, train_steps: int) -> dict:
     }
 
 
-def train(net, targets: dict, points, features, seen, class_emb, steps: int) -> float:
+def train(net, targets: dict, points, features, class_emb, steps: int) -> float:
     """AdamW steps on the one frame; returns the median step time (forward + loss + backward + update)."""
     loss_fn = PanopticLoss()
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
@@ -173,7 +173,7 @@ def train(net, targets: dict, points, features, seen, class_emb, steps: int) -> 
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        loss = loss_fn(net(points, features, seen, class_emb), targets)["total"]
+        loss = loss_fn(net(points, features, class_emb), targets)["total"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

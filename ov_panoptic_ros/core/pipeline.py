@@ -15,7 +15,7 @@ import torch
 from ov_panoptic_ros.core.config import PipelineConfig
 from ov_panoptic_ros.core.frame import Frame, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
-from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_point_features
+from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_seen_point_features
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings, TextEncoder
 from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
 
@@ -106,11 +106,11 @@ class PanopticPipeline:
         with timer("clip_encode"):
             features = self.encoder.encode(frame.images)
         with timer("sample"):
-            point_features, seen = sample_point_features(features, projection)
+            sampled = sample_seen_point_features(features, projection)
         if self.network is None:
-            result = self.zeroshot(points, point_features, seen, active, timer)
+            result = self.zeroshot(points, sampled, active, timer)
         else:
-            result = self.network.predict(points, point_features, seen, active, timer)
+            result = self.network.predict(points, sampled, active, timer)
         result.timings_ms = dict(timer.ms)
         result.timings_ms["total"] = float(np.sum(list(timer.ms.values())))
         return result

@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 from ov_panoptic_ros.core.config import ZeroShotConfig
 from ov_panoptic_ros.core.frame import UNLABELED, Instance, PanopticResult
 from ov_panoptic_ros.core.geometry import fit_box
+from ov_panoptic_ros.core.vision.features import PointFeatures, check_point_features
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings
 
 
@@ -28,13 +29,12 @@ class ZeroShotSegmenter:
             raise ValueError(f"zeroshot.temperature must be positive, got {cfg.temperature}")
         self.cfg = cfg
 
-    def __call__(self, points: torch.Tensor, point_features: torch.Tensor, seen: torch.Tensor,
-                 class_emb: ClassEmbeddings, timer) -> PanopticResult:
+    def __call__(self, points: torch.Tensor, sampled: PointFeatures, class_emb: ClassEmbeddings,
+                 timer) -> PanopticResult:
         n = points.shape[0]
-        if point_features.shape[0] != n or seen.shape[0] != n:
-            raise ValueError(f"{n} points but {point_features.shape[0]} features and {seen.shape[0]} seen flags")
+        check_point_features(sampled, n, class_emb.embeddings.shape[1])
         with timer("classify"):
-            labels, scores = classify_points(point_features, seen, class_emb, self.cfg.temperature)
+            labels, scores = classify_points(sampled, class_emb, self.cfg.temperature)
         with timer("cluster"):
             is_stuff = class_emb.is_stuff.cpu().numpy()
             xyz = points.detach().cpu().numpy()
@@ -47,20 +47,20 @@ class ZeroShotSegmenter:
                               vocabulary=class_emb.vocabulary)
 
 
-def classify_points(point_features: torch.Tensor, seen: torch.Tensor, class_emb: ClassEmbeddings,
+def classify_points(sampled: PointFeatures, class_emb: ClassEmbeddings,
                     temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """Label = argmax cosine to the class embeddings; score = its softmax probability at `temperature`.
 
-    Returns numpy (N,) uint16 labels (UNLABELED where unseen) and (N,) float32 scores (0 where unseen).
+    Each seen point's row is classified and scattered to its index. Returns numpy (N,) uint16 labels
+    (UNLABELED where unseen) and (N,) float32 scores (0 where unseen).
     """
-    n = seen.shape[0]
+    n = sampled.seen.shape[0]
     labels = np.full(n, UNLABELED, dtype=np.uint16)
     scores = np.zeros(n, dtype=np.float32)
-    idx = seen.nonzero(as_tuple=True)[0]
-    if idx.numel():
-        sim = class_emb.cosine(point_features[idx])  # (P, C), max over synonyms
+    if sampled.index.numel():
+        sim = class_emb.cosine(sampled.features)  # (S, C), max over synonyms
         prob, best = torch.softmax(sim / temperature, dim=1).max(dim=1)
-        rows = idx.cpu().numpy()
+        rows = sampled.index.cpu().numpy()
         labels[rows] = best.cpu().numpy().astype(np.uint16)
         scores[rows] = prob.float().cpu().numpy()
     return labels, scores

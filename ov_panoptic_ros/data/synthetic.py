@@ -18,6 +18,7 @@ from ov_panoptic_ros.core.frame import CameraModel, Frame, Vocabulary, class_col
 if TYPE_CHECKING:
     import torch
 
+    from ov_panoptic_ros.core.vision.features import PointFeatures
     from ov_panoptic_ros.core.vision.text import ClassEmbeddings
 
 CLASSES = ["car", "truck", "bus", "pedestrian", "driveable_surface", "sidewalk", "manmade", "vegetation"]
@@ -250,8 +251,7 @@ SYNONYMS = {"pedestrian": "pedestrian,person", "manmade": "manmade,building"}
 
 class NetworkInputs(NamedTuple):
     points: torch.Tensor  # (N, 3) float32, the LiDAR frame
-    point_features: torch.Tensor  # (N, D) unit rows where seen, zero rows elsewhere
-    seen: torch.Tensor  # (N,) bool, projects inside some camera image with positive depth
+    features: PointFeatures  # unit rows for the seen points (inside some camera image, positive depth)
     labels: torch.Tensor  # (N,) long, index into scene_vocabulary().classes
     instance_ids: torch.Tensor  # (N,) long, 0 for stuff
 
@@ -276,17 +276,23 @@ def random_class_embeddings(vocabulary: Vocabulary, dim: int, seed: int = 0,
                            torch.from_numpy(vocabulary.is_stuff).to(device), f"random-{dim}d-seed{seed}")
 
 
-def class_aligned_point_features(labels: np.ndarray, class_emb: ClassEmbeddings, noise: float = 0.5,
-                                 seed: int = 0) -> torch.Tensor:
-    """(N, D) unit features near each point's class text embedding (first synonym), like CLIP's."""
+def class_aligned_point_features(labels: np.ndarray, seen: torch.Tensor, class_emb: ClassEmbeddings,
+                                 noise: float = 0.5, seed: int = 0) -> PointFeatures:
+    """Unit features near each seen point's class text embedding (first synonym), like CLIP's.
+
+    The noise is drawn for every point, seen or not, so a point's feature does not depend on `seen`."""
     import torch
     import torch.nn.functional as F
+
+    from ov_panoptic_ros.core.vision.features import PointFeatures
 
     gen = torch.Generator().manual_seed(seed)
     first_row = {int(c): s for s, c in reversed(list(enumerate(class_emb.synonym_class.tolist())))}
     rows = torch.tensor([first_row[int(c)] for c in labels])
     base = class_emb.embeddings.cpu().float()[rows]
-    return F.normalize(base + noise * torch.randn(base.shape, generator=gen) / base.shape[1] ** 0.5, dim=1)
+    dense = F.normalize(base + noise * torch.randn(base.shape, generator=gen) / base.shape[1] ** 0.5, dim=1)
+    index = seen.nonzero().squeeze(1)
+    return PointFeatures(seen, index, dense.index_select(0, index))
 
 
 def network_inputs(scene: SyntheticScene, class_emb: ClassEmbeddings, noise: float = 0.5,
@@ -295,7 +301,7 @@ def network_inputs(scene: SyntheticScene, class_emb: ClassEmbeddings, noise: flo
 
     `seen` comes from the scene's own cameras (a point projects inside an image with positive depth; no
     occlusion test, as the ray-cast LiDAR only returns first hits); seen points get a feature near their
-    class's text embedding, unseen points a zero row, as the pipeline's feature sampling gives them.
+    class's text embedding, unseen points no row, as the pipeline's feature sampling gives them.
     `class_emb` must embed `scene_vocabulary()` (or any vocabulary whose class names are the scene's).
     """
     import torch
@@ -309,7 +315,6 @@ def network_inputs(scene: SyntheticScene, class_emb: ClassEmbeddings, noise: flo
                          "embed scene_vocabulary()")
     points = torch.from_numpy(np.ascontiguousarray(scene.frame.points, dtype=np.float32))
     seen = project_points(points, scene.frame.cameras, ProjectionConfig(occlusion=False)).visible.any(dim=0)
-    features = class_aligned_point_features(scene.gt_labels, class_emb, noise, seed)
-    features = torch.where(seen[:, None], features, torch.zeros_like(features))
-    return NetworkInputs(points, features, seen, torch.from_numpy(scene.gt_labels.astype(np.int64)),
+    features = class_aligned_point_features(scene.gt_labels, seen, class_emb, noise, seed)
+    return NetworkInputs(points, features, torch.from_numpy(scene.gt_labels.astype(np.int64)),
                          torch.from_numpy(scene.gt_instance_ids.astype(np.int64)))

@@ -6,8 +6,9 @@ extra 'seen' channel. [LiDAR features (backbone), CLIP feature, seen] is project
 head's hidden size. A linear map of the fused features back to CLIP space gives the per-voxel 3D
 embedding the voxel-level distillation loss pulls toward the frozen CLIP feature.
 
-The point CLIP features are detached on the way in: CLIP is a frozen teacher, and the same tensors are
-the distillation targets, so no gradient may flow into them. Single frame per call (batch size 1).
+The point CLIP features (PointFeatures: rows for the camera-seen points only) are detached on the way in:
+CLIP is a frozen teacher, and the same tensors are the distillation targets, so no gradient may flow into
+them. Single frame per call (batch size 1).
 """
 from __future__ import annotations
 
@@ -26,15 +27,18 @@ from ov_panoptic_ros.core.model.merge import (build_instances, merge_panoptic, q
                                               voxels_to_points)
 from ov_panoptic_ros.core.model.voxelize import (VOXEL_INPUT_CHANNELS, Voxels, check_voxel_config,
                                                  scatter_mean, voxel_input_features, voxelize)
+from ov_panoptic_ros.core.vision.features import PointFeatures, check_point_features
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings
 
 
-def pool_clip_features(point_features: torch.Tensor, seen: torch.Tensor, point_to_voxel: torch.Tensor,
+def pool_clip_features(sampled: PointFeatures, point_to_voxel: torch.Tensor,
                        num_voxels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean CLIP feature of each voxel's seen points (V, D) (zeros where none) and the seen count (V,)."""
-    index = torch.where(seen, point_to_voxel, -1)
-    mean = scatter_mean(point_features.float(), index, num_voxels)
-    count = torch.bincount(index[index >= 0], minlength=num_voxels)
+    """Mean CLIP feature of each voxel's seen points (V, D) (zeros where none) and the seen count (V,).
+
+    Seen points outside the voxel range (voxel -1) are left out."""
+    voxel = point_to_voxel.index_select(0, sampled.index)  # (S,) the voxel of each seen point's row
+    mean = scatter_mean(sampled.features.float(), voxel, num_voxels)
+    count = torch.bincount(voxel[voxel >= 0], minlength=num_voxels)
     return mean, count
 
 
@@ -76,17 +80,10 @@ class PanopticNetwork(nn.Module):
         self.head = QueryHead(config.head, clip_dim)
         self.to(device)
 
-    def _check_inputs(self, points, point_features, seen, class_emb: ClassEmbeddings) -> None:
+    def _check_inputs(self, points, sampled: PointFeatures, class_emb: ClassEmbeddings) -> None:
         if not isinstance(points, torch.Tensor) or points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"points must be an (N, 3) tensor, got {getattr(points, 'shape', type(points))}")
-        n = points.shape[0]
-        if point_features.shape != (n, self.clip_dim):
-            raise ValueError(
-                f"point_features must be (N, {self.clip_dim}) = ({n}, {self.clip_dim}) to match the points and the"
-                f" network's CLIP dim, got {tuple(point_features.shape)}"
-            )
-        if seen.shape != (n,) or seen.dtype != torch.bool:
-            raise ValueError(f"seen must be an (N,) = ({n},) bool tensor, got {tuple(seen.shape)} {seen.dtype}")
+        check_point_features(sampled, points.shape[0], self.clip_dim)
         if class_emb.embeddings.shape[1] != self.clip_dim:
             raise ValueError(
                 f"class embeddings are {class_emb.embeddings.shape[1]}-d (CLIP model {class_emb.model_id!r})"
@@ -98,14 +95,14 @@ class PanopticNetwork(nn.Module):
                 f" but got tensors on {points.device}; build it with device={points.device.type!r}"
             )
 
-    def encode(self, points: torch.Tensor, point_features: torch.Tensor, seen: torch.Tensor, timer=None) -> dict:
+    def encode(self, points: torch.Tensor, sampled: PointFeatures, timer=None) -> dict:
         """Voxels, backbone and fusion: everything before the head."""
         timer = timer or _NoTimer()
         with timer("voxelize"):
             voxels = voxelize(points, self.voxel_cfg)
             inputs = voxel_input_features(points, voxels, self.voxel_cfg)
-            clip_mean, seen_count = pool_clip_features(point_features.detach(), seen, voxels.point_to_voxel,
-                                                       voxels.num_voxels)
+            frozen = PointFeatures(sampled.seen, sampled.index, sampled.features.detach())
+            clip_mean, seen_count = pool_clip_features(frozen, voxels.point_to_voxel, voxels.num_voxels)
             voxel_clip = F.normalize(clip_mean, dim=1)  # unseen rows stay zero
         if voxels.num_voxels == 0:
             return {"voxels": voxels}
@@ -122,16 +119,15 @@ class PanopticNetwork(nn.Module):
             "voxel_seen_count": seen_count,
         }
 
-    def forward(self, points: torch.Tensor, point_features: torch.Tensor, seen: torch.Tensor,
-                class_emb: ClassEmbeddings) -> dict:
+    def forward(self, points: torch.Tensor, sampled: PointFeatures, class_emb: ClassEmbeddings) -> dict:
         """Raw outputs for training: per-layer mask/class predictions and the distillation tensors.
 
         Keys: mask_logits / class_logits / class_embed (lists over decoder outputs, initial queries first;
         (Q, V), (Q, C), (Q, D)), stuff_classes (S,), num_thing_queries, voxel_embed (V, D),
         voxel_clip (V, D) unit or zero, voxel_clip_mean (V, D), voxel_seen_count (V,), point_to_voxel (N,).
         """
-        self._check_inputs(points, point_features, seen, class_emb)
-        enc = self.encode(points, point_features, seen)
+        self._check_inputs(points, sampled, class_emb)
+        enc = self.encode(points, sampled)
         voxels: Voxels = enc.pop("voxels")
         if voxels.num_voxels == 0:
             raise ValueError(f"none of the {points.shape[0]} points lies inside the voxel range; nothing to train on")
@@ -142,15 +138,15 @@ class PanopticNetwork(nn.Module):
         return out
 
     @torch.no_grad()
-    def predict(self, points: torch.Tensor, point_features: torch.Tensor, seen: torch.Tensor,
-                class_emb: ClassEmbeddings, timer=None) -> PanopticResult:
+    def predict(self, points: torch.Tensor, sampled: PointFeatures, class_emb: ClassEmbeddings,
+                timer=None) -> PanopticResult:
         """One frame to a PanopticResult, timing voxelize / backbone / head / merge (always in eval mode)."""
-        self._check_inputs(points, point_features, seen, class_emb)
+        self._check_inputs(points, sampled, class_emb)
         timer = timer or _NoTimer()
         was_training = self.training
         self.eval()
         try:
-            enc = self.encode(points, point_features, seen, timer)
+            enc = self.encode(points, sampled, timer)
             voxels: Voxels = enc["voxels"]
             if voxels.num_voxels == 0:
                 return self._unlabeled(points.shape[0], class_emb)

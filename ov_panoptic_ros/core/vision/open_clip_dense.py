@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ov_panoptic_ros.core.config import ClipConfig
 from ov_panoptic_ros.core.geometry import FLOAT32_EXACT_INT, PointProjection
+from ov_panoptic_ros.core.vision.features import PointFeatures
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -270,10 +271,10 @@ class TimmConvDenseTower:
 
 
 class RowBuffer:
-    """Output memory for `sample_point_features` on the CPU: huge pages, reused across frames.
+    """Output memory for `sample_seen_point_features` on the CPU: huge pages, reused across frames.
 
-    A 100k x 768 float32 output is 300 MB. Fresh memory costs a page fault per 4 KiB and a kernel
-    zeroing pass per frame, more than the sampling itself; 2 MiB pages cut the faults, and reusing the
+    A 50k x 768 float32 output (the seen half of a 100k sweep) is 150 MB. Fresh memory costs a page fault
+    per 4 KiB and a kernel zeroing pass per frame, more than the sampling itself; 2 MiB pages cut the faults, and reusing the
     previous frame's mapping drops the zeroing too. The mapping is handed out again only when no tensor
     or view from an earlier call is alive (CPython's reference count on it says so exactly); otherwise
     a new one is made and the old one stays with its owner. Every row of a handed-out tensor is
@@ -321,46 +322,17 @@ def _block_points() -> int:
     return SAMPLE_BLOCK_POINTS * threads if sleeping else SAMPLE_BLOCK_POINTS
 
 
-@dataclass
-class PointFeatures:
-    """CLIP features of the seen points only: row k of `features` belongs to point `index[k]`.
-
-    The compact form of `sample_point_features`' output: the dense (N, D) features are zero on every
-    unseen point, so `dense[index] == features` and `dense[~seen] == 0`.
-    """
-
-    seen: torch.Tensor  # (N,) bool
-    index: torch.Tensor  # (S,) long, ascending: the points with seen[i]
-    features: torch.Tensor  # (S, D) float32, unit rows
-
-    def dense(self) -> torch.Tensor:
-        """The (N, D) form, zeros where unseen."""
-        out = torch.zeros(self.seen.shape[0], self.features.shape[1], device=self.features.device)
-        return out.index_copy_(0, self.index, self.features)
-
-
-def sample_point_features(features: DenseFeatures, projection: PointProjection) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bilinear CLIP feature at each point's projection, averaged over the cameras that see it, re-normalized.
+def sample_seen_point_features(features: DenseFeatures, projection: PointProjection) -> PointFeatures:
+    """Bilinear CLIP feature at each seen point's projection, averaged over the cameras that see it, re-normalized.
 
     Equivalent to `grid_sample(align_corners=False, padding_mode="border")` on each map at the point's
     continuous feature coordinate, but it gathers channels-last rows for the visible (point, camera) pairs
     only, so memory stays O(pairs) instead of O(cameras x points x D). On the CPU the points go in blocks
     (a loop over blocks, never over points) so every intermediate stays in cache and each output row is
-    written once. Returns (N, D) float32 features (zeros where unseen) and the (N,) bool `seen` mask.
-    The maps are frozen CLIP features: no gradient flows back through sampling.
+    written once. Only seen points get a row (unseen ones are about half of a surround rig's sweep):
+    returns PointFeatures with the (N,) bool `seen` mask, the (S,) seen point indices and (S, D) float32
+    unit features. The maps are frozen CLIP features: no gradient flows back through sampling.
     """
-    seen, _, point_features = _sample(features, projection, seen_only=False)
-    return point_features, seen
-
-
-def sample_seen_point_features(features: DenseFeatures, projection: PointProjection) -> PointFeatures:
-    """`sample_point_features` for the seen points only: the same rows, without the unseen points' zeros
-    (about half of a surround rig's sweep, and half of the output's memory traffic)."""
-    return PointFeatures(*_sample(features, projection, seen_only=True))
-
-
-def _sample(features: DenseFeatures, projection: PointProjection, seen_only: bool):
-    """(seen, index of the seen points or None when not `seen_only`, features: (S, D) or (N, D))."""
     m, n = projection.visible.shape
     if features.num_cameras != m:
         raise ValueError(f"{features.num_cameras} feature maps for {m} projected cameras")
@@ -368,28 +340,24 @@ def _sample(features: DenseFeatures, projection: PointProjection, seen_only: boo
     device = projection.uv.device
     visible = projection.visible.to(device)
     if not m or not bool(visible.any()):
-        seen = torch.zeros(n, dtype=torch.bool, device=device)
-        index = torch.zeros(0, dtype=torch.long, device=device) if seen_only else None
-        return seen, index, torch.zeros(0 if seen_only else n, d, device=device)
+        return PointFeatures(torch.zeros(n, dtype=torch.bool, device=device),
+                             torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, d, device=device))
     table = _channels_last_table(features.maps.to(device))
     rows, weights, offsets, cameras_per_point = bilinear_bags(features, projection.uv, visible)
     seen = cameras_per_point > 0
-    index = None
-    if seen_only:
-        index = seen.nonzero().squeeze(1)
-        offsets = offsets.index_select(0, index)  # unseen points' bags are empty: no rows to drop
+    index = seen.nonzero().squeeze(1)
+    offsets = offsets.index_select(0, index)  # unseen points' bags are empty: no rows to drop
     if device.type == "cpu":
         out = _ROW_BUFFER.rows(offsets.numel(), d)
         _sum_and_normalize(table, rows, weights, offsets, out, _block_points())
     else:
         out = F.embedding_bag(rows, table, offsets, mode="sum", per_sample_weights=weights)
         out = F.normalize(out, dim=1, out=out)
-    return seen, index, out
+    return PointFeatures(seen, index, out)
 
 
 def _sum_and_normalize(table, rows, weights, offsets, out, block: int) -> None:
-    """out[i] = normalized sum of weights * table rows over bag i, a block of bags at a time. Empty bags
-    (unseen points) sum to zero and stay zero."""
+    """out[i] = normalized sum of weights * table rows over bag i, a block of bags at a time."""
     bounds = offsets[::block].tolist() + [rows.numel()]  # first bag entry of each block, and the end
     for i, start in enumerate(range(0, offsets.numel(), block)):
         lo, hi = bounds[i], bounds[i + 1]
