@@ -43,6 +43,19 @@ def test_encode_shapes_dtypes_and_unit_norm(vit):
     assert vit.embed_dim == 64 and vit.model_id == "ov-tiny-vit@random"
 
 
+def test_read_only_images_encode_like_writable_ones(vit):
+    """Images from bags and messages are read-only views; they must encode without torch's warning."""
+    import warnings
+
+    image = random_image(40, 56)
+    frozen = image.copy()
+    frozen.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        maps = vit.encode([frozen]).maps
+    assert torch.equal(maps, vit.encode([image]).maps)
+
+
 def test_zero_images_give_zero_maps(vit):
     feats = vit.encode([])
     assert feats.maps.shape[:2] == (0, 64) and feats.pixel_to_cell.shape == (0, 2)

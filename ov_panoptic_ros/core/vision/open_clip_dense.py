@@ -152,6 +152,8 @@ class DenseClipEncoder:
         h, w = image.shape[:2]
         s = self.short_side / min(h, w)
         size = (max(1, round(h * s)), max(1, round(w * s)))
+        if not image.flags.writeable:  # a view into a bag/message buffer: torch only wraps writable arrays
+            image = image.copy()
         x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
         if size != (h, w):
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp_(0.0, 1.0)
