@@ -20,8 +20,12 @@ def live_run(tmp_path_factory):
     bag = root / "drive.mcap"
     write_synthetic_bag(bag, n_frames=4, **BAG_KW)
     out = root / "report"
+    # Label equality with the offline replay needs the same image pairing, not a race: reliable inputs
+    # and a camera timeout far above any callback delay on a loaded 2-core CI machine (seen: the first
+    # frame went out without one camera at the default 0.1 s).
+    node_params = {"qos.reliability": "reliable", "sync.camera_timeout_s": 2.0}
     doc = replay_live(bag, "tiny", out, rate=0.25, progress=False, output_bag=root / "live_pred.mcap",
-                      drain_timeout_s=20.0)
+                      drain_timeout_s=20.0, node_params=node_params)
     return bag, out, doc, root
 
 
