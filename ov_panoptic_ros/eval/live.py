@@ -634,12 +634,7 @@ def _drain(live: LiveScorer, node: NodeProcess, timeout_s: float) -> None:
 
 def _live_report(reader, layout, cfg, live: LiveScorer, play_stats: PlayStats, opts: LiveOptions, out: Path,
                  wall_s: float, startup_s: float, exit_code: int, node: NodeProcess, output_bag) -> dict:
-    from ov_panoptic_ros.eval.replay import (
-        bag_summary,
-        class_summary,
-        percentiles,
-        vocabulary_summary,
-    )
+    from ov_panoptic_ros.eval.replay import percentiles, scored_run_summary, vocabulary_summary
     from ov_panoptic_ros.eval.report import write_report
 
     stats = live.stats
@@ -652,17 +647,11 @@ def _live_report(reader, layout, cfg, live: LiveScorer, play_stats: PlayStats, o
     bag_read_s = reader.read_s + reader.decode_s
     doc = {
         "mode": "live",
-        "partial": bool(stats.partial_reasons),
-        "partial_reasons": stats.partial_reasons,
-        "bag": bag_summary(reader),
+        **scored_run_summary(reader, stats, live.scorer, output_bag),
         "config": cfg.name,
         "pipeline_mode": "node",
         "vocabulary": vocabulary_summary(live.scorer.vocabulary),
-        "gt_classes": class_summary(live.scorer.classes),
-        "mapping": live.scorer.mapping_report(),
-        "metrics": live.scorer.metrics(),
         "frames": stats.frames_dict(reader.message_counts.get(layout.lidar_topic, 0), sent, 1, opts.max_frames),
-        "points": stats.points_dict(),
         "latency_ms": e2e,
         "stage_latency_ms": {},
         "timing": {"wall_s": wall_s, "node_startup_s": startup_s, "bag_read_s": bag_read_s,
@@ -675,6 +664,5 @@ def _live_report(reader, layout, cfg, live: LiveScorer, play_stats: PlayStats, o
             "messages_published": play_stats.published, "play_wall_s": play_stats.wall_s,
             "node_exit_code": exit_code, "node_log": str(node.log_path), "node_params": str(node.params_file),
         },
-        "output_bag": str(output_bag) if output_bag else None,
     }
     return write_report(out, doc, live.scorer, live.samples.result())

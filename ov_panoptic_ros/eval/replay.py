@@ -657,18 +657,12 @@ def _finish(run: OfflineRun, out: Path, every: int, max_frames: int | None, outp
     bag_read_s = reader.read_s + reader.decode_s
     doc = {
         "mode": "offline",
-        "partial": bool(stats.partial_reasons),
-        "partial_reasons": stats.partial_reasons,
-        "bag": bag_summary(reader),
+        **scored_run_summary(reader, stats, run.scorer, output_bag),
         "config": run.config.name,
         "pipeline_mode": getattr(run.pipeline, "mode", type(run.pipeline).__name__),
         "vocabulary": vocabulary_summary(run.pipeline.vocabulary),
-        "gt_classes": class_summary(run.scorer.classes),
-        "mapping": run.scorer.mapping_report(),
-        "metrics": run.scorer.metrics(),
         "frames": stats.frames_dict(reader.message_counts.get(run.layout.lidar_topic, 0), run.source.clouds_read,
                                     every, max_frames),
-        "points": stats.points_dict(),
         "latency_ms": percentiles(stats.latency_ms),
         "stage_latency_ms": {k: percentiles(v) for k, v in stats.stage_ms.items()},
         "timing": {
@@ -678,9 +672,22 @@ def _finish(run: OfflineRun, out: Path, every: int, max_frames: int | None, outp
             "bag_bytes_read": reader.bytes_read,
             "frames_per_s": stats.processed / run.loop_s if run.loop_s > 0 else None,
         },
-        "output_bag": str(output_bag) if output_bag else None,
     }
     return write_report(out, doc, run.scorer, run.samples.result())
+
+
+def scored_run_summary(reader: BagReader, stats, scorer, output_bag) -> dict:
+    """The report keys offline and live replay share, built in one place so both reports keep one shape."""
+    return {
+        "partial": bool(stats.partial_reasons),
+        "partial_reasons": stats.partial_reasons,
+        "bag": bag_summary(reader),
+        "gt_classes": class_summary(scorer.classes),
+        "mapping": scorer.mapping_report(),
+        "metrics": scorer.metrics(),
+        "points": stats.points_dict(),
+        "output_bag": str(output_bag) if output_bag else None,
+    }
 
 
 def bag_summary(reader: BagReader) -> dict:
