@@ -8,7 +8,7 @@ import torch
 from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.frame import CameraModel
 from ov_panoptic_ros.core import geometry
-from ov_panoptic_ros.core.geometry import (distort, field_of_view_radius, fit_box, project_points,
+from ov_panoptic_ros.core.geometry import (PointProjection, distort, field_of_view_radius, fit_box, project_points,
                                            rational_coefficients, view_box)
 
 K = [[500.0, 0.0, 320.5], [0.0, 400.0, 240.25], [0.0, 0.0, 1.0]]
@@ -41,21 +41,22 @@ def hand_distort(x, y, k1, k2, p1, p2, k3, k4=0.0, k5=0.0, k6=0.0):
 
 def test_point_on_optical_axis_lands_on_principal_point():
     proj = project([[0.0, 0.0, 7.0]], [camera()])
-    assert proj.uv.shape == (1, 1, 2) and proj.uv.dtype == torch.float32
-    assert proj.uv[0, 0].tolist() == pytest.approx([320.5, 240.25])
-    assert proj.depth[0, 0].item() == pytest.approx(7.0)
+    assert proj.uv.shape == (1, 2) and proj.uv.dtype == torch.float32
+    assert proj.point.tolist() == [0] and proj.camera.tolist() == [0]
+    assert proj.uv[0].tolist() == pytest.approx([320.5, 240.25])
+    assert proj.depth[0].item() == pytest.approx(7.0)
     assert bool(proj.visible[0, 0])
 
 
 def test_known_offset_and_extrinsics():
     proj = project([[1.0, 0.5, 10.0]], [camera()])
-    assert proj.uv[0, 0].tolist() == pytest.approx([320.5 + 500 * 0.1, 240.25 + 400 * 0.05])
+    assert proj.uv[0].tolist() == pytest.approx([320.5 + 500 * 0.1, 240.25 + 400 * 0.05])
     # Through a LiDAR -> camera rotation plus translation: a point 10 m ahead, 1 m left, camera 0.5 m up.
     T = T_FORWARD.copy()
     T[:3, 3] = [0.0, 0.5, 0.0]  # camera sits 0.5 m above the LiDAR: optical y (down) shifts by +0.5
     proj = project([[10.0, 1.0, 0.0]], [camera(T=T)])
-    assert proj.uv[0, 0].tolist() == pytest.approx([320.5 - 500 * 0.1, 240.25 + 400 * 0.05])
-    assert proj.depth[0, 0].item() == pytest.approx(10.0)
+    assert proj.uv[0].tolist() == pytest.approx([320.5 - 500 * 0.1, 240.25 + 400 * 0.05])
+    assert proj.depth[0].item() == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize("x, y", [(0.3, -0.2), (-0.45, 0.35), (0.0, 0.0), (0.6, 0.5)])
@@ -84,7 +85,7 @@ def test_projection_applies_distortion_per_camera():
     proj = project([point], cams)
     for m, coeffs in enumerate([PLUMB_BOB, RATIONAL, [0.0] * 5]):
         xd, yd = hand_distort(point[0] / point[2], point[1] / point[2], *coeffs)
-        assert proj.uv[m, 0].tolist() == pytest.approx([500 * xd + 320.5, 400 * yd + 240.25], rel=1e-5)
+        assert proj.dense_uv()[m, 0].tolist() == pytest.approx([500 * xd + 320.5, 400 * yd + 240.25], rel=1e-5)
 
 
 def back_project(uv, depth, cam, coeffs=None, iterations=30):
@@ -114,10 +115,10 @@ def test_round_trip_recovers_points(model, coeffs):
     points = np.column_stack([rng.uniform(5, 40, 200), rng.uniform(-8, 8, 200), rng.uniform(-2, 2, 200)])
     proj = project(points, [cam])
     assert bool(proj.visible.any())
-    vis = proj.visible[0].numpy()
-    uv = proj.uv[0].double().numpy()[vis]
-    recovered = back_project(uv, proj.depth[0].double().numpy()[vis], cam, coeffs)
-    np.testing.assert_allclose(recovered, points[vis], atol=2e-4 * 40)
+    seen = proj.point.numpy()  # one camera: a pair per seen point, in point order
+    assert np.array_equal(seen, np.flatnonzero(proj.visible[0].numpy()))
+    recovered = back_project(proj.uv.double().numpy(), proj.depth.double().numpy(), cam, coeffs)
+    np.testing.assert_allclose(recovered, points[seen], atol=2e-4 * 40)
 
 
 def test_bounds_use_pixel_centers_and_margin():
@@ -187,9 +188,10 @@ def test_field_of_view_shortcut_never_changes_visibility(model, coeffs):
     assert disagree.size <= 2, disagree  # float32 vs float64 right at the image border at most
 
 
-def full_lens_visibility(points, cam, margin=0.0, min_depth=0.5):
+def full_lens_visibility(points, cam, margin=0.0, min_depth=0.5, with_pixels=False):
     """Every (camera, point) pair through the whole lens model in float64, with any K (skew included):
-    in front, before the lens folds, inside the image. No cull of any kind."""
+    in front, before the lens folds, inside the image. No cull of any kind. With `with_pixels`, also
+    the (N, 2) pixels."""
     coeffs = rational_coefficients(cam.distortion_model, cam.D)
     pc = (cam.T_cam_lidar[:3, :3] @ points.T).T + cam.T_cam_lidar[:3, 3]
     z = pc[:, 2]
@@ -206,7 +208,8 @@ def full_lens_visibility(points, cam, margin=0.0, min_depth=0.5):
     rd = grid * (1 + k1 * g2 + k2 * g2**2 + k3 * g2**3) / (1 + k4 * g2 + k5 * g2**2 + k6 * g2**3)
     falling = np.flatnonzero(np.diff(rd) <= 0)
     fold = grid[falling[0]] if falling.size else np.inf
-    return (z > min_depth) & inside & (np.sqrt(x * x + y * y) < fold)
+    visible = (z > min_depth) & inside & (np.sqrt(x * x + y * y) < fold)
+    return (visible, np.stack([u, v], axis=1)) if with_pixels else visible
 
 
 def surround_rig():
@@ -234,13 +237,13 @@ def test_view_box_cull_never_changes_visibility_on_a_surround_rig(margin):
     rig = surround_rig()
     proj = project(points, rig, no_occlusion(image_margin_px=margin))
     for m, cam in enumerate(rig):
-        expected = full_lens_visibility(points, cam, margin)
+        expected, pixels = full_lens_visibility(points, cam, margin, with_pixels=True)
         got = proj.visible[m].numpy()
         assert expected.sum() > 100
         assert np.flatnonzero(got != expected).size <= 2, cam.name  # float32 vs float64 right at a border
-        # Culled pairs carry uv = -1; the projected pixel of every seen pair is the lens model's.
-        culled = (proj.uv[m] == -1).all(dim=1).numpy()
-        assert not (culled & expected).any()
+        # The pixel of every seen pair is the full lens model's.
+        mine = (proj.camera == m).numpy()
+        np.testing.assert_allclose(proj.uv.numpy()[mine], pixels[proj.point.numpy()[mine]], atol=0.05)
 
 
 def test_view_box_contains_every_seen_direction():
@@ -269,20 +272,20 @@ def test_unbounded_field_of_view_culls_only_by_depth(monkeypatch):
     points = rng.normal(size=(5000, 3)) * rng.uniform(0.2, 30, (5000, 1))
     cam = camera()
     proj = project(points, [cam])
-    assert np.array_equal(proj.visible[0].numpy(), full_lens_visibility(points, cam))
-    in_front = points[:, 2] > 0.5  # identity extrinsics: z is the third coordinate
-    assert not (proj.uv[0] == -1).all(dim=1).numpy()[in_front].any()  # every pair in front was projected
+    expected, pixels = full_lens_visibility(points, cam, with_pixels=True)
+    assert np.array_equal(proj.visible[0].numpy(), expected)
+    np.testing.assert_allclose(proj.uv.numpy(), pixels[proj.point.numpy()], atol=0.05)
 
 
 def test_calibration_cache_follows_changes():
     cam = camera()
-    first = project([[0.5, 0.0, 5.0]], [cam]).uv[0, 0].tolist()
+    first = project([[0.5, 0.0, 5.0]], [cam]).uv[0].tolist()
     cam.K[0, 2] += 10.0  # the same object, edited in place: its calibration is the cache key, not its identity
-    second = project([[0.5, 0.0, 5.0]], [cam]).uv[0, 0].tolist()
+    second = project([[0.5, 0.0, 5.0]], [cam]).uv[0].tolist()
     assert second[0] == pytest.approx(first[0] + 10.0) and second[1] == pytest.approx(first[1])
     T = np.eye(4)
     T[0, 3] = 1.0  # one metre to the right in the optical frame: u grows by fx / z = 100 px
-    assert project([[0.5, 0.0, 5.0]], [camera(T=T)]).uv[0, 0, 0].item() == pytest.approx(first[0] + 100.0)
+    assert project([[0.5, 0.0, 5.0]], [camera(T=T)]).uv[0, 0].item() == pytest.approx(first[0] + 100.0)
 
 
 def test_occlusion_cell_index_is_the_same_in_float_and_integer_arithmetic(monkeypatch):
@@ -334,12 +337,13 @@ def test_vectorized_over_many_cameras_matches_one_at_a_time():
     for m, cam in enumerate(cams):
         alone = project(pts, [cam], cfg)
         assert torch.equal(alone.visible[0], together.visible[m])
-        assert torch.allclose(alone.uv[0], together.uv[m])
+        assert torch.allclose(alone.dense_uv()[0], together.dense_uv()[m])
 
 
 def test_zero_cameras_give_empty_projection():
     proj = project(np.zeros((5, 3)), [])
-    assert proj.uv.shape == (0, 5, 2) and proj.visible.shape == (0, 5) and proj.depth.shape == (0, 5)
+    assert proj.uv.shape == (0, 2) and proj.visible.shape == (0, 5) and proj.point.numel() == 0
+    assert proj.seen.tolist() == [False] * 5
     assert proj.visible.dtype == torch.bool
 
 
@@ -384,3 +388,29 @@ def test_fit_box_length_is_the_long_side_and_degenerate_inputs_work():
     assert yaw == pytest.approx(math.pi / 4)
     with pytest.raises(ValueError, match="non-empty"):
         fit_box(np.zeros((0, 3)))
+
+
+def test_pairs_are_sorted_by_camera_then_point_and_agree_with_the_dense_view():
+    rng = np.random.default_rng(8)
+    points = rng.normal(size=(4000, 3)) * rng.uniform(1, 40, (4000, 1))
+    rig = surround_rig()
+    proj = project(points, rig, ProjectionConfig(occlusion=True))
+    n = points.shape[0]
+    key = proj.camera * n + proj.point
+    assert proj.point.numel() > 500 and bool((key[1:] > key[:-1]).all())  # camera-major, no duplicates
+    assert proj.uv.shape == (proj.point.numel(), 2) and proj.depth.shape == proj.point.shape
+    visible = proj.visible
+    assert int(visible.sum()) == proj.point.numel()
+    assert torch.equal(proj.seen, visible.any(dim=0))
+    assert torch.equal(proj.cameras_per_point, visible.sum(dim=0))
+    assert int((proj.cameras_per_point > 1).sum()) > 10  # the rig's views overlap: some points have two pairs
+    dense = proj.dense_uv()
+    assert bool((dense[~visible] == -1).all())
+    again = PointProjection.from_dense(dense, visible)
+    assert torch.equal(again.point, proj.point) and torch.equal(again.camera, proj.camera)
+    assert torch.equal(again.uv, proj.uv)
+    # Depth is the optical-frame z of each seen pair.
+    for m, cam in enumerate(rig):
+        mine = (proj.camera == m).numpy()
+        pc = (cam.T_cam_lidar[:3, :3] @ points[proj.point.numpy()[mine]].T).T + cam.T_cam_lidar[:3, 3]
+        np.testing.assert_allclose(proj.depth.numpy()[mine], pc[:, 2], rtol=1e-5, atol=1e-4)

@@ -68,7 +68,7 @@ def _in_voxel_range(points):
 def _seen(scene):
     """Points inside some camera image of the scene (the same geometry the pipeline uses, no occlusion)."""
     no_occlusion = dataclasses.replace(CFG.projection, occlusion=False)
-    return project_points(torch.from_numpy(scene.frame.points), scene.frame.cameras, no_occlusion).visible.any(0)
+    return project_points(torch.from_numpy(scene.frame.points), scene.frame.cameras, no_occlusion).seen
 
 
 class RecordingTimer:
@@ -112,7 +112,7 @@ def clip_point_features_with_graph(encoder, images, projection):
     batch, pixel_to_cell = encoder.preprocess(images)
     maps = F.normalize(encoder.tower(batch), dim=-1).permute(0, 3, 1, 2)  # (M, D, h, w)
     size = torch.tensor([maps.shape[3], maps.shape[2]], dtype=torch.float32)
-    cells = (projection.uv + 0.5) * pixel_to_cell[:, None, :]  # (M, N, 2) continuous feature coordinates
+    cells = (projection.dense_uv() + 0.5) * pixel_to_cell[:, None, :]  # (M, N, 2) continuous feature coordinates
     grid = (2 * cells / size - 1).unsqueeze(1)  # (M, 1, N, 2), align_corners=False convention
     sampled = F.grid_sample(maps, grid, align_corners=False, padding_mode="border")[:, :, 0]  # (M, D, N)
     visible = projection.visible.float()

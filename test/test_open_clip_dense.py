@@ -59,7 +59,7 @@ def test_read_only_images_encode_like_writable_ones(vit):
 def test_zero_images_give_zero_maps(vit):
     feats = vit.encode([])
     assert feats.maps.shape[:2] == (0, 64) and feats.pixel_to_cell.shape == (0, 2)
-    empty = PointProjection(torch.zeros(0, 4, 2), torch.zeros(0, 4, dtype=torch.bool), torch.zeros(0, 4))
+    empty = PointProjection.from_dense(torch.zeros(0, 4, 2), torch.zeros(0, 4, dtype=torch.bool))
     sampled = sample_seen_point_features(feats, empty)
     assert isinstance(sampled, PointFeatures)
     assert sampled.features.shape == (0, 64) and sampled.index.numel() == 0
@@ -78,7 +78,7 @@ def test_model_is_frozen_and_gradients_stop_at_clip(vit):
     assert not vit.model.training
     feats = vit.encode([random_image(96, 96)])
     uv = torch.tensor([[[10.0, 20.0], [50.0, 60.0]]])
-    proj = PointProjection(uv, torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 2))
+    proj = PointProjection.from_dense(uv, torch.ones(1, 2, dtype=torch.bool))
     point_features = sample_seen_point_features(feats, proj).features
     head = torch.nn.Linear(64, 3)  # stands in for anything trainable downstream
     head(point_features).sum().backward()
@@ -228,7 +228,7 @@ def coordinate_maps(m, h, w):
 
 def projection(uv, visible):
     uv = torch.as_tensor(uv, dtype=torch.float32)
-    return PointProjection(uv, torch.as_tensor(visible), torch.ones(uv.shape[:2]))
+    return PointProjection.from_dense(uv, torch.as_tensor(visible))
 
 
 def test_bilinear_sampling_is_exact_on_a_coordinate_map():
@@ -387,9 +387,9 @@ def test_seen_only_sampling_gives_the_rows_of_the_seen_points():
 def test_row_indices_are_the_same_in_float_and_integer_arithmetic(monkeypatch):
     maps, scale, uv, visible = random_case(2, 8, 5, 6, 500, seed=5, overshoot=0.5)
     feats, proj = DenseFeatures(maps, scale), projection(uv, visible)
-    in_float = open_clip_dense.bilinear_bags(feats, proj.uv, proj.visible)
+    in_float = open_clip_dense.bilinear_bags(feats, proj)
     monkeypatch.setattr(open_clip_dense, "FLOAT32_EXACT_INT", 0)  # force the int64 path
-    in_int = open_clip_dense.bilinear_bags(feats, proj.uv, proj.visible)
+    in_int = open_clip_dense.bilinear_bags(feats, proj)
     for a, b in zip(in_float, in_int):
         assert torch.equal(a, b)
 

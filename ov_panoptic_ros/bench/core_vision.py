@@ -99,13 +99,13 @@ def bench_target_case(num_points: int = 100_000, repeats: int = 7, threads: int 
                 lambda: sample_seen_point_features(features, project_points(points, cameras, cfg)), repeats)
     finally:
         torch.set_num_threads(previous_threads)
-    seen = projection.visible.any(dim=0)
+    seen = projection.seen
     return {
         "threads": threads or previous_threads,
         "points": num_points, "cameras": len(cameras), "feature_dim": int(features.maps.shape[1]),
         "feature_map_hw": list(features.maps.shape[2:]),
         "seen_fraction": round(float(seen.float().mean()), 3),
-        "visible_pairs": int(projection.visible.sum()),
+        "visible_pairs": int(projection.point.numel()),
         "project_ms": round(project_ms, 2), "sample_ms": round(sample_ms, 2),
         "project_plus_sample_ms": round(total_ms, 2),
         "target_ms": TARGET_MS, "meets_target": bool(total_ms < TARGET_MS),

@@ -126,7 +126,7 @@ class ProjectionOnlyPipeline:
         t = time.perf_counter()
         with torch.inference_mode():
             proj = project_points(torch.from_numpy(frame.points), frame.cameras, self.cfg)
-            seen = proj.visible.any(dim=0).numpy()
+            seen = proj.seen.numpy()
         self.projection_ms.append((time.perf_counter() - t) * 1e3)
         n = frame.num_points
         labels = np.full(n, UNLABELED, np.uint16)
@@ -206,10 +206,13 @@ class _NodeRig:
         self.cloud.header = header(self._stamp, "lidar_top")
         self.node._on_cloud(self.cloud)
         callbacks_ms = (time.perf_counter() - t) * 1e3
-        while self.node.stats.get("frames_processed") == done:
-            if self.node.stats.get("pipeline_errors"):
-                raise RuntimeError("the node failed a benchmark frame")
-            time.sleep(0.0002)
+        def finished(counters):
+            return counters.get("frames_processed", 0) > done or counters.get("pipeline_errors", 0)
+
+        if not self.node.stats.wait_for(finished, 60.0):  # sleeps: polling would take CPU from the frame
+            raise RuntimeError("the node processed no frame within 60 s")
+        if self.node.stats.get("pipeline_errors"):
+            raise RuntimeError("the node failed a benchmark frame")
         stages = self.node.stats.stage_last_ms()
         projection = self.pipeline.projection_ms[n_proj]
         parts = {"callbacks_ms": callbacks_ms, "assemble_ms": stages["convert"], "projection_ms": projection,

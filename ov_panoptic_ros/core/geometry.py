@@ -23,20 +23,50 @@ COEFF_COUNTS = {"none": (0,), "plumb_bob": (0, 5), "rational_polynomial": (0, 8)
 
 @dataclass
 class PointProjection:
-    """Where each point lands in each camera. Row m belongs to `cameras[m]`.
+    """The (camera, point) pairs in which a point is seen, sorted by camera and then by point.
 
-    Use `uv` only where `visible`: it is -1 for points behind a camera or outside its conservative view
-    box or field-of-view cone (the lens model is not evaluated there; no such point can be seen), the
-    projected pixel otherwise.
+    Sparse on purpose: a surround rig sees each point from one camera or two, so dense (M, N) grids would
+    be mostly empty and cost more to fill than the projection itself. `visible` and `dense_uv` give the
+    dense view for inspection and tests.
     """
 
-    uv: torch.Tensor  # (M, N, 2) float32 pixel coordinates in the original image
-    visible: torch.Tensor  # (M, N) bool
-    depth: torch.Tensor  # (M, N) float32, z in the camera optical frame (metres)
+    point: torch.Tensor  # (P,) int64 point index
+    camera: torch.Tensor  # (P,) int64 camera index: row of the `cameras` list
+    uv: torch.Tensor  # (P, 2) float32 pixel coordinates in the original image
+    depth: torch.Tensor  # (P,) float32 z in the camera optical frame (metres)
+    num_cameras: int
+    num_points: int
+
+    @classmethod
+    def from_dense(cls, uv: torch.Tensor, visible: torch.Tensor, depth: torch.Tensor | None = None):
+        """From (M, N, 2) pixels, an (M, N) bool mask and optionally (M, N) depths."""
+        m, n = visible.shape
+        camera, point = visible.nonzero(as_tuple=True)  # sorted by camera, then point
+        depth = torch.ones(m, n, device=uv.device) if depth is None else depth
+        return cls(point, camera, uv[camera, point].float(), depth[camera, point].float(), m, n)
 
     @property
-    def num_cameras(self) -> int:
-        return int(self.uv.shape[0])
+    def visible(self) -> torch.Tensor:
+        """(M, N) bool: camera m sees point n."""
+        out = torch.zeros(self.num_cameras, self.num_points, dtype=torch.bool, device=self.point.device)
+        out[self.camera, self.point] = True
+        return out
+
+    def dense_uv(self, fill: float = -1.0) -> torch.Tensor:
+        """(M, N, 2) pixels, `fill` where the camera does not see the point."""
+        out = torch.full((self.num_cameras, self.num_points, 2), fill, device=self.uv.device)
+        out[self.camera, self.point] = self.uv
+        return out
+
+    @property
+    def cameras_per_point(self) -> torch.Tensor:
+        """(N,) int64: how many cameras see each point."""
+        return torch.bincount(self.point, minlength=self.num_points)
+
+    @property
+    def seen(self) -> torch.Tensor:
+        """(N,) bool: at least one camera sees the point."""
+        return self.cameras_per_point > 0
 
 
 def rational_coefficients(model: str, D) -> np.ndarray:
@@ -104,6 +134,9 @@ def distort(xn, yn, model: str, D) -> tuple[torch.Tensor, torch.Tensor]:
     return _distort_terms(xn, yn, *coeffs)
 
 
+COEFF_NAMES = ("k1", "k2", "p1", "p2", "k3", "k4", "k5", "k6")  # the rational model's order
+
+
 @dataclass
 class _StackedCameras:
     """Per-camera calibration stacked into tensors so projection broadcasts over cameras.
@@ -112,16 +145,16 @@ class _StackedCameras:
     (3, M): z in the optical frame, then the view-box coordinates bx = (x - cx z) / hx and
     by = (y - cy z) / hy (see `view_box`). A pair can only be seen where |bx| <= z and |by| <= z, and
     x = hx bx + cx z, y = hy by + cy z.
+    `table` holds every other per-camera value as one row per camera, so the values of all pairs are
+    gathered in a single index_select; `columns` names its columns. A distortion coefficient, the skew
+    and the image size have a column only when some camera needs one (otherwise the term is skipped).
     """
 
     rows: torch.Tensor  # (3M, 3)
     offset: torch.Tensor  # (3M, 1)
-    box: torch.Tensor  # (4, M): cx, hx, cy, hy
-    intrinsics: torch.Tensor  # (4, M): fx, cx, fy, cy
-    skew: torch.Tensor | None  # (M,) K[0, 1], None when every camera has none
-    coeffs: list[torch.Tensor | None]  # the 8 rational coefficients, each (M,), None where all cameras have 0
+    table: torch.Tensor  # (M, K)
+    columns: dict[str, int]
     size: torch.Tensor  # (M, 2) width, height
-    max_radius_sq: torch.Tensor  # (M,) squared undistorted normalized radius beyond which no point can be seen
     image_limits: tuple[float, float] | None  # (width, height) when every camera has the same size
 
 
@@ -172,16 +205,23 @@ def _stack_cameras(cameras: list[CameraModel], device: torch.device, grow_px: fl
             rows[1 + axis, c] = (R[c, axis] - center * R[c, 2]) / half
             offset[1 + axis, c] = (t[c, axis] - center * t[c, 2]) / half
     sizes = {(cam.width, cam.height) for cam in cameras}
+    values = {"box_cx": box[0], "box_hx": box[1], "box_cy": box[2], "box_hy": box[3],
+              "max_radius_sq": np.square(radius), "fx": [cam.K[0, 0] for cam in cameras],
+              "cx": [cam.K[0, 2] for cam in cameras], "fy": [cam.K[1, 1] for cam in cameras],
+              "cy": [cam.K[1, 2] for cam in cameras]}
+    values.update((name, col) for name, col in zip(COEFF_NAMES, np.stack(coeffs).T) if col.any())
+    if any(cam.K[0, 1] for cam in cameras):
+        values["skew"] = [cam.K[0, 1] for cam in cameras]
+    if len(sizes) > 1:
+        values["width"], values["height"] = [cam.width for cam in cameras], [cam.height for cam in cameras]
 
     def f32(a):
         return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)
 
     return _StackedCameras(
-        rows=f32(rows.reshape(3 * m, 3)), offset=f32(offset.reshape(3 * m, 1)), box=f32(box),
-        intrinsics=f32([[cam.K[0, 0], cam.K[0, 2], cam.K[1, 1], cam.K[1, 2]] for cam in cameras]).T.contiguous(),
-        skew=f32([cam.K[0, 1] for cam in cameras]) if any(cam.K[0, 1] for cam in cameras) else None,
-        coeffs=[f32(col) if col.any() else None for col in np.stack(coeffs).T],
-        size=f32([[cam.width, cam.height] for cam in cameras]), max_radius_sq=f32(np.square(radius)),
+        rows=f32(rows.reshape(3 * m, 3)), offset=f32(offset.reshape(3 * m, 1)),
+        table=f32(np.stack([np.asarray(v, dtype=np.float64) for v in values.values()], axis=1)),
+        columns={name: k for k, name in enumerate(values)}, size=f32([[cam.width, cam.height] for cam in cameras]),
         image_limits=tuple(float(s) for s in sizes.pop()) if len(sizes) == 1 else None,
     )
 
@@ -269,52 +309,69 @@ def project_points(points: torch.Tensor, cameras: list[CameraModel], cfg: Projec
     """Project LiDAR points into every camera and decide which camera sees which point.
 
     Depth is computed for every (camera, point) pair in one matrix product, together with a conservative
-    view box per camera (`view_box`); the lens model runs only on pairs in front of the camera, inside the
-    box and inside the field-of-view cone, so `uv` is -1 (off-image) for the others. The cull never
-    changes which pairs are visible: it only skips pairs that cannot land in the image.
+    view box per camera (`view_box`); the lens model, the image bounds and the occlusion test run only on
+    pairs in front of a camera and inside its box. The cull never changes which pairs are visible: it
+    only skips pairs that cannot land in the image.
     """
     _check_points(points)
     n, device = points.shape[0], points.device
     m = len(cameras)
-    if not m:
-        empty = torch.zeros(0, n, device=device)
-        return PointProjection(torch.zeros(0, n, 2, device=device), empty.bool(), empty)
+    if not m or not n:
+        none = torch.zeros(0, dtype=torch.long, device=device)
+        return PointProjection(none, none, torch.zeros(0, 2, device=device), torch.zeros(0, device=device), m, n)
     cams = _stacked_cameras(cameras, device, cfg.image_margin_px)
     frame = torch.addmm(cams.offset, cams.rows, points.float().T).view(3, m, n)
     depth, bx, by = frame[0], frame[1], frame[2]  # each (M, N), contiguous
     # In front (z > min depth) and inside the view box (|bx|, |by| <= z); the box is slack, so < is fine.
     reach = frame[1:].abs()
     reach = torch.maximum(reach[0], reach[1], out=reach[0]).clamp_min_(cfg.min_depth_m)
-    flat = torch.lt(reach, depth).view(-1).nonzero().squeeze(1)  # (camera, point) pairs, camera-major
-    cam = torch.div(flat, n, rounding_mode="floor")
-    z = depth.view(-1).index_select(0, flat)
-    box_cx, box_hx, box_cy, box_hy = (row.index_select(0, cam) for row in cams.box)
-    xn = torch.addcmul(box_cx, box_hx, bx.view(-1).index_select(0, flat).div_(z))
-    yn = torch.addcmul(box_cy, box_hy, by.view(-1).index_select(0, flat).div_(z))
-    r2 = xn * xn + yn * yn
-    ok = r2 <= cams.max_radius_sq.index_select(0, cam)  # the field-of-view cone: before the lens folds
-    xd, yd = _distort_terms(xn, yn, *(None if c is None else c.index_select(0, cam) for c in cams.coeffs), r2=r2)
-    fx, cx, fy, cy = (row.index_select(0, cam) for row in cams.intrinsics)
-    u = torch.addcmul(cx, fx, xd)
-    if cams.skew is not None:
-        u.addcmul_(cams.skew.index_select(0, cam), yd)
-    v = torch.addcmul(cy, fy, yd)
-    width, height = cams.image_limits or _per_pair(cams.size, cam)
+    flat = torch.lt(reach, depth).view(-1).nonzero().squeeze(1)  # candidate pairs, camera-major
+    segments = _camera_segments(flat, m, n)
+    cam, point = flat.new_empty(flat.shape), flat.clone()
+    value = _PerPair(cams, segments, flat.numel())
+    for c, (start, end) in enumerate(segments):
+        cam[start:end] = c
+        point[start:end] -= c * n
+    z = depth.reshape(-1).index_select(0, flat)
+    xn = torch.addcmul(value("box_cx"), value("box_hx"), bx.reshape(-1).index_select(0, flat).div_(z))
+    yn = torch.addcmul(value("box_cy"), value("box_hy"), by.reshape(-1).index_select(0, flat).div_(z))
+    r2 = torch.addcmul(xn * xn, yn, yn)
+    ok = r2 <= value("max_radius_sq")  # the field-of-view cone: before the lens folds
+    xd, yd = _distort_terms(xn, yn, *(value(name) for name in COEFF_NAMES), r2=r2)
+    u = torch.addcmul(value("cx"), value("fx"), xd)
+    if "skew" in cams.columns:
+        u.addcmul_(value("skew"), yd)
+    v = torch.addcmul(value("cy"), value("fy"), yd)
+    width, height = cams.image_limits or (value("width"), value("height"))
     margin = cfg.image_margin_px
     ok &= _inside_image(u, width, margin)
     ok &= _inside_image(v, height, margin)
     if cfg.occlusion:
-        ok &= _unoccluded(u, v, z, cam, ok, cams.size, cfg)
-    uv = torch.full((m * n, 2), -1.0, device=device)
-    # Each (u, v) pair moved as one 8-byte element: a plain scatter, twice as fast as copying rows.
-    uv.view(torch.int64).view(-1).scatter_(0, flat, torch.stack((u, v), dim=-1).view(torch.int64).view(-1))
-    visible = torch.zeros(m * n, dtype=torch.bool, device=device).scatter_(0, flat, ok)
-    return PointProjection(uv=uv.view(m, n, 2), visible=visible.view(m, n), depth=depth)
+        ok &= _unoccluded(u, v, z, segments, ok, cams.size, cfg)
+    keep = ok.nonzero().squeeze(1)
+    uv = torch.stack((u, v)).index_select(1, keep).T  # (P, 2) view of two contiguous rows
+    return PointProjection(point.index_select(0, keep), cam.index_select(0, keep), uv, z.index_select(0, keep), m, n)
 
 
-def _per_pair(values: torch.Tensor, cam: torch.Tensor) -> list[torch.Tensor | None]:
-    """Each column of per-camera `values` (M, K) gathered per pair; None for a column that is all zero."""
-    return [col.index_select(0, cam) if bool(col.any()) else None for col in values.T.contiguous()]
+def _camera_segments(flat: torch.Tensor, m: int, n: int) -> list[tuple[int, int]]:
+    """Camera-major pair indices -> each camera's [start, end) range in them."""
+    bounds = torch.searchsorted(flat, torch.arange(m + 1, device=flat.device) * n).tolist()
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+class _PerPair:
+    """Each pair's camera values, one contiguous row per value: filled camera by camera over the
+    pairs' contiguous per-camera ranges (no per-pair gather), built once for all values."""
+
+    def __init__(self, cams: _StackedCameras, segments: list[tuple[int, int]], num_pairs: int):
+        self.columns = cams.columns
+        self.rows = cams.table.new_empty(cams.table.shape[1], num_pairs)
+        for c, (start, end) in enumerate(segments):
+            self.rows[:, start:end] = cams.table[c].unsqueeze(1)
+
+    def __call__(self, name: str) -> torch.Tensor | None:
+        k = self.columns.get(name)
+        return None if k is None else self.rows[k]
 
 
 def _inside_image(coord: torch.Tensor, size, margin: float) -> torch.Tensor:
@@ -323,27 +380,30 @@ def _inside_image(coord: torch.Tensor, size, margin: float) -> torch.Tensor:
     return (coord >= margin - 0.5) & (coord < size - 0.5 - margin)
 
 
-def _unoccluded(u, v, depth, cam, candidate, size, cfg: ProjectionConfig) -> torch.Tensor:
+def _unoccluded(u, v, depth, segments, candidate, size, cfg: ProjectionConfig) -> torch.Tensor:
     """Depth-buffer test over (camera, point) pairs: per camera and pixel block, the nearest depth wins
-    and pairs up to `occlusion_tolerance_m` behind it still count. Only `candidate` pairs write the buffer."""
+    and pairs up to `occlusion_tolerance_m` behind it still count. Only `candidate` pairs write the buffer.
+    `segments` are each camera's [start, end) range of the (camera-major) pairs."""
     block = float(cfg.occlusion_block_px)
     if block <= 0:
         raise ValueError(f"projection.occlusion_block_px must be positive, got {cfg.occlusion_block_px}")
     blocks_x = int(math.ceil(float(size[:, 0].max()) / block))
     blocks_y = int(math.ceil(float(size[:, 1].max()) / block))
-    cells = size.shape[0] * blocks_y * blocks_x
-    # Cell index in float32 (exact below 2**24), one conversion to int64 at the end; other pairs use cell 0.
-    bx = ((u + 0.5) / block).floor_().clamp_(0, blocks_x - 1)
-    by = ((v + 0.5) / block).floor_().clamp_(0, blocks_y - 1)
-    if cells <= FLOAT32_EXACT_INT:
-        key = cam.to(by.dtype).mul_(blocks_y).add_(by).mul_(blocks_x).add_(bx)
-        key = torch.where(candidate, key, 0.0).long()
+    per_camera = blocks_y * blocks_x
+    cells = size.shape[0] * per_camera
+    bx = u.add(0.5).div_(block).floor_().clamp_(0, blocks_x - 1)
+    by = v.add(0.5).div_(block).floor_().clamp_(0, blocks_y - 1)
+    if cells <= FLOAT32_EXACT_INT:  # cell index in float32 (exact), one conversion to int64 at the end
+        key = torch.addcmul(bx, by, torch.tensor(float(blocks_x), device=u.device))
     else:
-        key = (cam * blocks_y + by.long()) * blocks_x + bx.long()
-        key = torch.where(candidate, key, 0)
+        key = by.long().mul_(blocks_x).add_(bx.long())
+    for c, (start, end) in enumerate(segments):
+        key[start:end] += c * per_camera
+    key = key.masked_fill_(~candidate, 0).long()  # pairs that are not candidates all use cell 0 ...
     nearest = torch.full((cells,), float("inf"), device=u.device)
-    nearest.scatter_reduce_(0, key, torch.where(candidate, depth, float("inf")), reduce="amin", include_self=True)
-    return depth <= nearest.index_select(0, key) + cfg.occlusion_tolerance_m
+    # ... with an infinite depth, which never wins
+    nearest.scatter_reduce_(0, key, depth.masked_fill(~candidate, float("inf")), reduce="amin", include_self=True)
+    return depth <= nearest.index_select(0, key).add_(cfg.occlusion_tolerance_m)
 
 
 def fit_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

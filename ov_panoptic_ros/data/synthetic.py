@@ -314,7 +314,7 @@ def network_inputs(scene: SyntheticScene, class_emb: ClassEmbeddings, noise: flo
         raise ValueError(f"class_emb's classes {names} are not the scene's {list(scene.classes)}; "
                          "embed scene_vocabulary()")
     points = torch.from_numpy(np.ascontiguousarray(scene.frame.points, dtype=np.float32))
-    seen = project_points(points, scene.frame.cameras, ProjectionConfig(occlusion=False)).visible.any(dim=0)
+    seen = project_points(points, scene.frame.cameras, ProjectionConfig(occlusion=False)).seen
     features = class_aligned_point_features(scene.gt_labels, seen, class_emb, noise, seed)
     return NetworkInputs(points, features, torch.from_numpy(scene.gt_labels.astype(np.int64)),
                          torch.from_numpy(scene.gt_instance_ids.astype(np.int64)))

@@ -286,9 +286,8 @@ def plot_camera(path: Path, sample, k: int, scorer) -> None:
 
     cam, image = sample.frame.cameras[k], sample.frame.images[k]
     proj = project_points(torch.from_numpy(sample.frame.points), [cam], ProjectionConfig())
-    visible = proj.visible[0].numpy()
-    uv = proj.uv[0].numpy()[visible]
-    labels = sample.pred_labels[visible]
+    uv = proj.uv.numpy()  # one camera: every pair is a point it sees
+    labels = sample.pred_labels[proj.point.numpy()]
     vocabulary = scorer.vocabulary
     palette = _vocab_palette(scorer)
     fig, ax = plt.subplots(figsize=(7.5, 7.5 * cam.height / cam.width + 1.2))
@@ -300,7 +299,7 @@ def plot_camera(path: Path, sample, k: int, scorer) -> None:
     ax.set_ylim(cam.height - 0.5, -0.5)
     ax.set_xlabel("u [px]")
     ax.set_ylabel("v [px]")
-    ax.set_title(f"{cam.name}, frame {sample.index}: {int(visible.sum())} LiDAR points, colored by predicted class")
+    ax.set_title(f"{cam.name}, frame {sample.index}: {uv.shape[0]} LiDAR points, colored by predicted class")
     present = np.unique(labels[labels < len(palette)]).astype(int)
     handles = [Patch(color=palette[i] / 255.0, label=_vocab_tick(vocabulary.names[i], scorer, i)) for i in present]
     if (labels >= len(palette)).any():

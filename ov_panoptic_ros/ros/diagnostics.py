@@ -53,6 +53,7 @@ class NodeStats:
 
     def __init__(self, window: int = 100, rate_window_s: float = 5.0, clock=time.monotonic):
         self._lock = threading.Lock()
+        self._counted = threading.Condition(self._lock)  # notified on every counter change
         self._clock = clock
         self.counters: dict[str, int] = {}
         self.camera_misses: dict[str, int] = {}
@@ -66,11 +67,20 @@ class NodeStats:
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self.counters[name] = self.counters.get(name, 0) + n
+            self._counted.notify_all()
 
     def set_counter(self, name: str, value: int) -> None:
         """For counters kept elsewhere (the synchronizer's), mirrored here for reporting."""
         with self._lock:
             self.counters[name] = int(value)
+            self._counted.notify_all()
+
+    def wait_for(self, predicate, timeout_s: float) -> bool:
+        """Block until `predicate(counters)` holds or the timeout passes; returns whether it holds.
+        For tools that follow the node's progress: they sleep on the counters instead of polling them,
+        which would take CPU from the frames they measure."""
+        with self._counted:
+            return bool(self._counted.wait_for(lambda: predicate(self.counters), timeout_s))
 
     def get(self, name: str) -> int:
         with self._lock:

@@ -335,17 +335,16 @@ def sample_seen_point_features(features: DenseFeatures, projection: PointProject
     returns PointFeatures with the (N,) bool `seen` mask, the (S,) seen point indices and (S, D) float32
     unit features. The maps are frozen CLIP features: no gradient flows back through sampling.
     """
-    m, n = projection.visible.shape
+    m, n = projection.num_cameras, projection.num_points
     if features.num_cameras != m:
         raise ValueError(f"{features.num_cameras} feature maps for {m} projected cameras")
     d = features.maps.shape[1]
     device = projection.uv.device
-    visible = projection.visible.to(device)
-    if not m or not bool(visible.any()):
+    if not projection.point.numel():
         return PointFeatures(torch.zeros(n, dtype=torch.bool, device=device),
                              torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, d, device=device))
     table = _channels_last_table(features.maps.to(device))
-    rows, weights, offsets, cameras_per_point = bilinear_bags(features, projection.uv, visible)
+    rows, weights, offsets, cameras_per_point = bilinear_bags(features, projection)
     seen = cameras_per_point > 0
     index = seen.nonzero().squeeze(1)
     offsets = offsets.index_select(0, index)  # unseen points' bags are empty: no rows to drop
@@ -375,7 +374,7 @@ def _channels_last_table(maps: torch.Tensor) -> torch.Tensor:
     return maps.permute(0, 2, 3, 1).reshape(m * h * w, d).float()
 
 
-def bilinear_bags(features: DenseFeatures, uv: torch.Tensor, visible: torch.Tensor):
+def bilinear_bags(features: DenseFeatures, projection: PointProjection):
     """Per point, the table rows and weights of its bilinear corners in every camera that sees it.
 
     Bags are ordered by point; a point seen by k cameras gets 4k entries. They are summed, not averaged:
@@ -388,17 +387,17 @@ def bilinear_bags(features: DenseFeatures, uv: torch.Tensor, visible: torch.Tens
     the number of cameras that see each point (N,).
     """
     m, _, h, w = features.maps.shape
-    n = visible.shape[1]
-    device = uv.device
-    point, cam = visible.T.nonzero(as_tuple=True)  # sorted by point, then camera
+    n = projection.num_points
+    device = projection.uv.device
+    pair = torch.argsort(projection.point, stable=True)  # the projection's pairs by point, cameras in order
+    point, cam = projection.point.index_select(0, pair), projection.camera.index_select(0, pair)
     per_point = torch.bincount(point, minlength=n)
-    pair = cam * n + point
     scale = features.pixel_to_cell.to(device=device, dtype=torch.float32)
-    uv = uv.reshape(-1, 2).to(torch.float32)
     frac, corner = [], []
     for axis, size in ((0, w), (1, h)):  # one contiguous vector per axis: x, then y
         # Continuous feature coordinate relative to the cell centers, its top-left corner and fraction.
-        f = uv[:, axis].index_select(0, pair).add_(0.5).mul_(scale[:, axis].index_select(0, cam)).sub_(0.5)
+        f = projection.uv[:, axis].index_select(0, pair).float().add_(0.5)
+        f = f.mul_(scale[:, axis].index_select(0, cam)).sub_(0.5)
         f0 = f.floor().clamp_(0, max(size - 2, 0))
         frac.append(f.sub_(f0).clamp_(0, 1))
         corner.append(f0)
