@@ -102,6 +102,9 @@ def _register_subcommands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ov_panoptic_ros.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # steady per-frame latency in replay and benchmarks: see core.allocator
     _register_subcommands()
     app(args=argv if argv is not None else sys.argv[1:], prog_name="ov-panoptic")
 

@@ -312,7 +312,10 @@ def bench_ros(quick: bool = False) -> dict:
     """All ROS-layer benchmarks; quick mode uses fewer repetitions and frames."""
     import rclpy
 
+    from ov_panoptic_ros.core.allocator import keep_freed_memory
+
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    keep_freed_memory()  # as the node's main() does
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=random.SystemRandom().randint(1, 200))
     try:

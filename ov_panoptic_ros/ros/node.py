@@ -30,6 +30,7 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 from diagnostic_msgs.msg import DiagnosticArray
 
+from ov_panoptic_ros.core.allocator import keep_freed_memory
 from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
 from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocabulary, VocabularyError
@@ -545,6 +546,7 @@ class PanopticNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """`ros2 run ov_panoptic_ros ov_panoptic_node [--ros-args ...]`; exit code 2 on a start-up error."""
+    kept = keep_freed_memory()  # steady per-frame latency: see core.allocator
     rclpy.init(args=args)
     try:
         node = PanopticNode()
@@ -552,6 +554,8 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"start-up error: {e}")
         rclpy.try_shutdown()
         return 2
+    if not kept:
+        node.get_logger().warning("the C library has no mallopt: freed frame buffers go back to the kernel")
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
