@@ -84,23 +84,24 @@ def rational_coefficients(model: str, D) -> np.ndarray:
 
 
 def _horner(r2, coeffs):
-    """1 + c1 r2 + c2 r2^2 + c3 r2^3, skipping terms given as None; None when every term is."""
-    terms = list(coeffs)
+    """1 + c1 r2 + c2 r2^2 + c3 r2^3, skipping terms given as None; None when every term is.
+    One fused multiply-add per term (addcmul): the lens model runs on every candidate pair."""
+    terms = [None if c is None else torch.as_tensor(c, dtype=r2.dtype, device=r2.device) for c in coeffs]
     while terms and terms[-1] is None:
         terms.pop()
     if not terms:
         return None
     acc = terms[-1]
     for c in reversed(terms[:-1]):
-        acc = r2 * acc if c is None else c + r2 * acc
-    return 1 + r2 * acc
+        acc = r2 * acc if c is None else torch.addcmul(c, r2, acc)
+    return torch.addcmul(torch.ones((), dtype=r2.dtype, device=r2.device), r2, acc)
 
 
 def _distort_terms(xn, yn, k1, k2, p1, p2, k3, k4, k5, k6, r2=None):
     """OpenCV's rational distortion. Each coefficient is a tensor that broadcasts with xn, a float, or
     None for a term that is zero everywhere (skipped: undistorted cameras pay nothing). `r2` is
     xn^2 + yn^2 when the caller has it already."""
-    r2 = xn * xn + yn * yn if r2 is None else r2
+    r2 = torch.addcmul(xn * xn, yn, yn) if r2 is None else r2
     num, den = _horner(r2, (k1, k2, k3)), _horner(r2, (k4, k5, k6))
     if den is None:
         radial = num
@@ -109,11 +110,16 @@ def _distort_terms(xn, yn, k1, k2, p1, p2, k3, k4, k5, k6, r2=None):
     xd = xn if radial is None else xn * radial
     yd = yn if radial is None else yn * radial
     if p1 is not None or p2 is not None:
-        xy2 = 2 * xn * yn
-        p1 = 0.0 if p1 is None else p1
-        p2 = 0.0 if p2 is None else p2
-        xd = xd + p1 * xy2 + p2 * (r2 + 2 * xn * xn)
-        yd = yd + p1 * (r2 + 2 * yn * yn) + p2 * xy2
+        xy2 = torch.mul(xn, yn).mul_(2)
+        # x += p1 xy2 + p2 (r2 + 2 x^2) and y += p1 (r2 + 2 y^2) + p2 xy2, one fused op per product
+        if p1 is not None:
+            xd = torch.addcmul(xd, torch.as_tensor(p1, dtype=xn.dtype, device=xn.device), xy2)
+            yd = torch.addcmul(yd, torch.as_tensor(p1, dtype=xn.dtype, device=xn.device),
+                               torch.addcmul(r2, yn, yn, value=2.0))
+        if p2 is not None:
+            xd = torch.addcmul(xd, torch.as_tensor(p2, dtype=xn.dtype, device=xn.device),
+                               torch.addcmul(r2, xn, xn, value=2.0))
+            yd = torch.addcmul(yd, torch.as_tensor(p2, dtype=xn.dtype, device=xn.device), xy2)
     return xd, yd
 
 
