@@ -4,12 +4,25 @@ Every array starts with one DELETEALL, so boxes of the previous frame never ling
 instance a translucent CUBE oriented by yaw (ns "boxes") and a TEXT_VIEW_FACING "class score"
 above it (ns "labels"); both use the instance's index in the frame as id, so ids are stable
 within the message. Frame and stamp are the cloud's.
+
+This runs once per published frame. rosidl's generated `Marker.__init__` builds every default
+sub-message (Header, Pose, Vector3, ColorRGBA, Duration, CompressedImage, MeshFile, ...) even when
+they are passed in, ~17 us per marker, so only the frame's DELETEALL is constructed; every other
+marker is a `copy.copy` of a per-frame prototype whose per-instance sub-messages are then replaced
+whole (never mutated). The markers of one array therefore share sub-objects: the caller's header,
+the DELETEALL's default lifetime, texture, mesh file and empty point/colour/uv lists, the labels'
+scale and white colour, and one box colour per class. Treat the returned messages as read-only
+(publish or serialize them). Nothing is shared between two calls except the caller's header.
 """
 from __future__ import annotations
 
+import copy
 import math
+from functools import lru_cache
 
 import numpy as np
+from geometry_msgs.msg import Pose, Vector3
+from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ov_panoptic_ros.core.frame import Instance, Vocabulary
@@ -17,6 +30,7 @@ from ov_panoptic_ros.core.frame import Instance, Vocabulary
 BOX_ALPHA = 0.35
 TEXT_HEIGHT_M = 0.6
 TEXT_GAP_M = 0.4  # text sits this far above the box top
+MIN_BOX_SIZE_M = 0.05  # RViz hides zero-size cubes
 
 
 def yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
@@ -24,56 +38,72 @@ def yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
     return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)
 
 
-def instance_text(instance: Instance, vocabulary: Vocabulary) -> str:
-    names = vocabulary.names
-    name = names[instance.label] if 0 <= instance.label < len(names) else "unknown"
-    return f"{name} {instance.score:.2f}"
-
-
-def _color(marker: Marker, rgb, alpha: float) -> None:
-    marker.color.r, marker.color.g, marker.color.b = (float(c) / 255.0 for c in rgb)
-    marker.color.a = alpha
-
-
-def _box(instance: Instance, index: int, rgb, header) -> Marker:
-    m = Marker(header=header, ns="boxes", id=index, type=Marker.CUBE, action=Marker.ADD)
-    cx, cy, cz = (float(v) for v in instance.center)
-    m.pose.position.x, m.pose.position.y, m.pose.position.z = cx, cy, cz
-    qx, qy, qz, qw = yaw_to_quaternion(float(instance.yaw))
-    m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w = qx, qy, qz, qw
-    sx, sy, sz = (max(float(v), 0.05) for v in instance.size)  # RViz hides zero-size cubes
-    m.scale.x, m.scale.y, m.scale.z = sx, sy, sz
-    _color(m, rgb, BOX_ALPHA)
-    return m
-
-
-def _text(instance: Instance, index: int, text: str, header) -> Marker:
-    m = Marker(header=header, ns="labels", id=index, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
-    m.pose.position.x = float(instance.center[0])
-    m.pose.position.y = float(instance.center[1])
-    m.pose.position.z = float(instance.center[2]) + float(instance.size[2]) / 2.0 + TEXT_GAP_M
-    m.pose.orientation.w = 1.0
-    m.scale.z = TEXT_HEIGHT_M
-    m.text = text
-    _color(m, (255, 255, 255), 1.0)
-    return m
+@lru_cache(maxsize=8)
+def _class_table(vocabulary: Vocabulary) -> tuple[tuple[str, tuple[float, float, float]] | None, ...]:
+    """Per label (display name, RGB in [0, 1]), None for stuff. Cached: a Vocabulary is frozen, and
+    its names/colors/is_stuff are recomputed (md5, ~30 us) on every access. Holds no messages."""
+    stuff = vocabulary.is_stuff
+    return tuple(None if s else (name, tuple(float(c) / 255.0 for c in rgb))
+                 for name, rgb, s in zip(vocabulary.names, vocabulary.colors(), stuff))
 
 
 def instance_markers(instances: list[Instance], vocabulary: Vocabulary, header) -> MarkerArray:
-    """DELETEALL, then a box and a text per thing instance (stuff never has instances)."""
-    out = MarkerArray()
-    out.markers.append(Marker(header=header, action=Marker.DELETEALL))
-    colors = vocabulary.colors()
-    is_stuff = vocabulary.is_stuff
-    index = 0
-    for inst in instances:
-        if not 0 <= inst.label < len(colors) or is_stuff[inst.label] or not _finite_box(inst):
-            continue
-        out.markers.append(_box(inst, index, colors[inst.label], header))
-        out.markers.append(_text(inst, index, instance_text(inst, vocabulary), header))
-        index += 1
+    """DELETEALL, then a box and a text per thing instance (stuff never has instances).
+
+    Skipped: labels outside the vocabulary, stuff labels, non-finite boxes. The returned markers
+    share sub-messages (see the module docstring): read-only.
+    """
+    table = _class_table(vocabulary)
+    n_classes = len(table)
+    kept = [inst for inst in instances if 0 <= inst.label < n_classes and table[inst.label] is not None]
+    clear = Marker(header=header, action=Marker.DELETEALL)
+    markers = [clear]
+    if kept:
+        boxes = np.array([(inst.center, inst.size) for inst in kept], dtype=np.float64)  # (K, 2, 3)
+        yaws = np.array([inst.yaw for inst in kept], dtype=np.float64)
+        finite = np.isfinite(boxes).all(axis=(1, 2)) & np.isfinite(yaws)
+        if not finite.all():
+            kept = [inst for inst, ok in zip(kept, finite.tolist()) if ok]
+            boxes, yaws = boxes[finite], yaws[finite]
+        centers, sizes = boxes[:, 0], boxes[:, 1]
+        text_z = centers[:, 2] + sizes[:, 2] / 2.0 + TEXT_GAP_M
+        markers += _instance_pairs(kept, table, header, clear, centers.tolist(),
+                                   np.maximum(sizes, MIN_BOX_SIZE_M).tolist(), yaws.tolist(), text_z.tolist())
+    return MarkerArray(markers=markers)
+
+
+def _instance_pairs(kept, table, header, clear: Marker, centers, box_sizes, yaws, text_z) -> list[Marker]:
+    """Box and text per instance, copied from prototypes that share `clear`'s default sub-messages."""
+    box_proto = copy.copy(clear)
+    box_proto.ns, box_proto.type, box_proto.action = "boxes", Marker.CUBE, Marker.ADD
+    text_proto = copy.copy(clear)
+    text_proto.ns, text_proto.type, text_proto.action = "labels", Marker.TEXT_VIEW_FACING, Marker.ADD
+    text_proto.scale = Vector3(z=TEXT_HEIGHT_M)
+    text_proto.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+    box_colors: dict[int, ColorRGBA] = {}
+    out = []
+    for index, (inst, (cx, cy, cz), (sx, sy, sz), yaw, tz) in enumerate(zip(kept, centers, box_sizes, yaws, text_z)):
+        name, rgb = table[inst.label]
+        color = box_colors.get(inst.label)
+        if color is None:
+            color = box_colors[inst.label] = ColorRGBA(r=rgb[0], g=rgb[1], b=rgb[2], a=BOX_ALPHA)
+
+        box = copy.copy(box_proto)
+        box.id = index
+        box.pose = pose = Pose()
+        position, orientation = pose.position, pose.orientation
+        position.x, position.y, position.z = cx, cy, cz
+        _, _, orientation.z, orientation.w = yaw_to_quaternion(yaw)  # x, y stay at their 0.0 default
+        box.scale = Vector3(x=sx, y=sy, z=sz)
+        box.color = color
+
+        text = copy.copy(text_proto)
+        text.id = index
+        text.pose = pose = Pose()
+        position = pose.position
+        position.x, position.y, position.z = cx, cy, tz
+        pose.orientation.w = 1.0
+        text.text = f"{name} {inst.score:.2f}"
+        out.append(box)
+        out.append(text)
     return out
-
-
-def _finite_box(inst: Instance) -> bool:
-    return bool(np.isfinite(inst.center).all() and np.isfinite(inst.size).all() and np.isfinite(inst.yaw))
