@@ -1,7 +1,7 @@
-"""ament_python package: installs the Python package, its console scripts and share/ files."""
+"""ament_python package: installs the Python package, its C extension, its console scripts and share/ files."""
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 PACKAGE = "ov_panoptic_ros"
 
@@ -16,6 +16,9 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
+    # plain CPython C API: gcc and the Python headers are all it needs (package.xml: python3-dev)
+    ext_modules=[Extension(f"{PACKAGE}.ros._interleave", [f"{PACKAGE}/ros/_interleave.c"],
+                           extra_compile_args=["-O3"])],
     install_requires=["setuptools"],
     zip_safe=False,
     maintainer="ov_panoptic_ros developers",

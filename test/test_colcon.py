@@ -24,7 +24,8 @@ def test_colcon_build_installs_package(tmp_path):
     for name in SOURCES:
         path = ROOT / name
         if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            # not the in-tree build of the C extension: colcon must compile its own
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.so"))
         elif path.exists():
             shutil.copy2(path, src / name)
     proc = subprocess.run(
@@ -52,3 +53,14 @@ def test_colcon_build_installs_package(tmp_path):
     out = run.stdout + run.stderr
     assert run.returncode == 2, out
     assert str(share / "config" / "calibration_demo.yaml") in out and "cam_nowhere" in out, out
+
+    # the C extension was compiled into the install space, and packs a cloud from there
+    assert list((site / PACKAGE / "ros").glob("_interleave*.so")), "not installed: the _interleave extension"
+    code = ("import numpy as np; from ov_panoptic_ros.ros import _interleave, messages;"
+            "p = messages.pack_cloud({'a': np.arange(5, dtype=np.uint8), 'b': np.arange(5, dtype=np.float32)});"
+            "assert bytes(p.data) == b''.join(bytes([i, 0, 0, 0]) + np.float32(i).tobytes() for i in range(5));"
+            "print(_interleave.__file__)")
+    check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                           cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.strip().startswith(str(site)), check.stdout

@@ -12,6 +12,7 @@ from std_msgs.msg import Header
 from ov_panoptic_ros.core.calibration import CameraExtrinsics
 from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
 from ov_panoptic_ros.ros import messages as M
+from ov_panoptic_ros.ros._interleave import interleave
 from ov_panoptic_ros.ros.scene_msgs import DRIVER_POINT_STEP, driver_cloud
 
 RNG = np.random.default_rng(0)
@@ -69,6 +70,7 @@ def test_rosbags_message_gives_the_same_arrays():
     out = M.to_pointcloud2(packed, bag_msg.header, ts.types["sensor_msgs/msg/PointCloud2"],
                            ts.types["sensor_msgs/msg/PointField"])
     assert out.data.dtype == np.uint8 and out.data.size == 50 * packed.point_step
+    assert np.shares_memory(out.data, np.frombuffer(packed.data, np.uint8))  # a view, not a copy
     np.testing.assert_array_equal(M.read_cloud(out).xyz, xyz)
 
 
@@ -306,6 +308,163 @@ def test_pack_cloud_reads_unaligned_strided_views():
     assert bytes(view.data) == bytes(copy.data) == xyz.tobytes()
 
 
+# ------------------------------------------------------------------------------------------- the C kernel
+_DTYPES = [np.dtype(t) for t in ("i1", "u1", "<i2", "<u2", "<i4", "<u4", "<f4", "<f8")]
+
+
+def _random_bits(rng, shape, dtype):
+    """Random bytes seen as `dtype`: every bit pattern (NaN payloads, denormals) must survive as is."""
+    shape = tuple(shape)
+    return rng.integers(0, 256, shape + (dtype.itemsize,), dtype=np.uint8).view(dtype).reshape(shape)
+
+
+def _random_column(rng, n, dtype, count, kind):
+    """A column of n points in one of the memory forms pack_cloud is handed in practice."""
+    shape = (n,) if count == 1 else (n, count)
+    if kind == "scalar":
+        return _random_bits(rng, (), dtype)[()]  # a numpy scalar, e.g. np.uint16(7)
+    if kind == "broadcast":  # stride 0
+        return np.broadcast_to(_random_bits(rng, (1,) + shape[1:], dtype), shape)
+    if kind == "strided":  # unaligned rows at an odd stride, like a field of a 22-byte driver cloud
+        step = dtype.itemsize * count * 2 + 3
+        raw = rng.integers(0, 256, n * step + 8, dtype=np.uint8)
+        # count > 2: elements two apart, so the rows are not contiguous either
+        strides = (step,) if count == 1 else (step, dtype.itemsize * (1 + (count > 2)))
+        return np.ndarray(shape, dtype, buffer=raw, offset=1, strides=strides)
+    a = _random_bits(rng, shape, dtype)
+    if kind == "bigendian":
+        return a.astype(dtype.newbyteorder(">"))
+    if kind == "reversed":  # negative stride
+        return a[::-1]
+    if kind == "fortran":  # (n, count) with its points far apart, elements contiguous
+        return np.asfortranarray(a)
+    return a
+
+
+def _reference(columns: dict, packed: M.PackedCloud) -> bytes:
+    """Straightforward numpy: a zeroed structured array with the packed field table, field by field."""
+    dt = np.dtype({"names": [f[0] for f in packed.fields], "offsets": [f[1] for f in packed.fields],
+                   "formats": [(M.POINTFIELD_DTYPES[f[2]], (f[3],)) if f[3] > 1 else M.POINTFIELD_DTYPES[f[2]]
+                               for f in packed.fields], "itemsize": packed.point_step})
+    ref = np.zeros(packed.num_points, dt)
+    for name, col in columns.items():
+        ref[name] = np.asarray(col)
+    return ref.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_pack_cloud_matches_a_structured_array_for_random_layouts(seed):
+    """All 8 datatypes, counts > 1, scalars, unaligned/reversed/Fortran/big-endian/broadcast inputs, many
+    point counts: the packed bytes are the structured array's, and so are the raw kernel's into a dirty
+    buffer (it writes every byte, padding as zero). Point steps of 16+ bytes in multiples of 4 run the
+    SIMD engine (tail rows the other one); the rest run the other one only."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([0, 1, 2, 3, 4, 5, 7, 8, 67, 1001]))
+    kinds = ["contiguous", "contiguous", "strided", "scalar", "broadcast", "bigendian", "reversed", "fortran"]
+    columns = {}
+    for i in range(int(rng.integers(1, 9))):
+        dtype, count = _DTYPES[rng.integers(len(_DTYPES))], int(rng.choice([1, 1, 1, 2, 3, 4]))
+        kind = str(rng.choice(kinds if count > 1 else [k for k in kinds if k != "fortran"]))
+        if kind == "scalar" and count > 1:
+            kind = "broadcast"
+        columns[f"f{i}"] = _random_column(rng, n, dtype, count, "contiguous" if i == 0 else kind)
+    packed = M.pack_cloud(columns)
+    assert (packed.fields, packed.point_step) == M.cloud_layout(
+        [(name, M._DATATYPE_OF[(np.asarray(c).dtype.kind, np.asarray(c).dtype.itemsize)],
+          np.shape(c)[1] if np.ndim(c) == 2 else 1) for name, c in columns.items()])
+    assert isinstance(packed.data, array.array) and packed.num_points == n
+    expected = _reference(columns, packed)
+    assert bytes(packed.data) == expected
+    dirty = bytearray(b"\xa5" * len(expected))
+    little = [np.asarray(c).astype(np.asarray(c).dtype.newbyteorder("<")) for c in columns.values()]
+    interleave(dirty, packed.point_step, n, [(c, f[1]) for c, f in zip(little, packed.fields)])
+    assert bytes(dirty) == expected
+
+
+@pytest.mark.parametrize("before, after", [(0, 5), (1, 4), (0, 2), (0, 3), (0, 4), (2, 9)])
+def test_pack_cloud_packed_xyz_rows_at_every_word_position(before, after):
+    """x, y, z of an (N, 3) float32 array (the node's points) are read as 12-byte rows: as a run of words
+    starting a group of 4 (shuffled straight into rows), elsewhere, or overlapped by the last group."""
+    rng = np.random.default_rng(before * 10 + after)
+    n = 4 * 40 + 3
+    xyz = _random_bits(rng, (n, 3), np.dtype("<f4"))
+    columns = {f"b{i}": _random_bits(rng, (n,), np.dtype("<u4")) for i in range(before)}
+    columns.update(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2])
+    columns.update({f"a{i}": _random_bits(rng, (n,), np.dtype("<f4")) for i in range(after)})
+    packed = M.pack_cloud(columns)
+    assert packed.point_step == 4 * (before + 3 + after)
+    assert bytes(packed.data) == _reference(columns, packed)
+
+
+def test_interleave_writes_padding_as_zero_in_both_engines():
+    """A float64 after a uint8 leaves 7 padding bytes per point; the kernel zeroes them in a dirty buffer."""
+    for n, step in [(9, 16), (9, 24), (5, 10)]:  # 16/24: SIMD engine + 1 tail row; 10: the other engine
+        a, b = np.arange(n, dtype=np.uint8) + 1, np.arange(n, dtype=np.float64) + 0.5
+        dst = bytearray(b"\xff" * (n * step))
+        interleave(dst, step, n, [(a, 0), (b, step - 8)])
+        rows = np.frombuffer(bytes(dst), np.uint8).reshape(n, step)
+        assert (rows[:, 1:step - 8] == 0).all() and (rows[:, 0] == a).all()
+        assert (rows[:, step - 8:].copy().view(np.float64)[:, 0] == b).all()
+
+
+def test_interleave_validates_everything_before_writing():
+    n = 6
+    x, lab = np.arange(n, dtype=np.float32), np.arange(n, dtype=np.uint16)
+    dst = bytearray(b"\x77" * (n * 8))
+    bad = [
+        ((dst, 8, n, [(x[:5], 0)]), "source has 5 points, expected n=6"),  # short source
+        ((dst, 8, n, [(x, 6)]), "4 bytes at dst_offset 6 do not fit in point_step 8"),  # offset past the point
+        ((dst, 8, n, [(x, -1)]), "do not fit"),
+        ((dst, 8, n, [(x, 0), (lab, 2)]), "overlap column 0"),
+        ((bytearray(n * 8 - 1), 8, n, [(x, 0)]), "dst has 47 bytes, expected n\\*point_step = 6\\*8"),
+        ((dst, 8, -1, [(x, 0)]), "n >= 0"),
+        ((dst, 0, n, [(x, 0)]), "point_step must be > 0"),
+        ((dst, 8, n, [(np.zeros((n, 1, 1), np.float32), 0)]), "3 dimensions"),
+        ((dst, 8, n, [(x,)]), "expected a \\(src, dst_offset\\[, lut\\]\\) tuple"),
+        ((dst, 8, n, [(lab, 0, np.zeros(0, np.uint32))]), "lookup table has no entries"),
+        ((dst, 8, n, [(np.zeros((n, 2), np.uint16), 0, np.zeros(3, np.uint32))]), "lookup indices"),
+        ((dst, 8, n, [(lab, 6, np.zeros(3, np.uint32))]), "do not fit"),  # the entry size counts, not the index's
+    ]
+    for args, message in bad:
+        with pytest.raises(ValueError, match=message):
+            interleave(*args)
+        assert dst == b"\x77" * (n * 8), f"{message}: dst written before the error"
+    with pytest.raises((TypeError, BufferError)):  # a read-only destination
+        interleave(bytes(n * 8), 8, n, [(x, 0)])
+    interleave(bytearray(0), 8, 0, [(x[:0], 0), (x[:0], 4)])  # no points: nothing to do, offsets still checked
+    with pytest.raises(ValueError, match="do not fit"):
+        interleave(bytearray(0), 8, 0, [(x[:0], 6)])
+
+
+@pytest.mark.parametrize("index_dtype", ["u1", "<u2", "<u4", "<u8"])
+def test_interleave_lookup_columns_clip_to_the_last_entry(index_dtype):
+    rng = np.random.default_rng(1)
+    n, step = 23, 12
+    idx = rng.integers(0, 7, n).astype(index_dtype)
+    idx[::5] = np.iinfo(idx.dtype).max  # past the table: the last entry
+    lut4, lut2 = _random_bits(rng, (5,), np.dtype("<u4")), _random_bits(rng, (5,), np.dtype("<u2"))
+    x = rng.random(n).astype(np.float32)
+    dst = bytearray(b"\xee" * (n * step))
+    interleave(dst, step, n, [(x, 0), (idx, 4, lut4), (idx[::-1], 8, lut2), (idx[:1].reshape(()), 10, lut2)])
+    rows = np.frombuffer(bytes(dst), np.uint8).reshape(n, step)
+    clip = np.minimum(idx.astype(np.int64), 4)
+    assert (rows[:, 4:8].copy().view("<u4")[:, 0] == lut4[clip]).all()
+    assert (rows[:, 8:10].copy().view("<u2")[:, 0] == lut2[clip[::-1]]).all()
+    assert (rows[:, 10:12].copy().view("<u2")[:, 0] == lut2[clip[0]]).all()  # a 0-d index: a constant
+
+
+@pytest.mark.parametrize("dtype", ["u1", "u2", "u4", "u8", "i2", "i8"])
+def test_label_colors_is_a_clipped_palette_lookup(dtype):
+    palette = RNG.integers(0, 256, (6, 3)).astype(np.uint8)
+    labels = RNG.integers(0, 9, 101).astype(dtype)
+    labels[::7] = UNLABELED if np.iinfo(labels.dtype).max >= UNLABELED else np.iinfo(labels.dtype).max
+    lut = np.append(M.pack_rgb(palette), M.pack_rgb(np.array([M.UNLABELED_RGB])))
+    got = M.label_colors(labels, palette)
+    assert got.dtype == np.uint32 and got.shape == labels.shape
+    np.testing.assert_array_equal(got, lut[np.minimum(labels.astype(np.int64), len(lut) - 1)])
+    assert M.label_colors(labels[:0], palette).shape == (0,)
+
+
 # ------------------------------------------------------------------------------------------- pack
 def _reference_panoptic(xyz, intensity, labels, inst, scores, rgb_u32, vocab_version):
     """The output layout written out by hand: a structured array with fixed offsets, field by field."""
@@ -413,8 +572,8 @@ def test_rclpy_message_takes_the_buffer_without_copy_and_reads_back():
     labels, inst, scores = _result(30)
     packed = M.pack_panoptic_cloud(xyz, None, labels, inst, scores, M.label_colors(labels, np.zeros((3, 3), np.uint8)))
     msg = M.to_pointcloud2(packed, Header(frame_id="lidar"), PointCloud2, PointField)
-    # an array.array('B') is handed over (one memcpy), never a numpy array (0.5 s element-wise conversion)
-    assert msg.data.typecode == "B" and msg.data == packed.data
+    # the packed array.array('B') itself: no copy, and never a numpy array (0.5 s element-wise conversion)
+    assert msg.data is packed.data and msg.data.typecode == "B"
     assert (msg.width, msg.height, msg.point_step, msg.row_step) == (30, 1, packed.point_step, 30 * packed.point_step)
     assert msg.is_dense and not msg.is_bigendian
     np.testing.assert_array_equal(M.read_cloud(msg).xyz, xyz)

@@ -5,10 +5,11 @@
 1. `conversion` (200k points; input 22 bytes/point: x, y, z, intensity f32, ring u16, time f32; output
    32 bytes/point with intensity and vocab_version). Medians of `repeat` timed calls (timeit, default 200:
    the machine may be shared). `read_ms` = read_cloud (zero-copy xyz view + intensity + finite mask);
-   `colors_ms` = label_colors; `pack_ms` = pack_panoptic_cloud on what the node passes it (Frame.points and
-   Frame.intensity: contiguous float32); `pack_from_input_view_ms` = the same on read_cloud's strided views
-   into the input (unaligned float32); `msg_ms` = to_pointcloud2 into an rclpy PointCloud2 (rclpy copies the
-   payload once unless its field checks are on); `memcpy_in_ms`/`memcpy_out_ms` = np.copyto of the
+   `colors_ms` = label_colors (the C kernel's palette lookup); `pack_ms` = pack_panoptic_cloud on what the
+   node passes it (Frame.points and Frame.intensity: contiguous float32), i.e. allocating the zero-filled
+   array.array and the C kernel writing the rows; `pack_from_input_view_ms` = the same on read_cloud's
+   strided views into the input (unaligned float32); `msg_ms` = to_pointcloud2 into an rclpy PointCloud2
+   (which holds the packed array without a copy); `memcpy_in_ms`/`memcpy_out_ms` = np.copyto of the
    input/output payload into a preallocated buffer, the yardstick. `pack_vs_memcpy` = pack / memcpy_out;
    `write_vs_memcpy` = (colors + pack + msg) / memcpy_out, the whole write path (target: within 3x).
 2. `node_overhead` (100k points + 6 cameras 1600x900 rgb8, 200 frames): the real PanopticNode code path
