@@ -453,7 +453,14 @@ def test_interleave_lookup_columns_clip_to_the_last_entry(index_dtype):
     assert (rows[:, 10:12].copy().view("<u2")[:, 0] == lut2[clip[0]]).all()  # a 0-d index: a constant
 
 
-@pytest.mark.parametrize("dtype", ["u1", "u2", "u4", "u8", "i2", "i8"])
+def test_label_colors_wants_unsigned_labels():
+    with pytest.raises(ValueError, match="unsigned integer"):
+        M.label_colors(np.array([0, -1, 2], np.int16), np.zeros((3, 3), np.uint8))
+    with pytest.raises(ValueError, match="unsigned integer"):
+        M.label_colors(np.zeros((2, 2), np.uint16), np.zeros((3, 3), np.uint8))
+
+
+@pytest.mark.parametrize("dtype", ["u1", "u2", "u4", "u8"])
 def test_label_colors_is_a_clipped_palette_lookup(dtype):
     palette = RNG.integers(0, 256, (6, 3)).astype(np.uint8)
     labels = RNG.integers(0, 9, 101).astype(dtype)

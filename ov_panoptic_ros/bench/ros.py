@@ -17,6 +17,10 @@
    buffering, sync), frame assembly (image conversion, CameraModels), core.geometry.project_points for
    the 6 cameras (also reported apart), packing, markers, publishing to a subscriber in another process.
    Not counted: DDS delivery/deserialization of the inputs (callbacks are called directly), the model.
+   Frames go back to back (the next is sent when the node has published the last), and the process keeps
+   freed memory as the node's main() does (core.allocator). Projection runs with the process's torch
+   threads (reported): on 2 shared cores one thread is faster, as its ops are too small for a parallel
+   region to pay off.
 3. `rss`: the same path for 2000 frames; RSS every 100 frames; trend after a 100-frame warm-up.
 """
 from __future__ import annotations
@@ -285,8 +289,11 @@ def bench_node(rig: _NodeRig, frames: int) -> dict:
         rig.frame()
     parts = [rig.frame() for _ in range(frames)]
     out = {k: _summary([p[k] for p in parts]) for k in parts[0]}
+    import torch
+
     out.update(frames=frames, points=N_NODE, cameras=NUM_CAMERAS, image_size=[IMAGE_W, IMAGE_H],
-               image_encoding="rgb8", target_p50_ms=15.0)
+               image_encoding="rgb8", target_p50_ms=15.0, torch_threads=torch.get_num_threads(),
+               omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(default)"))
     return out
 
 

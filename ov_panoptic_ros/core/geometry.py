@@ -113,13 +113,13 @@ def _distort_terms(xn, yn, k1, k2, p1, p2, k3, k4, k5, k6, r2=None):
         xy2 = torch.mul(xn, yn).mul_(2)
         # x += p1 xy2 + p2 (r2 + 2 x^2) and y += p1 (r2 + 2 y^2) + p2 xy2, one fused op per product
         if p1 is not None:
-            xd = torch.addcmul(xd, torch.as_tensor(p1, dtype=xn.dtype, device=xn.device), xy2)
-            yd = torch.addcmul(yd, torch.as_tensor(p1, dtype=xn.dtype, device=xn.device),
-                               torch.addcmul(r2, yn, yn, value=2.0))
+            p1 = torch.as_tensor(p1, dtype=xn.dtype, device=xn.device)
+            xd = torch.addcmul(xd, p1, xy2)
+            yd = torch.addcmul(yd, p1, torch.addcmul(r2, yn, yn, value=2.0))
         if p2 is not None:
-            xd = torch.addcmul(xd, torch.as_tensor(p2, dtype=xn.dtype, device=xn.device),
-                               torch.addcmul(r2, xn, xn, value=2.0))
-            yd = torch.addcmul(yd, torch.as_tensor(p2, dtype=xn.dtype, device=xn.device), xy2)
+            p2 = torch.as_tensor(p2, dtype=xn.dtype, device=xn.device)
+            xd = torch.addcmul(xd, p2, torch.addcmul(r2, xn, xn, value=2.0))
+            yd = torch.addcmul(yd, p2, xy2)
     return xd, yd
 
 
@@ -151,8 +151,8 @@ class _StackedCameras:
     (3, M): z in the optical frame, then the view-box coordinates bx = (x - cx z) / hx and
     by = (y - cy z) / hy (see `view_box`). A pair can only be seen where |bx| <= z and |by| <= z, and
     x = hx bx + cx z, y = hy by + cy z.
-    `table` holds every other per-camera value as one row per camera, so the values of all pairs are
-    gathered in a single index_select; `columns` names its columns. A distortion coefficient, the skew
+    `table` holds every other per-camera value as one row per camera (`columns` names its columns);
+    projection spreads it over each camera's range of pairs (`_PerPair`). A distortion coefficient, the skew
     and the image size have a column only when some camera needs one (otherwise the term is skipped).
     """
 

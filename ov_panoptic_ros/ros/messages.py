@@ -326,16 +326,15 @@ _UNLABELED_PACKED = np.uint32((UNLABELED_RGB[0] << 16) | (UNLABELED_RGB[1] << 8)
 
 
 def label_colors(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Per-point packed rgb from class labels; UNLABELED (or any label past the palette) is gray."""
-    lut = np.append(pack_rgb(palette), _UNLABELED_PACKED)  # uint32
+    """Per-point packed rgb from (N,) unsigned class labels; UNLABELED (or any label past the palette)
+    is gray. One pass of the C kernel's clipped lookup (0.1 ms for 200k points; numpy's take 0.17)."""
     labels = np.asarray(labels)
-    if labels.dtype.kind == "u" and labels.ndim == 1:  # the node's case: the kernel's clipped lookup,
-        out = np.empty(labels.shape, np.uint32)         # 0.1 ms for 200k points where lut.take takes 0.17
-        interleave(out, 4, out.size, [(labels, 0, lut)])
-        return out
-    if labels.dtype.kind == "u":  # clip mode = np.minimum(labels, len(lut) - 1), in the same pass
-        return lut.take(labels, mode="clip")
-    return lut.take(np.minimum(labels, len(lut) - 1))
+    if labels.dtype.kind != "u" or labels.ndim != 1:
+        raise ValueError(f"labels must be an (N,) unsigned integer array, got {labels.dtype} {labels.shape}")
+    lut = np.append(pack_rgb(palette), _UNLABELED_PACKED)  # uint32
+    out = np.empty(labels.shape, np.uint32)
+    interleave(out, 4, out.size, [(labels, 0, lut)])
+    return out
 
 
 def pack_panoptic_cloud(
