@@ -109,6 +109,21 @@ def test_nonfinite_points_are_masked_and_dropped():
     assert pts.flags.c_contiguous
 
 
+@pytest.mark.parametrize("n", [0, 1, 7, 1000])
+def test_finite_points_of_a_finite_cloud_are_contiguous_copies(n):
+    xyz = _xyz(n)
+    intensity = np.arange(n, dtype=np.float32) * 0.5
+    msg = driver_cloud(xyz, intensity, 0, "l")  # 22-byte points: unaligned strided views
+    cloud = M.read_cloud(msg)
+    assert cloud.all_finite
+    pts, inten = cloud.finite_points()
+    assert pts.shape == (n, 3) and pts.dtype == np.float32 and pts.flags.c_contiguous
+    assert inten.shape == (n,) and inten.dtype == np.float32 and inten.flags.c_contiguous
+    np.testing.assert_array_equal(pts, xyz)
+    np.testing.assert_array_equal(inten, intensity)
+    assert not np.shares_memory(pts, cloud.xyz)  # a copy: the Frame outlives the message
+
+
 def test_empty_cloud_reads_as_zero_points():
     cloud = M.read_cloud(driver_cloud(np.zeros((0, 3), np.float32), None, 0, "l"))
     assert cloud.num_points == 0 and cloud.xyz.shape == (0, 3)

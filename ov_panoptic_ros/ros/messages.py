@@ -94,10 +94,17 @@ class CloudArrays:
     def finite_points(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Contiguous xyz and intensity of the finite points: what goes into a Frame."""
         if self.all_finite:
-            xyz = np.ascontiguousarray(self.xyz)
-            return xyz, None if self.intensity is None else np.ascontiguousarray(self.intensity)
+            return _contiguous(self.xyz), None if self.intensity is None else _contiguous(self.intensity)
         xyz = self.xyz[self.finite]
         return xyz, None if self.intensity is None else self.intensity[self.finite]
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of an (N,) or (N, k) view, through the C kernel: numpy copies an unaligned
+    strided view (a field of a 22-byte point) element by element, ~10x slower."""
+    out = np.empty(a.shape, a.dtype)
+    interleave(out, out.itemsize * (a.shape[1] if a.ndim == 2 else 1), a.shape[0], [(a, 0)])
+    return out
 
 
 def _field_table(msg) -> dict[str, tuple[int, int, int]]:
