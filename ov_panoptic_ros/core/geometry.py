@@ -332,11 +332,10 @@ def project_points(points: torch.Tensor, cameras: list[CameraModel], cfg: Projec
     reach = frame[1:].abs()
     reach = torch.maximum(reach[0], reach[1], out=reach[0]).clamp_min_(cfg.min_depth_m)
     flat = torch.lt(reach, depth).view(-1).nonzero().squeeze(1)  # candidate pairs, camera-major
-    segments = _camera_segments(flat, m, n)
-    cam, point = flat.new_empty(flat.shape), flat.clone()
+    segments = _ranges(flat, [c * n for c in range(m + 1)])  # each camera's candidate pairs
+    point = flat.clone()
     value = _PerPair(cams, segments, flat.numel())
     for c, (start, end) in enumerate(segments):
-        cam[start:end] = c
         point[start:end] -= c * n
     z = depth.reshape(-1).index_select(0, flat)
     xn = torch.addcmul(value("box_cx"), value("box_hx"), bx.reshape(-1).index_select(0, flat).div_(z))
@@ -355,13 +354,16 @@ def project_points(points: torch.Tensor, cameras: list[CameraModel], cfg: Projec
     if cfg.occlusion:
         ok &= _unoccluded(u, v, z, segments, ok, cams.size, cfg)
     keep = ok.nonzero().squeeze(1)
-    uv = torch.stack((u, v)).index_select(1, keep).T  # (P, 2) view of two contiguous rows
-    return PointProjection(point.index_select(0, keep), cam.index_select(0, keep), uv, z.index_select(0, keep), m, n)
+    cam = torch.empty_like(keep)  # kept pairs stay camera-major: fill each camera's range
+    for c, (start, end) in enumerate(_ranges(keep, [start for start, _ in segments] + [len(flat)])):
+        cam[start:end] = c
+    uv = torch.stack((u.index_select(0, keep), v.index_select(0, keep))).T  # (P, 2) view of two rows
+    return PointProjection(point.index_select(0, keep), cam, uv, z.index_select(0, keep), m, n)
 
 
-def _camera_segments(flat: torch.Tensor, m: int, n: int) -> list[tuple[int, int]]:
-    """Camera-major pair indices -> each camera's [start, end) range in them."""
-    bounds = torch.searchsorted(flat, torch.arange(m + 1, device=flat.device) * n).tolist()
+def _ranges(sorted_index: torch.Tensor, edges: list[int]) -> list[tuple[int, int]]:
+    """[start, end) of the values in each [edges[c], edges[c + 1]) of a sorted index: a camera's pairs."""
+    bounds = torch.searchsorted(sorted_index, torch.tensor(edges, device=sorted_index.device)).tolist()
     return list(zip(bounds[:-1], bounds[1:]))
 
 
