@@ -387,11 +387,10 @@ def bilinear_bags(features: DenseFeatures, projection: PointProjection):
     the number of cameras that see each point (N,).
     """
     m, _, h, w = features.maps.shape
-    n = projection.num_points
     device = projection.uv.device
     pair = torch.argsort(projection.point, stable=True)  # the projection's pairs by point, cameras in order
-    point, cam = projection.point.index_select(0, pair), projection.camera.index_select(0, pair)
-    per_point = torch.bincount(point, minlength=n)
+    cam = projection.camera.index_select(0, pair)
+    per_point = projection.cameras_per_point
     scale = features.pixel_to_cell.to(device=device, dtype=torch.float32)
     frac, corner = [], []
     for axis, size in ((0, w), (1, h)):  # one contiguous vector per axis: x, then y
