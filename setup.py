@@ -18,6 +18,8 @@ setup(
     ],
     # plain CPython C API: gcc and the Python headers are all it needs (package.xml: python3-dev)
     ext_modules=[Extension(f"{PACKAGE}.ros._interleave", [f"{PACKAGE}/ros/_interleave.c"],
+                           extra_compile_args=["-O3"]),
+                 Extension(f"{PACKAGE}.core._projection", [f"{PACKAGE}/core/_projection.c"],
                            extra_compile_args=["-O3"])],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -18,9 +18,8 @@
    the 6 cameras (also reported apart), packing, markers, publishing to a subscriber in another process.
    Not counted: DDS delivery/deserialization of the inputs (callbacks are called directly), the model.
    Frames go back to back (the next is sent when the node has published the last), and the process keeps
-   freed memory as the node's main() does (core.allocator). Projection runs with the process's torch
-   threads (reported): on 2 shared cores one thread is faster, as its ops are too small for a parallel
-   region to pay off.
+   freed memory as the node's main() does (core.allocator). Projection is the C kernel
+   (core/_projection.c, one thread whatever the torch thread count, which is still reported).
 3. `rss`: the same path for 2000 frames; RSS every 100 frames; trend after a 100-frame warm-up.
 """
 from __future__ import annotations

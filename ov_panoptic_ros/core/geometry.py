@@ -2,7 +2,7 @@
 
 Pixel convention (OpenCV / ROS CameraInfo): integer pixel coordinates are pixel *centers*, so pixel
 (0, 0) covers [-0.5, 0.5) x [-0.5, 0.5) and an image W pixels wide spans u in [-0.5, W - 0.5).
-Projection is vectorized over all points and all cameras at once; there is no Python loop over points.
+Projection runs in a small C kernel (`_projection.c`): one pass per camera over the points, no temporaries.
 """
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ov_panoptic_ros.core import _projection
 from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.frame import CameraModel
 
 # OpenCV's 8-coefficient rational model: k1, k2, p1, p2, k3, k4, k5, k6. plumb_bob is its first five.
 NUM_RATIONAL_COEFFS = 8
+COLUMNS: tuple[str, ...] = _projection.COLUMNS  # the kernel's per-camera values, in its order
 COEFF_COUNTS = {"none": (0,), "plumb_bob": (0, 5), "rational_polynomial": (0, 8)}
 
 
@@ -44,6 +46,11 @@ class PointProjection:
         camera, point = visible.nonzero(as_tuple=True)  # sorted by camera, then point
         depth = torch.ones(m, n, device=uv.device) if depth is None else depth
         return cls(point, camera, uv[camera, point].float(), depth[camera, point].float(), m, n)
+
+    def to(self, device) -> "PointProjection":
+        """The same pairs on `device` (a no-op where they are)."""
+        return PointProjection(self.point.to(device), self.camera.to(device), self.uv.to(device),
+                               self.depth.to(device), self.num_cameras, self.num_points)
 
     @property
     def visible(self) -> torch.Tensor:
@@ -83,156 +90,60 @@ def rational_coefficients(model: str, D) -> np.ndarray:
     return out
 
 
-def _horner(r2, coeffs):
-    """1 + c1 r2 + c2 r2^2 + c3 r2^3, skipping terms given as None; None when every term is.
-    One fused multiply-add per term (addcmul): the lens model runs on every candidate pair."""
-    terms = [None if c is None else torch.as_tensor(c, dtype=r2.dtype, device=r2.device) for c in coeffs]
-    while terms and terms[-1] is None:
-        terms.pop()
-    if not terms:
-        return None
-    acc = terms[-1]
-    for c in reversed(terms[:-1]):
-        acc = r2 * acc if c is None else torch.addcmul(c, r2, acc)
-    return torch.addcmul(torch.ones((), dtype=r2.dtype, device=r2.device), r2, acc)
-
-
-def _distort_terms(xn, yn, k1, k2, p1, p2, k3, k4, k5, k6, r2=None):
-    """OpenCV's rational distortion. Each coefficient is a tensor that broadcasts with xn, a float, or
-    None for a term that is zero everywhere (skipped: undistorted cameras pay nothing). `r2` is
-    xn^2 + yn^2 when the caller has it already."""
-    r2 = torch.addcmul(xn * xn, yn, yn) if r2 is None else r2
-    num, den = _horner(r2, (k1, k2, k3)), _horner(r2, (k4, k5, k6))
-    if den is None:
-        radial = num
-    else:
-        radial = 1 / den if num is None else num / den
-    xd = xn if radial is None else xn * radial
-    yd = yn if radial is None else yn * radial
-    if p1 is not None or p2 is not None:
-        xy2 = torch.mul(xn, yn).mul_(2)
-        # x += p1 xy2 + p2 (r2 + 2 x^2) and y += p1 (r2 + 2 y^2) + p2 xy2, one fused op per product
-        if p1 is not None:
-            p1 = torch.as_tensor(p1, dtype=xn.dtype, device=xn.device)
-            xd = torch.addcmul(xd, p1, xy2)
-            yd = torch.addcmul(yd, p1, torch.addcmul(r2, yn, yn, value=2.0))
-        if p2 is not None:
-            p2 = torch.as_tensor(p2, dtype=xn.dtype, device=xn.device)
-            xd = torch.addcmul(xd, p2, torch.addcmul(r2, xn, xn, value=2.0))
-            yd = torch.addcmul(yd, p2, xy2)
-    return xd, yd
-
-
 def _radial_factor(r2, k1, k2, k3, k4, k5, k6):
     num = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
     den = 1 + r2 * (k4 + r2 * (k5 + r2 * k6))
     return num / den
 
 
-def distort(xn, yn, model: str, D) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply a lens model to normalized image coordinates (x/z, y/z), with OpenCV's semantics.
-
-    plumb_bob D = (k1, k2, p1, p2, k3); rational_polynomial D = (k1, k2, p1, p2, k3, k4, k5, k6).
-    """
-    xn = torch.as_tensor(xn, dtype=torch.float64 if isinstance(xn, np.ndarray) else None)
-    yn = torch.as_tensor(yn, dtype=xn.dtype)
-    coeffs = [float(c) if c else None for c in rational_coefficients(model, D)]
-    return _distort_terms(xn, yn, *coeffs)
-
-
 COEFF_NAMES = ("k1", "k2", "p1", "p2", "k3", "k4", "k5", "k6")  # the rational model's order
 
-
-@dataclass
-class _StackedCameras:
-    """Per-camera calibration stacked into tensors so projection broadcasts over cameras.
-
-    `rows` / `offset` take a LiDAR point to three values per camera in one matrix product, laid out
-    (3, M): z in the optical frame, then the view-box coordinates bx = (x - cx z) / hx and
-    by = (y - cy z) / hy (see `view_box`). A pair can only be seen where |bx| <= z and |by| <= z, and
-    x = hx bx + cx z, y = hy by + cy z.
-    `table` holds every other per-camera value as one row per camera (`columns` names its columns);
-    projection spreads it over each camera's range of pairs (`_PerPair`). A distortion coefficient, the skew
-    and the image size have a column only when some camera needs one (otherwise the term is skipped).
-    """
-
-    rows: torch.Tensor  # (3M, 3)
-    offset: torch.Tensor  # (3M, 1)
-    table: torch.Tensor  # (M, K)
-    columns: dict[str, int]
-    size: torch.Tensor  # (M, 2) width, height
-    image_limits: tuple[float, float] | None  # (width, height) when every camera has the same size
+_TABLE_CACHE: dict[tuple, np.ndarray] = {}
+_TABLE_CACHE_SIZE = 16
+_TABLE_CACHE_LOCK = threading.Lock()
 
 
-_STACK_CACHE: dict[tuple, _StackedCameras] = {}
-_STACK_CACHE_SIZE = 16
-_STACK_CACHE_LOCK = threading.Lock()
-
-
-def _calibration_key(cameras: list[CameraModel], device: torch.device, grow_px: float) -> tuple:
-    return (str(device), grow_px) + tuple(
+def _calibration_key(cameras: list[CameraModel], grow_px: float) -> tuple:
+    return (grow_px,) + tuple(
         (cam.width, cam.height, cam.distortion_model, np.asarray(cam.K).tobytes(), np.asarray(cam.D).tobytes(),
          np.asarray(cam.T_cam_lidar).tobytes()) for cam in cameras)
 
 
-def _stacked_cameras(cameras: list[CameraModel], device: torch.device, margin_px: float) -> _StackedCameras:
-    """The stacked calibration, cached by value: a rig is calibrated once and projected every frame."""
+def camera_table(cameras: list[CameraModel], margin_px: float = 0.0) -> np.ndarray:
+    """The rig as the projection kernel reads it: one float64 row per camera, columns named by
+    `_projection.COLUMNS`. Cached by calibration value (a rig is calibrated once and projected every frame;
+    the field-of-view search costs milliseconds), so a camera edited in place is picked up."""
     grow_px = max(0.0, -float(margin_px))  # a negative margin widens the usable image
-    key = _calibration_key(cameras, device, grow_px)
-    stacked = _STACK_CACHE.get(key)
-    if stacked is None:
-        stacked = _stack_cameras(cameras, device, grow_px)
-        with _STACK_CACHE_LOCK:
-            while len(_STACK_CACHE) >= _STACK_CACHE_SIZE:
-                _STACK_CACHE.pop(next(iter(_STACK_CACHE)))
-            _STACK_CACHE[key] = stacked
-    return stacked
+    key = _calibration_key(cameras, grow_px)
+    table = _TABLE_CACHE.get(key)
+    if table is None:
+        table = np.stack([_camera_row(cam, grow_px) for cam in cameras]) if cameras else np.zeros((0, len(COLUMNS)))
+        table.setflags(write=False)
+        with _TABLE_CACHE_LOCK:
+            while len(_TABLE_CACHE) >= _TABLE_CACHE_SIZE:
+                _TABLE_CACHE.pop(next(iter(_TABLE_CACHE)))
+            _TABLE_CACHE[key] = table
+    return table
 
 
-def _stack_cameras(cameras: list[CameraModel], device: torch.device, grow_px: float = 0.0) -> _StackedCameras:
-    coeffs = []
-    for cam in cameras:
-        try:
-            coeffs.append(rational_coefficients(cam.distortion_model, cam.D))
-        except ValueError as e:
-            raise ValueError(f"camera {cam.name!r}: {e}") from None
-    T = np.stack([cam.T_cam_lidar for cam in cameras])
-    R, t = T[:, :3, :3], T[:, :3, 3]
-    radius = np.array([field_of_view_radius(cam, c, grow_px) for cam, c in zip(cameras, coeffs)])
-    m = len(cameras)
-    box = np.empty((4, m))  # cx, hx, cy, hy per camera
-    rows, offset = np.empty((3, m, 3)), np.empty((3, m))  # row (value a, camera c)
-    rows[0], offset[0] = R[:, 2], t[:, 2]
-    for c, (cam, coeff, r) in enumerate(zip(cameras, coeffs, radius)):
-        # No finite cone: a box so wide it culls nothing (z > min depth still applies).
-        bounds = view_box(cam, coeff, float(r), grow_px) or ((0.0, _UNBOUNDED), (0.0, _UNBOUNDED))
-        for axis, (center, half) in enumerate(bounds):
-            box[2 * axis:2 * axis + 2, c] = center, half
-            rows[1 + axis, c] = (R[c, axis] - center * R[c, 2]) / half
-            offset[1 + axis, c] = (t[c, axis] - center * t[c, 2]) / half
-    sizes = {(cam.width, cam.height) for cam in cameras}
-    values = {"box_cx": box[0], "box_hx": box[1], "box_cy": box[2], "box_hy": box[3],
-              "max_radius_sq": np.square(radius), "fx": [cam.K[0, 0] for cam in cameras],
-              "cx": [cam.K[0, 2] for cam in cameras], "fy": [cam.K[1, 1] for cam in cameras],
-              "cy": [cam.K[1, 2] for cam in cameras]}
-    values.update((name, col) for name, col in zip(COEFF_NAMES, np.stack(coeffs).T) if col.any())
-    if any(cam.K[0, 1] for cam in cameras):
-        values["skew"] = [cam.K[0, 1] for cam in cameras]
-    if len(sizes) > 1:
-        values["width"], values["height"] = [cam.width for cam in cameras], [cam.height for cam in cameras]
-
-    def f32(a):
-        return torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)
-
-    return _StackedCameras(
-        rows=f32(rows.reshape(3 * m, 3)), offset=f32(offset.reshape(3 * m, 1)),
-        table=f32(np.stack([np.asarray(v, dtype=np.float64) for v in values.values()], axis=1)),
-        columns={name: k for k, name in enumerate(values)}, size=f32([[cam.width, cam.height] for cam in cameras]),
-        image_limits=tuple(float(s) for s in sizes.pop()) if len(sizes) == 1 else None,
-    )
+def _camera_row(cam: CameraModel, grow_px: float) -> np.ndarray:
+    try:
+        coeffs = rational_coefficients(cam.distortion_model, cam.D)
+    except ValueError as e:
+        raise ValueError(f"camera {cam.name!r}: {e}") from None
+    T, K = np.asarray(cam.T_cam_lidar, dtype=np.float64), np.asarray(cam.K, dtype=np.float64)
+    radius = field_of_view_radius(cam, coeffs, grow_px)
+    # No finite cone: a box so wide it culls nothing (z > min depth still applies).
+    (box_cx, box_hx), (box_cy, box_hy) = (view_box(cam, coeffs, radius, grow_px)
+                                          or ((0.0, _UNBOUNDED), (0.0, _UNBOUNDED)))
+    values = dict(zip(("r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22"), T[:3, :3].ravel()))
+    values.update(t0=T[0, 3], t1=T[1, 3], t2=T[2, 3], fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], skew=K[0, 1],
+                  width=cam.width, height=cam.height, box_cx=box_cx, box_hx=box_hx, box_cy=box_cy, box_hy=box_hy,
+                  max_r2=radius * radius)
+    values.update(zip(COEFF_NAMES, coeffs))
+    return np.array([values[name] for name in COLUMNS], dtype=np.float64)
 
 
-FLOAT32_EXACT_INT = 1 << 24  # integers up to this are exact in float32: index arithmetic may run in float32
 _UNBOUNDED = 1e6  # half-width of the view box of a camera whose field-of-view cone is unbounded
 
 # Undistorted normalized radii searched for a camera's field of view (up to ~89.4 degrees off axis).
@@ -305,113 +216,42 @@ def view_box(cam: CameraModel, coeffs: np.ndarray, radius: float, grow_px: float
     return tuple(box)
 
 
-def _check_points(points: torch.Tensor) -> None:
+def _host_points(points: torch.Tensor) -> np.ndarray:
     if not isinstance(points, torch.Tensor) or points.ndim != 2 or points.shape[1] != 3:
         shape = tuple(points.shape) if hasattr(points, "shape") else type(points).__name__
         raise ValueError(f"points must be an (N, 3) tensor, got {shape}")
+    return points.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
 def project_points(points: torch.Tensor, cameras: list[CameraModel], cfg: ProjectionConfig) -> PointProjection:
     """Project LiDAR points into every camera and decide which camera sees which point.
 
-    Depth is computed for every (camera, point) pair in one matrix product, together with a conservative
-    view box per camera (`view_box`); the lens model, the image bounds and the occlusion test run only on
-    pairs in front of a camera and inside its box. The cull never changes which pairs are visible: it
-    only skips pairs that cannot land in the image.
+    Runs in the C kernel `_projection.c` on the host, whatever the device: points arrive from the sensor in
+    host memory and the kernel does the whole test in one pass per camera. The pairs come back on the
+    device of `points`. Per pair: z > min depth, inside the camera's conservative view box (a cull that
+    never changes the result), inside the field-of-view cone, lens model, image bounds with the margin,
+    and the depth-buffer occlusion test per pixel block when `cfg.occlusion`.
     """
-    _check_points(points)
-    n, device = points.shape[0], points.device
-    m = len(cameras)
-    if not m or not n:
-        none = torch.zeros(0, dtype=torch.long, device=device)
-        return PointProjection(none, none, torch.zeros(0, 2, device=device), torch.zeros(0, device=device), m, n)
-    cams = _stacked_cameras(cameras, device, cfg.image_margin_px)
-    frame = torch.addmm(cams.offset, cams.rows, points.float().T).view(3, m, n)
-    depth, bx, by = frame[0], frame[1], frame[2]  # each (M, N), contiguous
-    # In front (z > min depth) and inside the view box (|bx|, |by| <= z); the box is slack, so < is fine.
-    reach = frame[1:].abs()
-    reach = torch.maximum(reach[0], reach[1], out=reach[0]).clamp_min_(cfg.min_depth_m)
-    flat = torch.lt(reach, depth).view(-1).nonzero().squeeze(1)  # candidate pairs, camera-major
-    segments = _ranges(flat, [c * n for c in range(m + 1)])  # each camera's candidate pairs
-    point = flat.clone()
-    value = _PerPair(cams, segments, flat.numel())
-    for c, (start, end) in enumerate(segments):
-        point[start:end] -= c * n
-    z = depth.reshape(-1).index_select(0, flat)
-    xn = torch.addcmul(value("box_cx"), value("box_hx"), bx.reshape(-1).index_select(0, flat).div_(z))
-    yn = torch.addcmul(value("box_cy"), value("box_hy"), by.reshape(-1).index_select(0, flat).div_(z))
-    r2 = torch.addcmul(xn * xn, yn, yn)
-    ok = r2 <= value("max_radius_sq")  # the field-of-view cone: before the lens folds
-    xd, yd = _distort_terms(xn, yn, *(value(name) for name in COEFF_NAMES), r2=r2)
-    u = torch.addcmul(value("cx"), value("fx"), xd)
-    if "skew" in cams.columns:
-        u.addcmul_(value("skew"), yd)
-    v = torch.addcmul(value("cy"), value("fy"), yd)
-    width, height = cams.image_limits or (value("width"), value("height"))
-    margin = cfg.image_margin_px
-    ok &= _inside_image(u, width, margin)
-    ok &= _inside_image(v, height, margin)
+    host = _host_points(points)
+    n, m = host.shape[0], len(cameras)
+    table = camera_table(cameras, cfg.image_margin_px)
+    block = 0
     if cfg.occlusion:
-        ok &= _unoccluded(u, v, z, segments, ok, cams.size, cfg)
-    keep = ok.nonzero().squeeze(1)
-    cam = torch.empty_like(keep)  # kept pairs stay camera-major: fill each camera's range
-    for c, (start, end) in enumerate(_ranges(keep, [start for start, _ in segments] + [len(flat)])):
-        cam[start:end] = c
-    uv = torch.stack((u.index_select(0, keep), v.index_select(0, keep))).T  # (P, 2) view of two rows
-    return PointProjection(point.index_select(0, keep), cam, uv, z.index_select(0, keep), m, n)
-
-
-def _ranges(sorted_index: torch.Tensor, edges: list[int]) -> list[tuple[int, int]]:
-    """[start, end) of the values in each [edges[c], edges[c + 1]) of a sorted index: a camera's pairs."""
-    bounds = torch.searchsorted(sorted_index, torch.tensor(edges, device=sorted_index.device)).tolist()
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-class _PerPair:
-    """Each pair's camera values, one contiguous row per value: filled camera by camera over the
-    pairs' contiguous per-camera ranges (no per-pair gather), built once for all values."""
-
-    def __init__(self, cams: _StackedCameras, segments: list[tuple[int, int]], num_pairs: int):
-        self.columns = cams.columns
-        self.rows = cams.table.new_empty(cams.table.shape[1], num_pairs)
-        for c, (start, end) in enumerate(segments):
-            self.rows[:, start:end] = cams.table[c].unsqueeze(1)
-
-    def __call__(self, name: str) -> torch.Tensor | None:
-        k = self.columns.get(name)
-        return None if k is None else self.rows[k]
-
-
-def _inside_image(coord: torch.Tensor, size, margin: float) -> torch.Tensor:
-    """Pixel-center convention: an image axis of `size` pixels spans [-0.5, size - 0.5); the margin
-    shrinks it at both ends. NaN or inf coordinates are outside."""
-    return (coord >= margin - 0.5) & (coord < size - 0.5 - margin)
-
-
-def _unoccluded(u, v, depth, segments, candidate, size, cfg: ProjectionConfig) -> torch.Tensor:
-    """Depth-buffer test over (camera, point) pairs: per camera and pixel block, the nearest depth wins
-    and pairs up to `occlusion_tolerance_m` behind it still count. Only `candidate` pairs write the buffer.
-    `segments` are each camera's [start, end) range of the (camera-major) pairs."""
-    block = float(cfg.occlusion_block_px)
-    if block <= 0:
-        raise ValueError(f"projection.occlusion_block_px must be positive, got {cfg.occlusion_block_px}")
-    blocks_x = int(math.ceil(float(size[:, 0].max()) / block))
-    blocks_y = int(math.ceil(float(size[:, 1].max()) / block))
-    per_camera = blocks_y * blocks_x
-    cells = size.shape[0] * per_camera
-    bx = u.add(0.5).div_(block).floor_().clamp_(0, blocks_x - 1)
-    by = v.add(0.5).div_(block).floor_().clamp_(0, blocks_y - 1)
-    if cells <= FLOAT32_EXACT_INT:  # cell index in float32 (exact), one conversion to int64 at the end
-        key = torch.addcmul(bx, by, torch.tensor(float(blocks_x), device=u.device))
-    else:
-        key = by.long().mul_(blocks_x).add_(bx.long())
-    for c, (start, end) in enumerate(segments):
-        key[start:end] += c * per_camera
-    key = key.masked_fill_(~candidate, 0).long()  # pairs that are not candidates all use cell 0 ...
-    nearest = torch.full((cells,), float("inf"), device=u.device)
-    # ... with an infinite depth, which never wins
-    nearest.scatter_reduce_(0, key, depth.masked_fill(~candidate, float("inf")), reduce="amin", include_self=True)
-    return depth <= nearest.index_select(0, key).add_(cfg.occlusion_tolerance_m)
+        block = int(cfg.occlusion_block_px)
+        if block <= 0:
+            raise ValueError(f"projection.occlusion_block_px must be positive, got {cfg.occlusion_block_px}")
+    capacity = m * n  # each camera sees each point at most once
+    point = torch.empty(capacity, dtype=torch.int64)
+    uv = torch.empty(capacity, 2, dtype=torch.float32)
+    depth = torch.empty(capacity, dtype=torch.float32)
+    counts = torch.empty(m, dtype=torch.int64)
+    total = _projection.project(host, table, float(cfg.min_depth_m), float(cfg.image_margin_px), block,
+                                float(cfg.occlusion_tolerance_m), point.numpy(), uv.numpy(), depth.numpy(),
+                                counts.numpy())
+    camera = torch.repeat_interleave(torch.arange(m), counts, output_size=total)
+    # exact-size copies: the capacity buffers are mostly untouched and would stay allocated with a view
+    proj = PointProjection(point[:total].clone(), camera, uv[:total].clone(), depth[:total].clone(), m, n)
+    return proj.to(points.device)
 
 
 def fit_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -100,9 +100,10 @@ class PanopticPipeline:
     def __call__(self, frame: Frame) -> PanopticResult:
         active = self._active  # read once: one vocabulary for the whole frame
         timer = StageTimer(self.device)
-        points = torch.from_numpy(frame.points).to(self.device)
-        with timer("project"):
-            projection = project_points(points, frame.cameras, self.config.projection)
+        host_points = torch.from_numpy(frame.points)
+        points = host_points.to(self.device)
+        with timer("project"):  # on the host, where the points arrive; the pairs go to the device
+            projection = project_points(host_points, frame.cameras, self.config.projection).to(self.device)
         with timer("clip_encode"):
             features = self.encoder.encode(frame.images)
         with timer("sample"):

@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from ov_panoptic_ros.core.config import ClipConfig
-from ov_panoptic_ros.core.geometry import FLOAT32_EXACT_INT, PointProjection
+from ov_panoptic_ros.core.geometry import PointProjection
 from ov_panoptic_ros.core.vision.features import PointFeatures
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+FLOAT32_EXACT_INT = 1 << 24  # integers up to this are exact in float32: index arithmetic may run in float32
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 _register_lock = threading.Lock()

@@ -1,0 +1,285 @@
+/* project(points, cameras, min_depth, margin, block, tolerance, out_point, out_uv, out_depth, counts) -> P
+ *
+ * LiDAR points into every camera in one pass per camera: depth, view-box cull, field-of-view cone, lens
+ * model, image bounds and the depth-buffer occlusion test, with no temporaries. This is core.geometry's
+ * projection for every device (the points arrive in host memory): as a chain of torch ops the same job made
+ * ~30 passes over (camera, point) arrays and cost 3-4x more (see bench.core_vision).
+ *
+ * points:   (N, 3) float32, C-contiguous.
+ * cameras:  (M, NCOL) float64, C-contiguous; the columns are named by the module's COLUMNS (one source for
+ *           geometry.py): R (row-major) and t of T_cam_lidar, fx fy cx cy skew, the 8 rational-polynomial
+ *           coefficients k1 k2 p1 p2 k3 k4 k5 k6, the image width and height, the conservative view box
+ *           (box_cx box_hx box_cy box_hy: |x/z - box_c| <= box_h holds for every seen pair) and max_r2, the
+ *           squared undistorted radius of the field-of-view cone (past it the lens model folds back).
+ * block:    occlusion block in pixels; 0 turns occlusion off. Per camera and block the nearest depth wins and
+ *           pairs up to `tolerance` metres behind it still count.
+ * out_*:    writable buffers of at least M * N entries: int64 point index, (., 2) float32 pixels,
+ *           float32 depth. counts: (M,) int64, each camera's number of pairs.
+ * The P pairs are written camera-major and by ascending point within a camera. The bounds test runs on the
+ * float32 pixel that is stored, so every stored pixel is inside its image (minus the margin).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum {
+    R00, R01, R02, R10, R11, R12, R20, R21, R22, T0, T1, T2,
+    FX, FY, CX, CY, SKEW, K1, K2, P1, P2, K3, K4, K5, K6,
+    WIDTH, HEIGHT, BOX_CX, BOX_HX, BOX_CY, BOX_HY, MAX_R2, NCOL
+};
+static const char *const COLUMN_NAMES[NCOL] = {
+    "r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22", "t0", "t1", "t2",
+    "fx", "fy", "cx", "cy", "skew", "k1", "k2", "p1", "p2", "k3", "k4", "k5", "k6",
+    "width", "height", "box_cx", "box_hx", "box_cy", "box_hy", "max_r2"};
+
+typedef struct {
+    double min_depth, margin, tolerance;
+    Py_ssize_t block; /* 0: no occlusion */
+} Options;
+
+#define CHUNK 512 /* points per cull block (a multiple of 8): the mask stays in L1 */
+
+/* The cull, vectorized: mask[j] = 1 where point j may be seen (in front and inside the view box). `rows`
+   holds, as 3 x 4 float32 (coefficients of x, y, z, then the offset): the optical z, and the view-box
+   coordinates bx = (x - box_c z) / box_h, by likewise, so the test is z > zmin, |bx| < z, |by| < z. In
+   float32 with slack: the box is padded far beyond float32 rounding (geometry.view_box) and zmin sits below
+   the minimum depth; the exact tests follow in double. Compiled for AVX2 too, chosen at load time. */
+__attribute__((target_clones("avx2", "default")))
+static void cull(const float *restrict xs, const float *restrict ys, const float *restrict zs, Py_ssize_t m,
+                 const float rows[3][4], float zmin, uint8_t *restrict mask)
+{
+    const float a0 = rows[0][0], a1 = rows[0][1], a2 = rows[0][2], a3 = rows[0][3];
+    const float b0 = rows[1][0], b1 = rows[1][1], b2 = rows[1][2], b3 = rows[1][3];
+    const float c0 = rows[2][0], c1 = rows[2][1], c2 = rows[2][2], c3 = rows[2][3];
+    for (Py_ssize_t j = 0; j < m; j++) {
+        const float x = xs[j], y = ys[j], w = zs[j];
+        const float z = a0 * x + a1 * y + a2 * w + a3;
+        const float bx = b0 * x + b1 * y + b2 * w + b3, by = c0 * x + c1 * y + c2 * w + c3;
+        mask[j] = (z > zmin) & (fabsf(bx) < z) & (fabsf(by) < z);
+    }
+}
+
+/* One camera's pairs, written from index 0 of the out arrays; returns their number. xs, ys, zs: the points'
+   coordinates as three arrays (for the cull); pts: the same (N, 3) points (for the exact tests). */
+static Py_ssize_t project_camera(const float *pts, const float *xs, const float *ys, const float *zs, Py_ssize_t n,
+                                 const double *c, const Options *o, int64_t *opoint, float *ouv, float *odepth,
+                                 int32_t *cell, float *nearest)
+{
+    const double r00 = c[R00], r01 = c[R01], r02 = c[R02], r10 = c[R10], r11 = c[R11], r12 = c[R12];
+    const double r20 = c[R20], r21 = c[R21], r22 = c[R22], t0 = c[T0], t1 = c[T1], t2 = c[T2];
+    const double fx = c[FX], fy = c[FY], cx = c[CX], cy = c[CY], skew = c[SKEW];
+    const double k1 = c[K1], k2 = c[K2], p1 = c[P1], p2 = c[P2], k3 = c[K3], k4 = c[K4], k5 = c[K5], k6 = c[K6];
+    const double bcx = c[BOX_CX], bhx = c[BOX_HX], bcy = c[BOX_CY], bhy = c[BOX_HY], max_r2 = c[MAX_R2];
+    const double min_depth = o->min_depth;
+    const float rows[3][4] = {
+        {(float)r20, (float)r21, (float)r22, (float)t2},
+        {(float)((r00 - bcx * r20) / bhx), (float)((r01 - bcx * r21) / bhx), (float)((r02 - bcx * r22) / bhx),
+         (float)((t0 - bcx * t2) / bhx)},
+        {(float)((r10 - bcy * r20) / bhy), (float)((r11 - bcy * r21) / bhy), (float)((r12 - bcy * r22) / bhy),
+         (float)((t1 - bcy * t2) / bhy)}};
+    const float zmin = (float)(min_depth - 1e-3 * (1.0 + fabs(min_depth)));
+    /* pixel centers are integers: an axis of S pixels spans [-0.5, S - 0.5), shrunk by the margin */
+    const float u_lo = (float)(o->margin - 0.5), u_hi = (float)(c[WIDTH] - 0.5 - o->margin);
+    const float v_lo = (float)(o->margin - 0.5), v_hi = (float)(c[HEIGHT] - 0.5 - o->margin);
+    const Py_ssize_t block = o->block;
+    const int pow2 = block > 0 && !(block & (block - 1)); /* then multiplying by 1 / block is exact */
+    const double inv_block = block ? 1.0 / (double)block : 0.0;
+    Py_ssize_t blocks_x = 1, blocks_y = 1;
+    if (block) {
+        blocks_x = (Py_ssize_t)ceil(c[WIDTH] / (double)block);
+        blocks_y = (Py_ssize_t)ceil(c[HEIGHT] / (double)block);
+        for (Py_ssize_t b = 0; b < blocks_x * blocks_y; b++) nearest[b] = INFINITY;
+    }
+    uint8_t mask[CHUNK];
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const Py_ssize_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+        cull(xs + i0, ys + i0, zs + i0, m, rows, zmin, mask);
+        memset(mask + m, 0, CHUNK - m);
+        for (Py_ssize_t j = 0; j < m; j++) {
+            if (!(j & 7)) { /* most of a camera's points are culled: skip 8 at a time */
+                uint64_t word;
+                memcpy(&word, mask + j, 8);
+                if (!word) { j += 7; continue; }
+            }
+            if (!mask[j]) continue;
+            const Py_ssize_t i = i0 + j;
+            const double px = pts[3 * i], py = pts[3 * i + 1], pz = pts[3 * i + 2];
+            const double z = r20 * px + r21 * py + r22 * pz + t2;
+            if (!(z > min_depth)) continue; /* behind the camera or too near */
+            const double inv_z = 1.0 / z;
+            const double xn = (r00 * px + r01 * py + r02 * pz + t0) * inv_z;
+            const double yn = (r10 * px + r11 * py + r12 * pz + t1) * inv_z;
+            const double r2 = xn * xn + yn * yn;
+            if (!(r2 <= max_r2)) continue; /* past the field-of-view cone: the lens model folds there */
+            const double radial =
+                (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1.0 + r2 * (k4 + r2 * (k5 + r2 * k6)));
+            const double xy2 = 2.0 * xn * yn;
+            const double xd = xn * radial + p1 * xy2 + p2 * (r2 + 2.0 * xn * xn);
+            const double yd = yn * radial + p1 * (r2 + 2.0 * yn * yn) + p2 * xy2;
+            const float u = (float)(fx * xd + skew * yd + cx), v = (float)(fy * yd + cy);
+            if (!(u >= u_lo && u < u_hi && v >= v_lo && v < v_hi)) continue;
+            const float depth = (float)z;
+            opoint[k] = i;
+            ouv[2 * k] = u;
+            ouv[2 * k + 1] = v;
+            odepth[k] = depth;
+            if (block) {
+                /* block index, clamped: a negative margin reaches past the edges. Truncation is floor here,
+                   as negative quotients clamp to 0 anyway (floor() is a library call on baseline x86-64). */
+                const double qx = pow2 ? (u + 0.5) * inv_block : (u + 0.5) / (double)block; /* exact either way */
+                const double qy = pow2 ? (v + 0.5) * inv_block : (v + 0.5) / (double)block;
+                Py_ssize_t bx = qx <= 0 ? 0 : (Py_ssize_t)qx, by = qy <= 0 ? 0 : (Py_ssize_t)qy;
+                bx = bx >= blocks_x ? blocks_x - 1 : bx;
+                by = by >= blocks_y ? blocks_y - 1 : by;
+                const int32_t b = (int32_t)(by * blocks_x + bx);
+                const float nearest_b = nearest[b];
+                cell[k] = b;
+                nearest[b] = depth < nearest_b ? depth : nearest_b; /* a min, not a branch: it is unpredictable */
+            }
+            k++;
+        }
+    }
+    if (!block) return k;
+    /* occlusion: keep the pairs near the nearest depth of their block, in order. Branch-free: each pair is
+       written to the next slot, which advances only when the pair is kept (the test is unpredictable). */
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t q = 0; q < k; q++) {
+        const int64_t i = opoint[q];
+        const float u = ouv[2 * q], v = ouv[2 * q + 1], depth = odepth[q];
+        opoint[kept] = i;
+        ouv[2 * kept] = u;
+        ouv[2 * kept + 1] = v;
+        odepth[kept] = depth;
+        kept += (double)depth <= (double)nearest[cell[q]] + o->tolerance;
+    }
+    return kept;
+}
+
+/* Acquire a C-contiguous buffer of `format` items with at least `min_items` items. */
+static int get_buffer(PyObject *obj, Py_buffer *b, int writable, const char *format, Py_ssize_t min_items,
+                      const char *name)
+{
+    if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    const char *f = b->format ? b->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    int ok = 0;
+    if (format[0] == 'q') ok = (f[0] == 'q' || f[0] == 'l') && b->itemsize == 8; /* int64, as numpy names it */
+    else ok = f[0] == format[0] && f[1] == 0;
+    if (!ok || b->len / b->itemsize < min_items) {
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous %s buffer of at least %zd items, got format %s "
+                     "with %zd items", name, format, min_items, b->format ? b->format : "B",
+                     b->len / (b->itemsize ? b->itemsize : 1));
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *project(PyObject *self, PyObject *args)
+{
+    PyObject *pts_obj, *cam_obj, *point_obj, *uv_obj, *depth_obj, *counts_obj, *result = NULL;
+    Options o;
+    Py_buffer pts = {0}, cam = {0}, opoint = {0}, ouv = {0}, odepth = {0}, counts = {0};
+    int32_t *cell = NULL;
+    float *nearest = NULL, *soa = NULL;
+
+    if (!PyArg_ParseTuple(args, "OOddndOOOO:project", &pts_obj, &cam_obj, &o.min_depth, &o.margin, &o.block,
+                          &o.tolerance, &point_obj, &uv_obj, &depth_obj, &counts_obj))
+        return NULL;
+    if (o.block < 0) {
+        PyErr_Format(PyExc_ValueError, "occlusion block must be >= 0 pixels, got %zd", o.block);
+        return NULL;
+    }
+    if (get_buffer(pts_obj, &pts, 0, "f", 0, "points") < 0 || get_buffer(cam_obj, &cam, 0, "d", 0, "cameras") < 0)
+        goto done;
+    if (pts.ndim != 2 || pts.shape[1] != 3 || cam.ndim != 2 || cam.shape[1] != NCOL) {
+        PyErr_Format(PyExc_ValueError, "points must be (N, 3) and cameras (M, %d)", NCOL);
+        goto done;
+    }
+    const Py_ssize_t n = pts.shape[0], m = cam.shape[0];
+    if (n > INT32_MAX || (n && m > PY_SSIZE_T_MAX / n / 2)) {
+        PyErr_SetString(PyExc_ValueError, "too many points or cameras");
+        goto done;
+    }
+    if (get_buffer(point_obj, &opoint, 1, "q", m * n, "out_point") < 0 ||
+        get_buffer(uv_obj, &ouv, 1, "f", 2 * m * n, "out_uv") < 0 ||
+        get_buffer(depth_obj, &odepth, 1, "f", m * n, "out_depth") < 0 ||
+        get_buffer(counts_obj, &counts, 1, "q", m, "counts") < 0)
+        goto done;
+    const double *table = cam.buf;
+    Py_ssize_t max_cells = 1;
+    for (Py_ssize_t c = 0; c < m; c++) {
+        const double w = table[c * NCOL + WIDTH], h = table[c * NCOL + HEIGHT];
+        if (!(w >= 1 && h >= 1 && w <= 1 << 20 && h <= 1 << 20)) {
+            PyErr_Format(PyExc_ValueError, "camera %zd: image size %gx%g is not usable", c, w, h);
+            goto done;
+        }
+        if (o.block) {
+            Py_ssize_t cells = (Py_ssize_t)ceil(w / (double)o.block) * (Py_ssize_t)ceil(h / (double)o.block);
+            max_cells = cells > max_cells ? cells : max_cells;
+        }
+    }
+    if (!(soa = PyMem_RawMalloc((3 * n + 1) * sizeof(float))) ||
+        (o.block && (!(cell = PyMem_RawMalloc((n ? n : 1) * sizeof(int32_t))) ||
+                     !(nearest = PyMem_RawMalloc(max_cells * sizeof(float)))))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t total = 0;
+    int64_t *per_camera = counts.buf;
+    Py_BEGIN_ALLOW_THREADS
+    const float *xyz = pts.buf;
+    for (Py_ssize_t i = 0; i < n; i++) { /* x, y, z as three arrays: the cull reads them as vectors */
+        soa[i] = xyz[3 * i];
+        soa[n + i] = xyz[3 * i + 1];
+        soa[2 * n + i] = xyz[3 * i + 2];
+    }
+    for (Py_ssize_t c = 0; c < m; c++) {
+        Py_ssize_t k = project_camera(xyz, soa, soa + n, soa + 2 * n, n, table + c * NCOL, &o,
+                                      (int64_t *)opoint.buf + total,
+                                      (float *)ouv.buf + 2 * total, (float *)odepth.buf + total, cell, nearest);
+        per_camera[c] = k;
+        total += k;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(total);
+
+done:
+    PyMem_RawFree(cell);
+    PyMem_RawFree(nearest);
+    PyMem_RawFree(soa);
+    Py_buffer *held[] = {&pts, &cam, &opoint, &ouv, &odepth, &counts};
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+        if (held[i]->obj) PyBuffer_Release(held[i]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"project", project, METH_VARARGS,
+     "project(points, cameras, min_depth, margin, block, tolerance, out_point, out_uv, out_depth, counts) -> P:\n"
+     "the (camera, point) pairs in which each LiDAR point is seen. See _projection.c."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_projection", "LiDAR-to-camera projection.", -1,
+                                    methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__projection(void)
+{
+    PyObject *mod = PyModule_Create(&module), *names = PyTuple_New(NCOL);
+    if (!mod || !names) goto fail;
+    for (int i = 0; i < NCOL; i++) {
+        PyObject *s = PyUnicode_FromString(COLUMN_NAMES[i]);
+        if (!s) goto fail;
+        PyTuple_SET_ITEM(names, i, s);
+    }
+    if (PyModule_AddObject(mod, "COLUMNS", names) < 0) goto fail;
+    return mod;
+fail:
+    Py_XDECREF(names);
+    Py_XDECREF(mod);
+    return NULL;
+}
