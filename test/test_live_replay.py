@@ -105,7 +105,7 @@ def test_live_scoring_handles_late_ground_truth_and_dropped_frames(tmp_path):
         gt = read_cloud_fields(gt_msg.decode(), ["label", "instance_id"])
         n = len(gt["label"])
         packed = pack_panoptic_cloud(np.zeros((n, 3), np.float32), None, gt["label"], gt["instance_id"],
-                                     np.ones(n, np.float32), np.zeros((n, 3), np.uint8), vocab_version=0)
+                                     np.ones(n, np.float32), np.zeros((1, 3), np.uint8), vocab_version=0)
         stamp = gt_msg.decode().header.stamp
         msg = cloud_msg(packed, stamp.sec * 10**9 + stamp.nanosec, "lidar_top")
         return bytes(typestore().serialize_cdr(msg, msg.__msgtype__))

@@ -66,7 +66,7 @@ def test_rosbags_message_gives_the_same_arrays():
     np.testing.assert_array_equal(cloud.xyz, xyz)
     # and back: a rosbags output message from the same PackedCloud
     packed = M.pack_panoptic_cloud(xyz, None, np.zeros(50, np.uint16), np.zeros(50, np.uint32),
-                                   np.zeros(50, np.float32), np.zeros((50, 3), np.uint8))
+                                   np.zeros(50, np.float32), np.zeros((1, 3), np.uint8))
     out = M.to_pointcloud2(packed, bag_msg.header, ts.types["sensor_msgs/msg/PointCloud2"],
                            ts.types["sensor_msgs/msg/PointField"])
     assert out.data.dtype == np.uint8 and out.data.size == 50 * packed.point_step
@@ -468,23 +468,44 @@ def test_interleave_lookup_columns_clip_to_the_last_entry(index_dtype):
     assert (rows[:, 10:12].copy().view("<u2")[:, 0] == lut2[clip[0]]).all()  # a 0-d index: a constant
 
 
-def test_label_colors_wants_unsigned_labels():
-    with pytest.raises(ValueError, match="unsigned integer"):
-        M.label_colors(np.array([0, -1, 2], np.int16), np.zeros((3, 3), np.uint8))
-    with pytest.raises(ValueError, match="unsigned integer"):
-        M.label_colors(np.zeros((2, 2), np.uint16), np.zeros((3, 3), np.uint8))
+@pytest.mark.parametrize("n, step", [(4 * 40 + 3, 24), (37, 16), (5, 32)])
+def test_lookup_columns_in_the_words_engine_match_the_reference(n, step):
+    """4-byte lookups at word offsets of a row that is a multiple of 4 bytes take the SIMD engine; a 2-byte
+    lookup in the same row sends it to the other one. Both write the reference bytes (tail rows included)."""
+    rng = np.random.default_rng(n + step)
+    labels = rng.integers(0, 12, n).astype(np.uint16)
+    labels[::9] = 65535
+    table = _random_bits(rng, (10,), np.dtype("<u4"))
+    other = _random_bits(rng, (n,), np.dtype("<f4"))
+    wide_index = rng.integers(0, 2**40, n, dtype=np.uint64)
+    clip = np.minimum(labels.astype(np.int64), 9)
+    for extra in ({}, {"small": M.Lookup(labels, table.astype(np.uint16))}):
+        columns = {"a": other, "c": M.Lookup(labels, table), "d": M.Lookup(wide_index, table),
+                   "e": M.Lookup(labels[::-1], table), **extra}
+        columns.update({f"pad{i}": other[::-1] for i in range(step // 4 - 4)})
+        packed = M.pack_cloud(columns)
+        assert packed.point_step == (step + 4 if extra else step)  # the 2-byte field is padded to a word
+        arr = _as_struct(packed)
+        assert (arr["c"] == table[clip]).all() and (arr["e"] == table[clip[::-1]]).all()
+        assert (arr["d"] == table[np.minimum(wide_index, 9).astype(np.int64)]).all()
+        assert (arr["a"].view(np.uint32) == other.view(np.uint32)).all()
+        plain = {k: (v.table[np.minimum(v.index.astype(np.uint64), len(v.table) - 1).astype(np.int64)]
+                     if isinstance(v, M.Lookup) else v) for k, v in columns.items()}
+        assert bytes(packed.data) == bytes(M.pack_cloud(plain).data)  # the same bytes as materialized columns
 
 
-@pytest.mark.parametrize("dtype", ["u1", "u2", "u4", "u8"])
-def test_label_colors_is_a_clipped_palette_lookup(dtype):
-    palette = RNG.integers(0, 256, (6, 3)).astype(np.uint8)
-    labels = RNG.integers(0, 9, 101).astype(dtype)
-    labels[::7] = UNLABELED if np.iinfo(labels.dtype).max >= UNLABELED else np.iinfo(labels.dtype).max
-    lut = np.append(M.pack_rgb(palette), M.pack_rgb(np.array([M.UNLABELED_RGB])))
-    got = M.label_colors(labels, palette)
-    assert got.dtype == np.uint32 and got.shape == labels.shape
-    np.testing.assert_array_equal(got, lut[np.minimum(labels.astype(np.int64), len(lut) - 1)])
-    assert M.label_colors(labels[:0], palette).shape == (0,)
+def test_lookup_columns_want_unsigned_indices_and_a_table():
+    with pytest.raises(ValueError, match="unsigned"):
+        M.Lookup(np.array([0, -1, 2], np.int16), np.zeros(3, np.uint32))
+    with pytest.raises(ValueError, match="unsigned"):
+        M.Lookup(np.zeros((2, 2), np.uint16), np.zeros(3, np.uint32))
+    with pytest.raises(ValueError, match="non-empty"):
+        M.Lookup(np.zeros(2, np.uint16), np.zeros(0, np.uint32))
+    with pytest.raises(ValueError, match="3 points"):
+        M.pack_cloud({"x": np.zeros(2, np.float32), "c": M.Lookup(np.zeros(3, np.uint16), np.zeros(3, np.uint32))})
+    with pytest.raises(ValueError, match="non-negative"):
+        M.pack_panoptic_cloud(_xyz(3), None, np.array([0, -2, 1]), np.zeros(3, np.uint32), np.zeros(3, np.float32),
+                              np.zeros((2, 3), np.uint8))
 
 
 # ------------------------------------------------------------------------------------------- pack
@@ -525,21 +546,23 @@ def test_pack_panoptic_cloud_is_byte_for_byte_the_reference_layout(n, with_inten
     labels = RNG.integers(0, 65536, n).astype(np.uint16)
     inst = RNG.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
     scores = RNG.random(n).astype(np.float32)
-    rgb = RNG.integers(0, 2**24, n).astype(np.uint32)
+    palette = RNG.integers(0, 256, (7, 3)).astype(np.uint8)
+    labels[: n // 2] = RNG.integers(0, 9, n // 2)  # in the palette, just past it, and far past it (65535 too)
+    packed_palette = (palette[:, 0].astype(np.uint32) << 16) | (palette[:, 1].astype(np.uint32) << 8) | palette[:, 2]
+    rgb = np.append(packed_palette, 0x808080)[np.minimum(labels, 7)].astype(np.uint32)  # gray past the palette
     expected = _reference_panoptic(xyz, inten, labels, inst, scores, rgb, vocab_version)
-    packed = M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, rgb, vocab_version=vocab_version)
+    packed = M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, palette, vocab_version=vocab_version)
     assert bytes(packed.data) == expected
     assert (packed.fields, packed.point_step) == M.panoptic_fields(with_intensity, vocab_version is not None)
-    # the same from per-point uint8 colors, from the strided views read_cloud returns, and from wider dtypes
-    colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=1).astype(np.uint8)
-    assert bytes(M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, colors, vocab_version).data) == expected
+    # the same from the strided views read_cloud returns, and from wider dtypes
     cloud = M.read_cloud(driver_cloud(xyz, inten, 0, "l"))
     assert bytes(M.pack_panoptic_cloud(cloud.xyz, cloud.intensity if with_intensity else None, labels, inst, scores,
-                                       rgb, vocab_version).data) == expected
+                                       palette, vocab_version).data) == expected
     # wider input dtypes are cast to the layout's types, as a structured-array assignment casts them
     wide = (RNG.normal(0, 10, (n, 3)), None if inten is None else inten.astype(np.float64), labels.astype(np.int64),
-            inst.astype(np.int64), scores.astype(np.float64), rgb)
-    assert bytes(M.pack_panoptic_cloud(*wide, vocab_version).data) == _reference_panoptic(*wide, vocab_version)
+            inst.astype(np.int64), scores.astype(np.float64))
+    assert bytes(M.pack_panoptic_cloud(*wide, palette, vocab_version).data) == _reference_panoptic(
+        *wide, rgb, vocab_version)
 
 
 def _result(n=40, classes=3):
@@ -555,8 +578,7 @@ def test_packed_cloud_layout_and_values(with_intensity):
     inten = RNG.random(n).astype(np.float32) if with_intensity else None
     labels, inst, scores = _result(n)
     vocab = Vocabulary(("car", "road", "tree"), ("road",))
-    rgb = M.label_colors(labels, vocab.colors())
-    packed = M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, rgb, vocab_version=7)
+    packed = M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, vocab.colors(), vocab_version=7)
     names = [f[0] for f in packed.fields]
     expected = ["x", "y", "z"] + (["intensity"] if with_intensity else []) + [
         "label", "vocab_version", "instance_id", "score", "rgb"]
@@ -579,20 +601,21 @@ def test_packed_cloud_layout_and_values(with_intensity):
         assert bits[i] == (int(r) << 16) | (int(g) << 8) | int(b)
 
 
-def test_per_point_rgb_uint8_matches_packed_form():
+def test_class_color_table_packs_the_palette_and_ends_gray():
+    palette = np.array([[255, 0, 0], [1, 2, 3]], np.uint8)
+    table = M.class_color_table(palette)
+    assert table.dtype == np.float32 and table.view(np.uint32).tolist() == [0xFF0000, 0x010203, 0x808080]
     labels, inst, scores = _result(10)
-    colors = RNG.integers(0, 256, (10, 3)).astype(np.uint8)
-    a = M.pack_panoptic_cloud(_xyz(10), None, labels, inst, scores, colors)
-    b = M.pack_panoptic_cloud(_xyz(10), None, labels, inst, scores, M.pack_rgb(colors))
-    fa, fb = _as_struct(a)["rgb"], _as_struct(b)["rgb"]
-    np.testing.assert_array_equal(fa.view(np.uint32), fb.view(np.uint32))
+    a = M.pack_panoptic_cloud(_xyz(10), None, labels, inst, scores, palette)
     assert "vocab_version" not in [f[0] for f in a.fields]
+    expected = table.view(np.uint32)[np.minimum(labels, 2).astype(np.int64)]
+    np.testing.assert_array_equal(_as_struct(a)["rgb"].view(np.uint32), expected)
 
 
 def test_rclpy_message_takes_the_buffer_without_copy_and_reads_back():
     xyz = _xyz(30)
     labels, inst, scores = _result(30)
-    packed = M.pack_panoptic_cloud(xyz, None, labels, inst, scores, M.label_colors(labels, np.zeros((3, 3), np.uint8)))
+    packed = M.pack_panoptic_cloud(xyz, None, labels, inst, scores, np.zeros((3, 3), np.uint8))
     msg = M.to_pointcloud2(packed, Header(frame_id="lidar"), PointCloud2, PointField)
     # the packed array.array('B') itself: no copy, and never a numpy array (0.5 s element-wise conversion)
     assert msg.data is packed.data and msg.data.typecode == "B"
@@ -606,7 +629,7 @@ def test_pack_rejects_misaligned_inputs_and_handles_empty():
         M.pack_panoptic_cloud(_xyz(5), None, np.zeros(4, np.uint16), np.zeros(5, np.uint32), np.zeros(5, np.float32),
                               np.zeros((5, 3), np.uint8))
     empty = M.pack_panoptic_cloud(np.zeros((0, 3), np.float32), None, np.zeros(0, np.uint16), np.zeros(0, np.uint32),
-                                  np.zeros(0, np.float32), np.zeros((0, 3), np.uint8))
+                                  np.zeros(0, np.float32), np.zeros((3, 3), np.uint8))
     assert empty.num_points == 0 and len(empty.data) == 0
 
 

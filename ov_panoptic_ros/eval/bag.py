@@ -927,7 +927,7 @@ def _write_frame(writer: BagWriter, scene, topics: BagTopics, compressed: bool, 
     if ground_truth:
         palette = np.array([class_color(n) for n in scene.classes], dtype=np.uint8)
         gt = pack_panoptic_cloud(frame.points, None, scene.gt_labels, scene.gt_instance_ids,
-                                 np.ones(frame.num_points, np.float32), palette[scene.gt_labels])
+                                 np.ones(frame.num_points, np.float32), palette)
         out.append((stamp + log_lag, topics.ground_truth, cloud_msg(gt, stamp, frame.frame_id)))
     for k, (cam, rgb, cinfo) in enumerate(zip(frame.cameras, frame.images, scene.camera_infos)):
         cam_stamp = stamp + int(camera_delay_s * 1e9) * (k + 1)

@@ -486,16 +486,15 @@ class PredictionBag:
 
     def write(self, item: ReplayItem, result: PanopticResult, gt_raw: bytes | None) -> None:
         from ov_panoptic_ros.eval.bag import cloud_msg, string_msg
-        from ov_panoptic_ros.ros.messages import label_colors, pack_panoptic_cloud
+        from ov_panoptic_ros.ros.messages import pack_panoptic_cloud
 
         stamp, frame = item.stamp_ns, item.frame
         if not self._vocab_written:
             self.writer.add_topic(self.vocab_topic, "std_msgs/msg/String", latched=True)
             self.writer.write(self.vocab_topic, stamp, string_msg(result.vocabulary.to_json()))
             self._vocab_written = True
-        colors = label_colors(result.labels, result.vocabulary.colors())
         packed = pack_panoptic_cloud(frame.points, frame.intensity, result.labels, result.instance_ids,
-                                     result.scores, colors)
+                                     result.scores, result.vocabulary.colors())
         self.writer.write(self.cloud_topic, stamp, cloud_msg(packed, stamp, frame.frame_id))
         self._write_markers(result, stamp, frame.frame_id)
         if gt_raw is not None:

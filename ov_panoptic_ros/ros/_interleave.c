@@ -15,7 +15,8 @@
  *   move). Any layout, but one store per field per point (~1.3 cycles each, measured).
  * - words (SSE2; point_step a multiple of 4, 16..1024): each 4-byte word of a row is a stream of per-point
  *   values, read in place (a contiguous 4-byte column) or first built in a small tile (strided columns,
- *   fields smaller than a word, constants and padding); 4x4 transposes then write 16 bytes of 4 rows at
+ *   fields smaller than a word, constants, padding, lookups of 4-byte entries at a word offset); 4x4
+ *   transposes then write 16 bytes of 4 rows at
  *   a time. ~3x faster than pieces on the node's 8-field layout: ~1.3 memcpys of the payload.
  */
 #define PY_SSIZE_T_CLEAN
@@ -66,7 +67,7 @@ static void pieces_engine(char *dst, Py_ssize_t step, Py_ssize_t r0, Py_ssize_t 
             if (p->lut) {
                 const char *const lut = p->lut; /* locals: dst stores could alias *p */
                 const Py_ssize_t nlut = p->nlut;
-                if (p->size == 4 && p->isize == 2) LUT_ROWS(4, 2); /* label_colors: one move per read */
+                if (p->size == 4 && p->isize == 2) LUT_ROWS(4, 2); /* class colours: one move per read */
                 else LUT_ROWS(p->size, p->isize);
                 continue;
             }
@@ -87,15 +88,18 @@ static void pieces_engine(char *dst, Py_ssize_t step, Py_ssize_t r0, Py_ssize_t 
 typedef struct {
     const char *src;
     Py_ssize_t stride;
-    int at, len; /* bytes [at, at + len) of the word */
+    int at, len;     /* bytes [at, at + len) of the word */
+    const char *lut; /* a lookup of 4-byte entries (LOOKUP words): src holds isize-byte indices */
+    Py_ssize_t nlut, isize;
 } Seg;
 
 /* DIRECT: a contiguous 4-byte column, read in place. Everything else goes through the word's tile:
    CONST (constants and padding, filled once), GATHER (a whole word at another stride), XYZ (three
    gathered words that are packed 12-byte rows; it also fills the next two words' tiles, marked FILLED),
-   COMPOSITE (parts of the word from different columns). XYZ_ROWS: such a run that starts a group of 4
-   words no other group reads: its rows are shuffled straight from the source, no tiles (the node's case). */
-enum { DIRECT, CONST, GATHER, XYZ, FILLED, COMPOSITE, XYZ_ROWS };
+   COMPOSITE (parts of the word from different columns), LOOKUP (a word-aligned column of 4-byte lookup
+   entries: the node's class colours). XYZ_ROWS: such a run that starts a group of 4 words no other
+   group reads: its rows are shuffled straight from the source, no tiles (the node's case). */
+enum { DIRECT, CONST, GATHER, XYZ, FILLED, COMPOSITE, XYZ_ROWS, LOOKUP };
 
 typedef struct {
     int kind, nseg;
@@ -112,10 +116,12 @@ static void plan_words(Word *w, Py_ssize_t nw, const Piece *pc, Py_ssize_t npc, 
             Word *x = &w[b / 4];
             int at = (int)(b % 4), len = (int)(p->off + p->size - b < 4 - at ? p->off + p->size - b : 4 - at);
             const char *src = p->src + (b - p->off);
-            if (p->stride == 0)
+            if (p->lut) /* word-aligned 4-byte entries (checked by words_fit) */
+                x->seg[x->nseg++] = (Seg){p->src, p->stride, 0, 4, p->lut, p->nlut, p->isize};
+            else if (p->stride == 0)
                 memcpy((char *)&x->bits + at, src, len);
             else
-                x->seg[x->nseg++] = (Seg){src, p->stride, at, len};
+                x->seg[x->nseg++] = (Seg){src, p->stride, at, len, NULL, 0, 0};
             b += len;
         }
     for (Py_ssize_t k = 0; k < nw; k++) {
@@ -124,7 +130,9 @@ static void plan_words(Word *w, Py_ssize_t nw, const Piece *pc, Py_ssize_t npc, 
         if (x->nseg == 0) {
             x->kind = CONST;
             for (int r = 0; r < BLOCK; r++) x->tile[r] = x->bits;
-        } else if (x->nseg == 1 && x->seg[0].len == 4)
+        } else if (x->nseg == 1 && x->seg[0].lut)
+            x->kind = LOOKUP;
+        else if (x->nseg == 1 && x->seg[0].len == 4)
             x->kind = x->seg[0].stride == 4 ? DIRECT : GATHER;
         else
             x->kind = COMPOSITE;
@@ -160,6 +168,15 @@ static const char *word_stream(const Word *x, Py_ssize_t i0, Py_ssize_t m)
             _mm_storeu_si128((__m128i *)&t[r], _mm_unpacklo_epi64(lo, hi));
         }
         return (const char *)t;
+    case LOOKUP: {
+        const char *const lut = g->lut;
+        const Py_ssize_t nlut = g->nlut;
+        if (g->isize == 2) /* uint16 labels */
+            for (Py_ssize_t r = 0; r < m; r++, s += st) memcpy(&t[r], lut + 4 * lut_index(s, 2, nlut), 4);
+        else
+            for (Py_ssize_t r = 0; r < m; r++, s += st) memcpy(&t[r], lut + 4 * lut_index(s, g->isize, nlut), 4);
+        return (const char *)t;
+    }
     case XYZ: { /* 4 rows are 48 bytes x0 y0 z0 x1 | y1 z1 x2 y2 | z2 x3 y3 z3: 3 loads, 5 shuffles */
         float *tx = (float *)t, *ty = (float *)x[1].tile, *tz = (float *)x[2].tile;
         for (Py_ssize_t r = 0; r < m; r += 4, s += 48) {
@@ -377,9 +394,10 @@ static PyObject *interleave(PyObject *self, PyObject *args)
     Word *words = NULL;
     uint32_t *tiles = NULL;
     const char **streams = NULL;
-    int has_lut = 0; /* lookups only in the pieces engine: they are for 4-byte rows (label_colors) */
-    for (k = 0; k < npc; k++) has_lut |= pc[k].lut != NULL;
-    if (step % 4 == 0 && nw >= 4 && nw <= 256 && n >= 4 && !has_lut) { /* tiles: up to 64 KiB */
+    int words_fit = 1; /* lookups in the words engine: 4-byte entries at word offsets, not constants */
+    for (k = 0; k < npc; k++)
+        if (pc[k].lut) words_fit &= pc[k].size == 4 && pc[k].off % 4 == 0;
+    if (step % 4 == 0 && nw >= 4 && nw <= 256 && n >= 4 && words_fit) { /* tiles: up to 64 KiB */
         words = PyMem_Malloc(nw * sizeof(Word));
         tiles = PyMem_Malloc(nw * BLOCK * sizeof(uint32_t));
         streams = PyMem_Malloc(nw * sizeof(char *));

@@ -14,8 +14,9 @@ Policy (documented in the README, "Bad input"):
   assigned to `msg.data` (that costs ~0.5 s).
 
 Public cloud API: `read_cloud` (x, y, z, intensity, finite mask), `read_fields` (any named fields,
-zero-copy views), `pack_cloud` (any columns -> PackedCloud), `pack_panoptic_cloud` (the node's output
-layout, built on `pack_cloud`), `to_pointcloud2` (PackedCloud -> rclpy or rosbags message).
+zero-copy views), `pack_cloud` (any columns, `Lookup` columns included -> PackedCloud),
+`pack_panoptic_cloud` (the node's output layout, built on `pack_cloud`; class colours looked up from the
+labels while packing), `to_pointcloud2` (PackedCloud -> rclpy or rosbags message).
 """
 from __future__ import annotations
 
@@ -273,19 +274,44 @@ def panoptic_fields(with_intensity: bool, with_vocab_version: bool = False) -> t
     return cloud_layout(_panoptic_spec(with_intensity, with_vocab_version))
 
 
-def _column(name: str, col) -> tuple[np.ndarray, tuple[str, int, int]]:
-    """The column as a little-endian array, and its field spec (name, datatype, count)."""
+@dataclass(frozen=True)
+class Lookup:
+    """A pack_cloud column given as a table lookup: point i's field is table[min(index[i], len(table) - 1)],
+    done while the rows are written (the node's class colours: no per-point colour array)."""
+
+    index: np.ndarray  # (N,) or 0-d unsigned integers
+    table: np.ndarray  # (K,) entries, K >= 1: their dtype is the field's
+
+    def __post_init__(self):
+        index, table = np.asarray(self.index), np.asarray(self.table)
+        if index.dtype.kind != "u" or index.ndim > 1:
+            raise ValueError(f"lookup indices must be 0-d or (N,) unsigned integers, got {index.dtype} {index.shape}")
+        if table.ndim != 1 or table.size == 0:
+            raise ValueError(f"a lookup table must be a non-empty (K,) array, got shape {table.shape}")
+        object.__setattr__(self, "index", index.astype(index.dtype.newbyteorder("="), copy=False))
+        object.__setattr__(self, "table", np.ascontiguousarray(table, table.dtype.newbyteorder("<")))
+
+
+def _column(name: str, col) -> tuple[np.ndarray | Lookup, tuple[str, int, int]]:
+    """The column as a little-endian array (or a Lookup), and its field spec (name, datatype, count)."""
+    if isinstance(col, Lookup):
+        return col, (name, _datatype(name, col.table.dtype), 1)
     a = np.asarray(col)
     dt = a.dtype
-    datatype = _DATATYPE_OF.get((dt.kind, dt.itemsize))
-    if datatype is None:
-        raise ValueError(f"column {name!r} has dtype {dt}; PointCloud2 fields are int8/uint8/int16/uint16/"
-                         "int32/uint32/float32/float64")
+    datatype = _datatype(name, dt)
     if a.ndim > 2 or (a.ndim == 2 and a.shape[1] == 0):
         raise ValueError(f"column {name!r} has shape {a.shape}; expected (N,), (N, count) or a scalar")
     if dt.byteorder == ">":
         a = a.astype(dt.newbyteorder("<"))
     return a, (name, datatype, a.shape[1] if a.ndim == 2 else 1)
+
+
+def _datatype(name: str, dt: np.dtype) -> int:
+    datatype = _DATATYPE_OF.get((dt.kind, dt.itemsize))
+    if datatype is None:
+        raise ValueError(f"column {name!r} has dtype {dt}; PointCloud2 fields are int8/uint8/int16/uint16/"
+                         "int32/uint32/float32/float64")
+    return datatype
 
 
 @functools.lru_cache(maxsize=64)
@@ -296,9 +322,9 @@ def _layout(spec: tuple) -> tuple:
 def pack_cloud(columns: Mapping[str, np.ndarray]) -> PackedCloud:
     """Per-point columns -> one interleaved little-endian PointCloud2 payload, fields in the given order.
 
-    A column is (N,) (a field of count 1), (N, count), or a 0-d array (one value for every point, e.g.
-    `np.uint16(7)`); its dtype (int8 ... float64, see POINTFIELD_DTYPES) is the field's datatype, with
-    no conversion. Layout: `cloud_layout` (natural alignment, zero padding).
+    A column is (N,) (a field of count 1), (N, count), a 0-d array (one value for every point, e.g.
+    `np.uint16(7)`) or a `Lookup`; its dtype (int8 ... float64, see POINTFIELD_DTYPES; a Lookup's table's)
+    is the field's datatype, with no conversion. Layout: `cloud_layout` (natural alignment, zero padding).
 
     The rows are written by the C kernel `_interleave` straight from the columns as they are (strided and
     unaligned views included; numpy would copy a strided column element by element, ~5 memcpys of the
@@ -310,16 +336,18 @@ def pack_cloud(columns: Mapping[str, np.ndarray]) -> PackedCloud:
         a, field = _column(name, col)
         cols.append(a)
         spec.append(field)
-        if a.ndim:
+        rows = a.index if isinstance(a, Lookup) else a
+        if rows.ndim:
             if n is None:
-                n, first = a.shape[0], name
-            elif a.shape[0] != n:
-                raise ValueError(f"column {name!r} has {a.shape[0]} points, column {first!r} has {n}")
+                n, first = rows.shape[0], name
+            elif rows.shape[0] != n:
+                raise ValueError(f"column {name!r} has {rows.shape[0]} points, column {first!r} has {n}")
     if n is None:
         raise ValueError("pack_cloud needs at least one per-point column (all columns are scalars)")
     fields, step = _layout(tuple(spec))
     data = array.array("B", b"\0") * (n * step)  # an array.array cannot be sized without being filled
-    interleave(data, step, n, [(a, f[1]) for a, f in zip(cols, fields)])
+    interleave(data, step, n, [(a.index, f[1], a.table) if isinstance(a, Lookup) else (a, f[1])
+                               for a, f in zip(cols, fields)])
     return PackedCloud(list(fields), step, data, n)
 
 
@@ -332,16 +360,10 @@ def pack_rgb(colors: np.ndarray) -> np.ndarray:
 _UNLABELED_PACKED = np.uint32((UNLABELED_RGB[0] << 16) | (UNLABELED_RGB[1] << 8) | UNLABELED_RGB[2])
 
 
-def label_colors(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Per-point packed rgb from (N,) unsigned class labels; UNLABELED (or any label past the palette)
-    is gray. One pass of the C kernel's clipped lookup (0.1 ms for 200k points; numpy's take 0.17)."""
-    labels = np.asarray(labels)
-    if labels.dtype.kind != "u" or labels.ndim != 1:
-        raise ValueError(f"labels must be an (N,) unsigned integer array, got {labels.dtype} {labels.shape}")
-    lut = np.append(pack_rgb(palette), _UNLABELED_PACKED)  # uint32
-    out = np.empty(labels.shape, np.uint32)
-    interleave(out, 4, out.size, [(labels, 0, lut)])
-    return out
+def class_color_table(palette: np.ndarray) -> np.ndarray:
+    """(K, 3) uint8 class colours -> the `rgb` field's lookup table: K + 1 float32 entries holding the
+    0x00RRGGBB bits, the last one gray (UNLABELED, or any label past the palette, clips to it)."""
+    return np.append(pack_rgb(palette), _UNLABELED_PACKED).view(np.float32)
 
 
 def pack_panoptic_cloud(
@@ -350,32 +372,34 @@ def pack_panoptic_cloud(
     labels: np.ndarray,
     instance_ids: np.ndarray,
     scores: np.ndarray,
-    colors_rgb_uint8: np.ndarray,
+    palette: np.ndarray,
     vocab_version: int | None = None,
 ) -> PackedCloud:
     """Per-point results -> one interleaved little-endian buffer (x, y, z, [intensity], label, ...).
 
-    The layout is `panoptic_fields`; the values are cast to its types (float32, uint16, uint32).
-    `colors_rgb_uint8` is (N, 3) uint8 per point, or (N,) uint32 already packed (see `label_colors`).
+    The layout is `panoptic_fields`; the values are cast to its types (float32, uint16, uint32). `rgb` is
+    the colour of each point's label in `palette` ((K, 3) uint8, e.g. `Vocabulary.colors()`), gray for
+    UNLABELED and any label past the palette: looked up while the rows are written.
     """
     xyz = np.asarray(xyz, dtype=np.float32)
     n = int(xyz.shape[0])
-    per_point = {"labels": labels, "instance_ids": instance_ids, "scores": scores,
-                 "colors_rgb_uint8": colors_rgb_uint8, "intensity": intensity}
+    per_point = {"labels": labels, "instance_ids": instance_ids, "scores": scores, "intensity": intensity}
     for name, arr in per_point.items():
         if arr is not None and np.shape(arr)[0] != n:
             raise ValueError(f"{name} has {np.shape(arr)[0]} entries for {n} points")
-    colors = np.asarray(colors_rgb_uint8)
-    rgb = colors.astype(np.uint32, copy=False) if colors.ndim == 1 else pack_rgb(colors)
+    label = np.asarray(labels)
+    if label.dtype.kind not in "ui" or (label.dtype.kind == "i" and label.size and label.min() < 0):
+        raise ValueError(f"labels must be non-negative integers, got {label.dtype}")
+    label = label.astype(np.uint16, copy=False)
     columns = {"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}
     if intensity is not None:
         columns["intensity"] = np.asarray(intensity, dtype=np.float32)
-    columns["label"] = np.asarray(labels, dtype=np.uint16)
+    columns["label"] = label
     if vocab_version is not None:
         columns["vocab_version"] = np.uint16(vocab_version & 0xFFFF)
     columns["instance_id"] = np.asarray(instance_ids, dtype=np.uint32)
     columns["score"] = np.asarray(scores, dtype=np.float32)
-    columns["rgb"] = rgb.view(np.float32)  # the 0x00RRGGBB bits, as RViz reads them
+    columns["rgb"] = Lookup(label, class_color_table(palette))  # 0x00RRGGBB bits, as RViz reads them
     return pack_cloud(columns)  # its layout is panoptic_fields(...): same spec order (tested)
 
 

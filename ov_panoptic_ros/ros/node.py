@@ -39,7 +39,7 @@ from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnost
 from ov_panoptic_ros.ros.markers import instance_markers
 from ov_panoptic_ros.ros.messages import (
     CameraInfoError, CloudArrays, ImageError, InputError, camera_info_key, camera_model_from_info,
-    compressed_to_rgb, image_to_rgb, label_colors, pack_panoptic_cloud, read_cloud, to_pointcloud2,
+    compressed_to_rgb, image_to_rgb, pack_panoptic_cloud, read_cloud, to_pointcloud2,
 )
 from ov_panoptic_ros.ros.sync import CameraSynchronizer, FrameAssembler, SyncedFrame, stamp_to_ns
 
@@ -455,9 +455,8 @@ class PanopticNode(Node):
         """Pack and publish the cloud and markers; returns milliseconds per step."""
         t0 = time.perf_counter()
         vocab = result.vocabulary
-        colors = label_colors(result.labels, vocab.colors())
         packed = pack_panoptic_cloud(frame.points, frame.intensity, result.labels, result.instance_ids,
-                                     result.scores, colors, vocab_version=vocab.version)
+                                     result.scores, vocab.colors(), vocab_version=vocab.version)
         cloud = to_pointcloud2(packed, header, PointCloud2, PointField)
         t1 = time.perf_counter()
         self.cloud_pub.publish(cloud)
