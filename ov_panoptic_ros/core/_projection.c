@@ -61,28 +61,70 @@ static void cull(const float *restrict xs, const float *restrict ys, const float
     }
 }
 
-/* One camera's pairs, written from index 0 of the out arrays; returns their number. xs, ys, zs: the points'
-   coordinates as three arrays (for the cull); pts: the same (N, 3) points (for the exact tests). */
-static Py_ssize_t project_camera(const float *pts, const float *xs, const float *ys, const float *zs, Py_ssize_t n,
-                                 const double *c, const Options *o, int64_t *opoint, float *ouv, float *odepth,
-                                 int32_t *cell, float *nearest)
+/* The exact test and the pixels of nc candidates (coordinates gx, gy, gz), branch-free so that it is
+   vectorized (4 doubles at a time with AVX2; the same IEEE operations in either clone, so the same bits):
+   z > min depth, inside the field-of-view cone (past it the lens model folds back), lens model, float32
+   pixel inside the image minus the margin. Writes the pixel and depth, and ok = 1 for a seen pair; a pair
+   that is not seen gets pixel (0, 0), so that its block index stays in range. */
+typedef struct {
+    double r[9], t[3], fx, fy, cx, cy, skew, k1, k2, p1, p2, k3, k4, k5, k6, max_r2, min_depth;
+    float u_lo, u_hi, v_lo, v_hi;
+} Lens;
+
+__attribute__((target_clones("avx2", "default")))
+static void exact(const float *restrict gx, const float *restrict gy, const float *restrict gz, Py_ssize_t nc,
+                  const Lens *restrict L, float *restrict cu, float *restrict cv, float *restrict cz,
+                  uint8_t *restrict ok)
+{
+    const double r00 = L->r[0], r01 = L->r[1], r02 = L->r[2], r10 = L->r[3], r11 = L->r[4], r12 = L->r[5];
+    const double r20 = L->r[6], r21 = L->r[7], r22 = L->r[8], t0 = L->t[0], t1 = L->t[1], t2 = L->t[2];
+    const double fx = L->fx, fy = L->fy, cx = L->cx, cy = L->cy, skew = L->skew;
+    const double k1 = L->k1, k2 = L->k2, p1 = L->p1, p2 = L->p2, k3 = L->k3, k4 = L->k4, k5 = L->k5, k6 = L->k6;
+    const double max_r2 = L->max_r2, min_depth = L->min_depth;
+    const float u_lo = L->u_lo, u_hi = L->u_hi, v_lo = L->v_lo, v_hi = L->v_hi;
+    for (Py_ssize_t q = 0; q < nc; q++) {
+        const double px = gx[q], py = gy[q], pz = gz[q];
+        const double z = r20 * px + r21 * py + r22 * pz + t2;
+        const double inv_z = 1.0 / z;
+        const double xn = (r00 * px + r01 * py + r02 * pz + t0) * inv_z;
+        const double yn = (r10 * px + r11 * py + r12 * pz + t1) * inv_z;
+        const double r2 = xn * xn + yn * yn;
+        const double radial =
+            (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1.0 + r2 * (k4 + r2 * (k5 + r2 * k6)));
+        const double xy2 = 2.0 * xn * yn;
+        const double xd = xn * radial + p1 * xy2 + p2 * (r2 + 2.0 * xn * xn);
+        const double yd = yn * radial + p1 * (r2 + 2.0 * yn * yn) + p2 * xy2;
+        const float u = (float)(fx * xd + skew * yd + cx), v = (float)(fy * yd + cy);
+        const int seen = (z > min_depth) & (r2 <= max_r2) & (u >= u_lo) & (u < u_hi) & (v >= v_lo) & (v < v_hi);
+        cu[q] = seen ? u : 0.0f;
+        cv[q] = seen ? v : 0.0f;
+        cz[q] = (float)z;
+        ok[q] = (uint8_t)seen;
+    }
+}
+
+/* One camera's pairs, written from index 0 of the out arrays; returns their number. xs, ys, zs: the
+   points' coordinates as three arrays. Per block of CHUNK points: the cull, the candidates gathered, the
+   exact test, then the seen pairs appended (branch-free) and entered in the depth buffer. */
+static Py_ssize_t project_camera(const float *xs, const float *ys, const float *zs, Py_ssize_t n, const double *c,
+                                 const Options *o, int64_t *opoint, float *ouv, float *odepth, int32_t *cell,
+                                 float *nearest)
 {
     const double r00 = c[R00], r01 = c[R01], r02 = c[R02], r10 = c[R10], r11 = c[R11], r12 = c[R12];
     const double r20 = c[R20], r21 = c[R21], r22 = c[R22], t0 = c[T0], t1 = c[T1], t2 = c[T2];
-    const double fx = c[FX], fy = c[FY], cx = c[CX], cy = c[CY], skew = c[SKEW];
-    const double k1 = c[K1], k2 = c[K2], p1 = c[P1], p2 = c[P2], k3 = c[K3], k4 = c[K4], k5 = c[K5], k6 = c[K6];
-    const double bcx = c[BOX_CX], bhx = c[BOX_HX], bcy = c[BOX_CY], bhy = c[BOX_HY], max_r2 = c[MAX_R2];
-    const double min_depth = o->min_depth;
+    const double bcx = c[BOX_CX], bhx = c[BOX_HX], bcy = c[BOX_CY], bhy = c[BOX_HY];
     const float rows[3][4] = {
         {(float)r20, (float)r21, (float)r22, (float)t2},
         {(float)((r00 - bcx * r20) / bhx), (float)((r01 - bcx * r21) / bhx), (float)((r02 - bcx * r22) / bhx),
          (float)((t0 - bcx * t2) / bhx)},
         {(float)((r10 - bcy * r20) / bhy), (float)((r11 - bcy * r21) / bhy), (float)((r12 - bcy * r22) / bhy),
          (float)((t1 - bcy * t2) / bhy)}};
-    const float zmin = (float)(min_depth - 1e-3 * (1.0 + fabs(min_depth)));
+    const float zmin = (float)(o->min_depth - 1e-3 * (1.0 + fabs(o->min_depth)));
     /* pixel centers are integers: an axis of S pixels spans [-0.5, S - 0.5), shrunk by the margin */
-    const float u_lo = (float)(o->margin - 0.5), u_hi = (float)(c[WIDTH] - 0.5 - o->margin);
-    const float v_lo = (float)(o->margin - 0.5), v_hi = (float)(c[HEIGHT] - 0.5 - o->margin);
+    const Lens lens = {{r00, r01, r02, r10, r11, r12, r20, r21, r22}, {t0, t1, t2}, c[FX], c[FY], c[CX], c[CY],
+                       c[SKEW], c[K1], c[K2], c[P1], c[P2], c[K3], c[K4], c[K5], c[K6], c[MAX_R2], o->min_depth,
+                       (float)(o->margin - 0.5), (float)(c[WIDTH] - 0.5 - o->margin), (float)(o->margin - 0.5),
+                       (float)(c[HEIGHT] - 0.5 - o->margin)};
     const Py_ssize_t block = o->block;
     const int pow2 = block > 0 && !(block & (block - 1)); /* then multiplying by 1 / block is exact */
     const double inv_block = block ? 1.0 / (double)block : 0.0;
@@ -92,37 +134,34 @@ static Py_ssize_t project_camera(const float *pts, const float *xs, const float 
         blocks_y = (Py_ssize_t)ceil(c[HEIGHT] / (double)block);
         for (Py_ssize_t b = 0; b < blocks_x * blocks_y; b++) nearest[b] = INFINITY;
     }
-    uint8_t mask[CHUNK];
+    uint8_t mask[CHUNK], ok[CHUNK];
+    int32_t cand[CHUNK];
+    float gx[CHUNK], gy[CHUNK], gz[CHUNK], cu[CHUNK], cv[CHUNK], cz[CHUNK];
     Py_ssize_t k = 0;
     for (Py_ssize_t i0 = 0; i0 < n; i0 += CHUNK) {
         const Py_ssize_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
         cull(xs + i0, ys + i0, zs + i0, m, rows, zmin, mask);
         memset(mask + m, 0, CHUNK - m);
-        for (Py_ssize_t j = 0; j < m; j++) {
-            if (!(j & 7)) { /* most of a camera's points are culled: skip 8 at a time */
-                uint64_t word;
-                memcpy(&word, mask + j, 8);
-                if (!word) { j += 7; continue; }
+        Py_ssize_t nc = 0;
+        for (Py_ssize_t j = 0; j < m; j += 8) { /* most of a camera's points are culled: 8 at a time */
+            uint64_t word;
+            memcpy(&word, mask + j, 8);
+            if (!word) continue;
+            for (Py_ssize_t jj = j; jj < j + 8; jj++) { /* branch-free append */
+                cand[nc] = (int32_t)jj;
+                nc += mask[jj];
             }
-            if (!mask[j]) continue;
-            const Py_ssize_t i = i0 + j;
-            const double px = pts[3 * i], py = pts[3 * i + 1], pz = pts[3 * i + 2];
-            const double z = r20 * px + r21 * py + r22 * pz + t2;
-            if (!(z > min_depth)) continue; /* behind the camera or too near */
-            const double inv_z = 1.0 / z;
-            const double xn = (r00 * px + r01 * py + r02 * pz + t0) * inv_z;
-            const double yn = (r10 * px + r11 * py + r12 * pz + t1) * inv_z;
-            const double r2 = xn * xn + yn * yn;
-            if (!(r2 <= max_r2)) continue; /* past the field-of-view cone: the lens model folds there */
-            const double radial =
-                (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1.0 + r2 * (k4 + r2 * (k5 + r2 * k6)));
-            const double xy2 = 2.0 * xn * yn;
-            const double xd = xn * radial + p1 * xy2 + p2 * (r2 + 2.0 * xn * xn);
-            const double yd = yn * radial + p1 * (r2 + 2.0 * yn * yn) + p2 * xy2;
-            const float u = (float)(fx * xd + skew * yd + cx), v = (float)(fy * yd + cy);
-            if (!(u >= u_lo && u < u_hi && v >= v_lo && v < v_hi)) continue;
-            const float depth = (float)z;
-            opoint[k] = i;
+        }
+        if (!nc) continue;
+        for (Py_ssize_t q = 0; q < nc; q++) {
+            gx[q] = xs[i0 + cand[q]];
+            gy[q] = ys[i0 + cand[q]];
+            gz[q] = zs[i0 + cand[q]];
+        }
+        exact(gx, gy, gz, nc, &lens, cu, cv, cz, ok);
+        for (Py_ssize_t q = 0; q < nc; q++) { /* branch-free: written at k, kept when k advances */
+            const float u = cu[q], v = cv[q], depth = cz[q];
+            opoint[k] = i0 + cand[q];
             ouv[2 * k] = u;
             ouv[2 * k + 1] = v;
             odepth[k] = depth;
@@ -137,9 +176,9 @@ static Py_ssize_t project_camera(const float *pts, const float *xs, const float 
                 const int32_t b = (int32_t)(by * blocks_x + bx);
                 const float nearest_b = nearest[b];
                 cell[k] = b;
-                nearest[b] = depth < nearest_b ? depth : nearest_b; /* a min, not a branch: it is unpredictable */
+                nearest[b] = ok[q] && depth < nearest_b ? depth : nearest_b; /* a min, not a branch */
             }
-            k++;
+            k += ok[q];
         }
     }
     if (!block) return k;
@@ -238,7 +277,7 @@ static PyObject *project(PyObject *self, PyObject *args)
         soa[2 * n + i] = xyz[3 * i + 2];
     }
     for (Py_ssize_t c = 0; c < m; c++) {
-        Py_ssize_t k = project_camera(xyz, soa, soa + n, soa + 2 * n, n, table + c * NCOL, &o,
+        Py_ssize_t k = project_camera(soa, soa + n, soa + 2 * n, n, table + c * NCOL, &o,
                                       (int64_t *)opoint.buf + total,
                                       (float *)ouv.buf + 2 * total, (float *)odepth.buf + total, cell, nearest);
         per_camera[c] = k;
