@@ -104,7 +104,7 @@ def test_different_classes_never_merge():
     assert [i.label for i in result.instances] == [0, 1]
 
 
-def test_stuff_keeps_its_label_with_instance_zero_and_unseen_points_are_unlabeled():
+def test_stuff_keeps_its_label_with_instance_zero_and_unseen_points_are_unlabeled_without_propagation():
     emb = class_embeddings()
     road = blob([0, 0, -1.5], 50, spread=3.0, seed=5)
     car = blob([5, 5, 0], 20, seed=6)
@@ -112,7 +112,7 @@ def test_stuff_keeps_its_label_with_instance_zero_and_unseen_points_are_unlabele
     labels = [2] * 50 + [0] * 20
     seen = np.ones(70, dtype=bool)
     seen[[3, 60]] = False
-    result, _ = run(points, labels, emb, seen=seen)
+    result, _ = run(points, labels, emb, seen=seen, cfg=ZeroShotConfig(propagate_radius_m=0.0))
     assert (result.labels[:50][seen[:50]] == 2).all() and (result.instance_ids[:50] == 0).all()
     assert result.labels[3] == UNLABELED and result.scores[3] == 0 and result.instance_ids[3] == 0
     assert result.labels[60] == UNLABELED and result.instance_ids[60] == 0
@@ -159,3 +159,31 @@ def test_no_seen_points_and_bad_config():
         seg(torch.zeros(5, 3), PointFeatures(torch.arange(5) > 0, torch.arange(5), torch.zeros(5, D)), emb, timer)
     with pytest.raises(ValueError, match="must be PointFeatures"):
         seg(torch.zeros(5, 3), torch.zeros(5, D), emb, timer)
+
+
+def test_unseen_points_take_the_nearest_seen_label_within_the_radius():
+    emb = class_embeddings()
+    car = blob([0, 0, 0], 30, spread=0.5, seed=11)
+    road = np.column_stack([np.linspace(3, 9, 30), np.zeros(30), np.full(30, -1.5)]).astype(np.float32)
+    hidden_car = np.array([[0.9, 0.0, 0.0], [1.2, 0.3, 0.0]], np.float32)  # the car's far side, out of view
+    hidden_road = np.array([[9.5, 0.0, -1.5]], np.float32)  # 0.5 m past the last seen road point
+    far = np.array([[30.0, 30.0, 0.0]], np.float32)  # nothing seen near it
+    points = np.vstack([car, road, hidden_car, hidden_road, far])
+    labels = [0] * 30 + [2] * 30 + [3, 3, 3, 3]  # what CLIP would say if it saw them: never used
+    seen = np.array([True] * 60 + [False] * 4)
+    cfg = ZeroShotConfig(propagate_radius_m=1.0)
+    result, timer = run(points, labels, emb, seen=seen, cfg=cfg)
+    assert result.labels[60:63].tolist() == [0, 0, 2] and result.labels[63] == UNLABELED
+    assert result.scores[63] == 0 and result.instance_ids[63] == 0
+    # the hidden car points join the car's instance, the road point stays stuff
+    assert set(result.instance_ids[:30]) == {1} and result.instance_ids[60:62].tolist() == [1, 1]
+    assert result.instance_ids[62] == 0 and result.instances[0].num_points == 32
+    # the score falls with the distance travelled: 0.5 m of 1 m halves the nearest seen point's score
+    nearest_road = result.scores[59]
+    assert result.scores[62] == pytest.approx(nearest_road * 0.5, rel=1e-5)
+    assert (result.scores[60:62] < result.scores[:30].max()).all()
+    assert "propagate" in timer.ms
+    off, _ = run(points, labels, emb, seen=seen, cfg=ZeroShotConfig(propagate_radius_m=0.0))
+    assert (off.labels[60:] == UNLABELED).all()
+    with pytest.raises(ValueError, match="propagate_radius_m"):
+        ZeroShotSegmenter(ZeroShotConfig(propagate_radius_m=-1.0))

@@ -97,6 +97,7 @@ class ZeroShotConfig:
     cluster_radius_m: float = 0.6
     min_cluster_points: int = 5
     temperature: float = 0.01  # softmax temperature over cosine similarities
+    propagate_radius_m: float = 1.0  # points no camera sees take the nearest seen point's label within this; 0: off
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The CLIP-only baseline: the paper's "extend 2D open-vocabulary segmentation to 3D" comparison.
 
-Each point seen by a camera takes the class whose text embedding is most similar to its CLIP feature;
-thing instances are Euclidean clusters of same-class points. Unseen points stay unlabeled: without a
-trained 3D network there is nothing to label them with.
+Each point seen by a camera takes the class whose text embedding is most similar to its CLIP feature.
+A point no camera sees gets a LiDAR-only label from the geometry: that of the nearest seen point within
+`propagate_radius_m` (a car half outside the image, the road under a dead camera's edge), with a score that
+falls with the distance; points farther from every seen point stay unlabeled. Thing instances are Euclidean
+clusters of same-class points.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ class ZeroShotSegmenter:
             raise ValueError(f"zeroshot.min_cluster_points must be at least 1, got {cfg.min_cluster_points}")
         if cfg.temperature <= 0:
             raise ValueError(f"zeroshot.temperature must be positive, got {cfg.temperature}")
+        if not cfg.propagate_radius_m >= 0:
+            raise ValueError(f"zeroshot.propagate_radius_m must be >= 0, got {cfg.propagate_radius_m}")
         self.cfg = cfg
 
     def __call__(self, points: torch.Tensor, sampled: PointFeatures, class_emb: ClassEmbeddings,
@@ -35,9 +39,11 @@ class ZeroShotSegmenter:
         check_point_features(sampled, n, class_emb.embeddings.shape[1])
         with timer("classify"):
             labels, scores = classify_points(sampled, class_emb, self.cfg.temperature)
+        xyz = points.detach().cpu().numpy()
+        with timer("propagate"):
+            propagate_to_unseen(xyz, labels, scores, sampled.seen.cpu().numpy(), self.cfg.propagate_radius_m)
         with timer("cluster"):
             is_stuff = class_emb.is_stuff.cpu().numpy()
-            xyz = points.detach().cpu().numpy()
             instance_ids = cluster_things(xyz, labels, is_stuff, self.cfg.cluster_radius_m, self.cfg.min_cluster_points)
             too_small = (instance_ids == 0) & (labels != UNLABELED) & ~_lookup_stuff(labels, is_stuff)
             labels[too_small] = UNLABELED
@@ -64,6 +70,26 @@ def classify_points(sampled: PointFeatures, class_emb: ClassEmbeddings,
         labels[rows] = best.cpu().numpy().astype(np.uint16)
         scores[rows] = prob.float().cpu().numpy()
     return labels, scores
+
+
+def propagate_to_unseen(points: np.ndarray, labels: np.ndarray, scores: np.ndarray, seen: np.ndarray,
+                        radius: float) -> int:
+    """LiDAR-only labels for the points no camera saw, in place: each takes the label of the nearest seen,
+    labeled point within `radius` metres, and that point's score times (1 - distance / radius). Returns how
+    many points got a label; radius 0 labels none."""
+    if radius <= 0:
+        return 0
+    source = np.flatnonzero(seen & (labels != UNLABELED))
+    target = np.flatnonzero(~seen)
+    if not source.size or not target.size:
+        return 0
+    tree = cKDTree(points[source], balanced_tree=False, compact_nodes=False)  # built per frame: build fast
+    dist, nearest = tree.query(points[target], k=1, distance_upper_bound=radius)
+    hit = np.isfinite(dist)
+    rows, src = target[hit], source[nearest[hit]]
+    labels[rows] = labels[src]
+    scores[rows] = (scores[src] * (1.0 - dist[hit] / radius)).astype(np.float32)
+    return int(rows.size)
 
 
 def _lookup_stuff(labels: np.ndarray, is_stuff: np.ndarray) -> np.ndarray:
