@@ -109,6 +109,23 @@ def test_missing_camera_frame_goes_out_after_timeout_with_the_other():
     assert abs(frame.waited_s - 0.1) < 1e-9
 
 
+def test_a_camera_awaiting_its_prerequisite_holds_the_cloud_until_usable_or_the_timeout():
+    a = FrameAssembler(_sync(), camera_timeout_s=0.1, awaiting=["back"])
+    a.add_image("front", T0, "F")
+    a.add_image("back", T0, "B")
+    a.add_cloud(T0, "first", now_s=0.0)
+    assert a.poll(0.01) == []  # both images are here, but back's CameraInfo is not
+    a.camera_usable("back")
+    (frame,) = a.poll(0.02)
+    assert frame.images == {"front": "F", "back": "B"} and frame.missing == []
+    b = FrameAssembler(_sync(), camera_timeout_s=0.1, awaiting=["back"])
+    b.add_image("front", T0, "F")
+    b.add_image("back", T0, "B")
+    b.add_cloud(T0, "cloud", now_s=0.0)
+    (late,) = b.poll(0.1)  # never usable: the cloud goes out at the timeout, with the images it matched
+    assert late.images == {"front": "F", "back": "B"} and abs(late.waited_s - 0.1) < 1e-9
+
+
 def test_frames_come_out_in_arrival_order_and_pending_is_bounded():
     a = FrameAssembler(_sync(), camera_timeout_s=1.0, max_pending=2)
     for i in range(4):

@@ -274,7 +274,9 @@ class PanopticNode(Node):
         self.sync = CameraSynchronizer({c.name: c.time_offset_s for c in self.cameras},
                                        max_offset_s=self._p("sync.max_offset_s"),
                                        jump_threshold_s=self._p("sync.time_jump_threshold_s"))
-        self.assembler = FrameAssembler(self.sync, camera_timeout_s=self._p("sync.camera_timeout_s"))
+        # a cloud also waits (up to the timeout) for each camera's first CameraInfo: DDS orders no topics
+        self.assembler = FrameAssembler(self.sync, camera_timeout_s=self._p("sync.camera_timeout_s"),
+                                        awaiting=[c.name for c in self.cameras])
         self._infos: dict[str, CameraInfo] = {}
         self._models: dict[str, tuple] = {}  # camera -> (info key, CameraModel or (error reason, kind))
         self.max_points = self._p("max_points")
@@ -351,7 +353,12 @@ class PanopticNode(Node):
 
     def _on_info(self, camera: str, msg: CameraInfo) -> None:
         with self._lock:
+            first = camera not in self._infos
             self._infos[camera] = msg
+            if first:
+                self.assembler.camera_usable(camera)
+        if first:
+            self._poll()
 
     def _poll(self) -> None:
         """Hand clouds whose camera wait is over to the worker; only the newest is kept."""

@@ -12,6 +12,7 @@ the images a frame actually uses).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,15 +149,19 @@ class _Pending:
 class FrameAssembler:
     """The node's waiting policy on top of a CameraSynchronizer.
 
-    Each cloud waits until every camera is decided (see `CameraSynchronizer.is_decided`) or
+    Each cloud waits until every camera is decided (see `CameraSynchronizer.is_decided`) and usable, or
     `camera_timeout_s` has passed since it arrived, then comes out of `poll` with the images that
-    matched. At most `max_pending` clouds wait; the oldest is dropped (counted) beyond that.
+    matched. A camera named in `awaiting` is not usable until `camera_usable` is called for it (the node:
+    its first CameraInfo, which DDS may deliver after the first image). At most `max_pending` clouds wait;
+    the oldest is dropped (counted) beyond that.
     """
 
-    def __init__(self, sync: CameraSynchronizer, camera_timeout_s: float = 0.1, max_pending: int = 4):
+    def __init__(self, sync: CameraSynchronizer, camera_timeout_s: float = 0.1, max_pending: int = 4,
+                 awaiting: Iterable[str] = ()):
         self.sync = sync
         self.camera_timeout_s = camera_timeout_s
         self.max_pending = max_pending
+        self.awaiting = set(awaiting)
         self._pending: deque[_Pending] = deque()
         self.sync_misses = {name: 0 for name in sync.cameras}
         self.dropped_pending = 0  # clouds dropped while waiting: too many pending, or old timeline
@@ -174,6 +179,10 @@ class FrameAssembler:
     def add_image(self, camera: str, stamp_ns: int, item: Any) -> bool:
         return self.sync.add(camera, stamp_ns, item)
 
+    def camera_usable(self, camera: str) -> None:
+        """Clouds stop waiting for this camera's prerequisite (see `awaiting`)."""
+        self.awaiting.discard(camera)
+
     @property
     def num_pending(self) -> int:
         return len(self._pending)
@@ -181,7 +190,7 @@ class FrameAssembler:
     def _ready(self, p: _Pending, now_s: float) -> bool:
         if now_s - p.arrived_s >= self.camera_timeout_s:
             return True
-        return all(self.sync.is_decided(c, p.stamp_ns) for c in self.sync.cameras)
+        return not self.awaiting and all(self.sync.is_decided(c, p.stamp_ns) for c in self.sync.cameras)
 
     def poll(self, now_s: float) -> list[SyncedFrame]:
         """Clouds whose wait is over, in arrival order, with their matched images."""
