@@ -20,6 +20,8 @@ setup(
     ext_modules=[Extension(f"{PACKAGE}.ros._interleave", [f"{PACKAGE}/ros/_interleave.c"],
                            extra_compile_args=["-O3"]),
                  Extension(f"{PACKAGE}.core._projection", [f"{PACKAGE}/core/_projection.c"],
+                           extra_compile_args=["-O3"]),
+                 Extension(f"{PACKAGE}.core._clustering", [f"{PACKAGE}/core/_clustering.c"],
                            extra_compile_args=["-O3"])],
     install_requires=["setuptools"],
     zip_safe=False,

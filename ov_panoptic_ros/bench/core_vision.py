@@ -112,15 +112,15 @@ def bench_target_case(num_points: int = 100_000, repeats: int = 7, threads: int 
     }
 
 
-def bench_tiny_pipeline(num_points: int = 30_000, repeats: int = 5) -> dict:
-    """Per-stage medians of the tiny zero-shot pipeline on a synthetic 2-camera frame, at the default
-    thread count and single-threaded."""
+def bench_tiny_pipeline(num_points: int = 30_000, repeats: int = 5, num_cameras: int = 2) -> dict:
+    """Per-stage medians of the tiny zero-shot pipeline on a synthetic frame, at the default thread count
+    and single-threaded."""
     from ov_panoptic_ros.core.pipeline import PanopticPipeline
     from ov_panoptic_ros.data.synthetic import make_scene
 
-    scene = make_scene(seed=0, num_points=num_points, num_cameras=2)
+    scene = make_scene(seed=0, num_points=num_points, num_cameras=num_cameras)
     pipeline = PanopticPipeline(load_config("tiny", overrides={"device": "cpu"}))
-    result = {"points": num_points, "cameras": 2, "image_size": list(scene.frame.images[0].shape[1::-1])}
+    result = {"points": num_points, "cameras": num_cameras, "image_size": list(scene.frame.images[0].shape[1::-1])}
     default_threads = torch.get_num_threads()
     for key, threads in (("stage_ms", default_threads), ("stage_ms_1_thread", 1)):
         torch.set_num_threads(threads)
@@ -130,6 +130,7 @@ def bench_tiny_pipeline(num_points: int = 30_000, repeats: int = 5) -> dict:
         finally:
             torch.set_num_threads(default_threads)
         result[key] = {k: round(float(np.median([r[k] for r in runs])), 2) for k in runs[0]}
+    result["instances"] = len(pipeline(scene.frame).instances)  # boxes are fitted per instance
     return result
 
 
@@ -145,6 +146,8 @@ def bench_core_vision(quick: bool = False) -> dict:
         "target_case": bench_target_case(repeats=repeats),
         "target_case_1_thread": bench_target_case(repeats=repeats, threads=1),
         "tiny_pipeline": bench_tiny_pipeline(num_points=30_000, repeats=2 if quick else 5),
+        "tiny_pipeline_100k_6_cameras": bench_tiny_pipeline(num_points=100_000, repeats=2 if quick else 3,
+                                                            num_cameras=6),
     }
     result["load_average_1min"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     return result

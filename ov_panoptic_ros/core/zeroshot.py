@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from ov_panoptic_ros.core._clustering import radius_components
 from ov_panoptic_ros.core.config import ZeroShotConfig
 from ov_panoptic_ros.core.frame import UNLABELED, Instance, PanopticResult
 from ov_panoptic_ros.core.geometry import fit_box
@@ -120,19 +119,11 @@ def cluster_things(points: np.ndarray, labels: np.ndarray, is_stuff: np.ndarray,
 
 
 def _radius_components(xyz: np.ndarray, labels: np.ndarray, radius: float) -> np.ndarray:
-    """Component index per point of the radius graph; different classes never link.
-
-    The class is a fourth coordinate spaced far beyond the radius, so one KD-tree query finds only
-    same-class pairs.
-    """
-    xyz = xyz.astype(np.float64)
-    span = float(np.ptp(xyz, axis=0).max()) if xyz.shape[0] else 0.0
-    gap = 4.0 * (span + radius) + 1.0
-    keyed = np.column_stack([xyz, labels.astype(np.float64) * gap])
-    pairs = cKDTree(keyed).query_pairs(radius, output_type="ndarray")
-    n = xyz.shape[0]
-    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
+    """Component index per point of the radius graph (distance <= radius); different classes never link.
+    Components are numbered in first-point order (the C kernel `_clustering.c`)."""
+    component = np.empty(xyz.shape[0], np.int64)
+    radius_components(np.ascontiguousarray(xyz, np.float32), np.ascontiguousarray(labels, np.uint16), float(radius),
+                      component)
     return component
 
 
