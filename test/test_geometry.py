@@ -508,3 +508,51 @@ def test_projection_kernel_rejects_malformed_buffers():
     with pytest.raises(ValueError, match="read-only"):
         _projection.project(pts, table, 0.5, 0.0, 8, 0.5, *read_only)
     assert len(geometry.COLUMNS) == table.shape[1] and set(geometry.COEFF_NAMES) <= set(geometry.COLUMNS)
+
+
+def test_fit_boxes_of_a_frame_match_one_box_at_a_time():
+    rng = np.random.default_rng(12)
+    points = rng.normal(size=(3000, 3)) * [10, 10, 1]
+    ids = rng.choice([0, 3, 7, 8, 20], size=3000).astype(np.uint32)  # 0: no box; gaps between ids
+    ids[5] = 21  # a one-point group
+    boxes = geometry.fit_boxes(points, ids)
+    assert boxes.ids.tolist() == [3, 7, 8, 20, 21]
+    for k, i in enumerate(boxes.ids):
+        center, size, yaw = fit_box(points[ids == i])
+        np.testing.assert_array_equal(boxes.centers[k], center)
+        np.testing.assert_array_equal(boxes.sizes[k], size)
+        assert boxes.yaws[k] == yaw
+        assert boxes.counts[k] == (ids == i).sum() and boxes.first[k] == np.flatnonzero(ids == i)[0]
+    assert boxes.sizes[4].tolist() == [0.0, 0.0, 0.0] and np.array_equal(boxes.centers[4], points[5])
+    none = geometry.fit_boxes(points, np.zeros(3000, np.uint32))
+    assert none.ids.size == 0 and none.centers.shape == (0, 3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fit_box_is_the_minimum_area_box_and_holds_every_point(seed):
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(int(rng.integers(3, 80)), 3)) * np.append(rng.uniform(0.2, 5, 2), 1.0)
+    center, size, yaw = fit_box(points)
+    c, s = math.cos(yaw), math.sin(yaw)
+    local = (points[:, :2] - center[:2]) @ np.array([[c, -s], [s, c]])  # into the box frame
+    assert (np.abs(local) <= size[:2] / 2 + 1e-9).all() and size[0] >= size[1]
+    angles = np.linspace(0, math.pi / 2, 20001)  # a rectangle repeats every quarter turn
+    along = points[:, 0, None] * np.cos(angles) + points[:, 1, None] * np.sin(angles)
+    across = -points[:, 0, None] * np.sin(angles) + points[:, 1, None] * np.cos(angles)
+    best = (np.ptp(along, axis=0) * np.ptp(across, axis=0)).min()
+    assert size[0] * size[1] <= best + 1e-9 and size[0] * size[1] >= best * (1 - 1e-3)
+
+
+def test_box_kernel_rejects_bad_groups():
+    from ov_panoptic_ros.core import _boxes
+
+    pts = np.zeros((4, 3))
+    out = np.empty((1, 7))
+    with pytest.raises(ValueError, match="non-empty"):
+        _boxes.fit_boxes(pts, np.arange(4), np.array([2]), np.array([2]), out)
+    with pytest.raises(ValueError, match="not a point index"):
+        _boxes.fit_boxes(pts, np.array([0, 9]), np.array([0]), np.array([2]), out)
+    with pytest.raises(ValueError, match="float64"):
+        _boxes.fit_boxes(pts.astype(np.float32), np.arange(4), np.array([0]), np.array([4]), out)
+    with pytest.raises(ValueError, match=r"\(N,\) ids"):
+        geometry.fit_boxes(pts, np.ones(3))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ov_panoptic_ros.core import _projection
+from ov_panoptic_ros.core import _boxes, _projection
 from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.frame import CameraModel
 
@@ -254,67 +254,41 @@ def project_points(points: torch.Tensor, cameras: list[CameraModel], cfg: Projec
     return proj.to(points.device)
 
 
-def fit_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Minimum-area oriented box in the ground plane (rotating calipers on the xy hull); z from min/max.
+@dataclass
+class Boxes:
+    """Oriented boxes, one row per group (an instance id)."""
 
-    Returns center (3,), size (3,) as [length, width, height] with length along yaw, and yaw in
-    (-pi/2, pi/2]. Collinear or single points give a box of zero width.
-    """
+    ids: np.ndarray  # (K,) the group's id
+    centers: np.ndarray  # (K, 3) float64
+    sizes: np.ndarray  # (K, 3) float64: length along yaw, width, height
+    yaws: np.ndarray  # (K,) float64 in (-pi/2, pi/2]
+    counts: np.ndarray  # (K,) int64 points per box
+    first: np.ndarray  # (K,) int64 index of each group's first point
+
+
+def fit_boxes(points: np.ndarray, instance_ids: np.ndarray) -> Boxes:
+    """The minimum-area oriented box in the ground plane (z from min/max) of the points of each nonzero
+    id, ids ascending: one call of the C kernel `_boxes.c` for a whole frame. Collinear or single points
+    give a box of zero width."""
+    pts = np.ascontiguousarray(points, dtype=np.float64)
+    ids = np.asarray(instance_ids)
+    if pts.ndim != 2 or pts.shape[1] != 3 or ids.shape != (pts.shape[0],):
+        raise ValueError(f"fit_boxes needs (N, 3) points and (N,) ids, got {pts.shape} and {ids.shape}")
+    members = np.flatnonzero(ids)
+    order = members[np.argsort(ids[members], kind="stable")]
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.diff(sorted_ids, prepend=0) != 0)  # ids are nonzero: each group starts once
+    ends = np.append(starts[1:], order.size) if starts.size else starts
+    out = np.empty((starts.size, 7), np.float64)
+    _boxes.fit_boxes(pts, order.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64), out)
+    return Boxes(sorted_ids[starts], out[:, :3], out[:, 3:6], out[:, 6], (ends - starts).astype(np.int64),
+                 order[starts].astype(np.int64))
+
+
+def fit_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """`fit_boxes` for one group: center (3,), size (3,) as [length, width, height], yaw in (-pi/2, pi/2]."""
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] == 0:
         raise ValueError(f"fit_box needs a non-empty (K, 3) array of points, got shape {pts.shape}")
-    xy = pts[:, :2]
-    angle = _min_area_angle(xy)
-    rot = _rotation_2d(-angle)
-    local = xy @ rot.T  # box-aligned coordinates
-    lo, hi = local.min(axis=0), local.max(axis=0)
-    extent = hi - lo
-    center_xy = _rotation_2d(angle) @ ((lo + hi) / 2)
-    if extent[1] > extent[0]:  # make the first side the long one
-        angle += np.pi / 2
-        extent = extent[::-1]
-    zmin, zmax = pts[:, 2].min(), pts[:, 2].max()
-    center = np.array([center_xy[0], center_xy[1], (zmin + zmax) / 2])
-    size = np.array([extent[0], extent[1], zmax - zmin])
-    return center, size, _wrap_half_turn(angle)
-
-
-def _min_area_angle(xy: np.ndarray) -> float:
-    """Angle of the hull edge whose aligned bounding rectangle has the least area."""
-    hull = _convex_hull_xy(xy)
-    if hull.shape[0] < 3:  # a point or a segment: align with its principal direction
-        spread = xy - xy.mean(axis=0)
-        if not np.any(spread):
-            return 0.0
-        _, _, vt = np.linalg.svd(spread, full_matrices=False)
-        return float(np.arctan2(vt[0, 1], vt[0, 0]))
-    edges = np.roll(hull, -1, axis=0) - hull
-    angles = np.arctan2(edges[:, 1], edges[:, 0])  # (E,)
-    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
-    along = hull[None, :, 0] * cos + hull[None, :, 1] * sin  # (E, H) hull in each edge's frame
-    across = -hull[None, :, 0] * sin + hull[None, :, 1] * cos
-    area = np.ptp(along, axis=1) * np.ptp(across, axis=1)
-    return float(angles[int(np.argmin(area))])
-
-
-def _convex_hull_xy(xy: np.ndarray) -> np.ndarray:
-    """Hull vertices in order; fewer than 3 rows when the points are collinear or identical."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    if xy.shape[0] < 3:
-        return xy
-    try:
-        return xy[ConvexHull(xy).vertices]
-    except QhullError:  # collinear or coincident: no 2-D hull
-        return xy[:2]
-
-
-def _rotation_2d(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s], [s, c]])
-
-
-def _wrap_half_turn(angle: float) -> float:
-    """A box's yaw is defined modulo pi; map it to (-pi/2, pi/2]."""
-    wrapped = math.pi / 2 - (math.pi / 2 - angle) % math.pi
-    return float(wrapped)
+    boxes = fit_boxes(pts, np.ones(pts.shape[0], np.uint8))
+    return boxes.centers[0], boxes.sizes[0], float(boxes.yaws[0])

@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 from ov_panoptic_ros.core._clustering import radius_components
 from ov_panoptic_ros.core.config import ZeroShotConfig
 from ov_panoptic_ros.core.frame import UNLABELED, Instance, PanopticResult
-from ov_panoptic_ros.core.geometry import fit_box
+from ov_panoptic_ros.core.geometry import fit_boxes
 from ov_panoptic_ros.core.vision.features import PointFeatures, check_point_features
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings
 
@@ -129,18 +129,12 @@ def _radius_components(xyz: np.ndarray, labels: np.ndarray, radius: float) -> np
 
 def describe_instances(points: np.ndarray, labels: np.ndarray, scores: np.ndarray,
                        instance_ids: np.ndarray) -> list[Instance]:
-    """One Instance per id: its class, mean score, point count and oriented box."""
-    if not instance_ids.any():
+    """One Instance per id: the class of its first point, mean score, point count and oriented box."""
+    boxes = fit_boxes(points, instance_ids)
+    if not boxes.ids.size:
         return []
-    order = np.argsort(instance_ids, kind="stable")
-    sorted_ids = instance_ids[order]
-    starts = np.flatnonzero(np.diff(sorted_ids, prepend=0))  # first row of each nonzero id
-    ends = np.append(starts[1:], sorted_ids.shape[0])
-    instances = []
-    for start, end in zip(starts, ends):
-        rows = order[start:end]
-        center, size, yaw = fit_box(points[rows])
-        instances.append(Instance(instance_id=int(sorted_ids[start]), label=int(labels[rows[0]]),
-                                  score=float(scores[rows].mean()), center=center, size=size, yaw=yaw,
-                                  num_points=int(rows.size)))
-    return instances
+    mean_scores = np.bincount(instance_ids, weights=scores)[boxes.ids] / boxes.counts
+    return [Instance(instance_id=int(i), label=int(labels[f]), score=float(m), center=c, size=sz, yaw=float(y),
+                     num_points=int(k))
+            for i, f, m, c, sz, y, k in zip(boxes.ids, boxes.first, mean_scores, boxes.centers, boxes.sizes,
+                                            boxes.yaws, boxes.counts)]

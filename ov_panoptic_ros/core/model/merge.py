@@ -18,7 +18,7 @@ import torch
 
 from ov_panoptic_ros.core.config import MergeConfig
 from ov_panoptic_ros.core.frame import UNLABELED, Instance
-from ov_panoptic_ros.core.geometry import fit_box
+from ov_panoptic_ros.core.geometry import fit_boxes
 
 MASK_THRESHOLD = 0.5
 
@@ -96,15 +96,15 @@ def voxels_to_points(result: VoxelPanoptic, point_to_voxel: torch.Tensor) -> tup
 
 
 def build_instances(points: np.ndarray, instance_ids: np.ndarray, segments: list[Segment]) -> list[Instance]:
-    """One oriented box per thing segment, fitted to the points that carry its id."""
+    """One oriented box per thing segment, fitted to the points that carry its id (one kernel call for all);
+    a segment no point carries (every voxel has a point, so only on misuse) gets none."""
+    boxes = fit_boxes(points, instance_ids)
+    row = {int(i): k for k, i in enumerate(boxes.ids)}
     instances = []
     for seg in segments:
-        if seg.instance_id == 0:
+        k = row.get(seg.instance_id) if seg.instance_id else None
+        if k is None:
             continue
-        members = points[instance_ids == seg.instance_id]
-        if members.shape[0] == 0:  # every voxel has a point, so this only guards against misuse
-            continue
-        center, size, yaw = fit_box(members)
-        instances.append(
-            Instance(seg.instance_id, seg.label, seg.score, center, size, float(yaw), int(members.shape[0])))
+        instances.append(Instance(seg.instance_id, seg.label, seg.score, boxes.centers[k], boxes.sizes[k],
+                                  float(boxes.yaws[k]), int(boxes.counts[k])))
     return instances
