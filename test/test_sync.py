@@ -124,6 +124,11 @@ def test_a_camera_awaiting_its_prerequisite_holds_the_cloud_until_usable_or_the_
     b.add_cloud(T0, "cloud", now_s=0.0)
     (late,) = b.poll(0.1)  # never usable: the cloud goes out at the timeout, with the images it matched
     assert late.images == {"front": "F", "back": "B"} and abs(late.waited_s - 0.1) < 1e-9
+    b.add_image("front", T0 + 100 * MS, "F2")  # the next cloud no longer waits for back's CameraInfo
+    b.add_image("back", T0 + 100 * MS, "B2")
+    b.add_cloud(T0 + 100 * MS, "next", now_s=0.2)
+    (after,) = b.poll(0.2)
+    assert after.cloud == "next" and after.waited_s == 0.0
 
 
 def test_frames_come_out_in_arrival_order_and_pending_is_bounded():

@@ -152,8 +152,9 @@ class FrameAssembler:
     Each cloud waits until every camera is decided (see `CameraSynchronizer.is_decided`) and usable, or
     `camera_timeout_s` has passed since it arrived, then comes out of `poll` with the images that
     matched. A camera named in `awaiting` is not usable until `camera_usable` is called for it (the node:
-    its first CameraInfo, which DDS may deliver after the first image). At most `max_pending` clouds wait;
-    the oldest is dropped (counted) beyond that.
+    its first CameraInfo, which DDS may deliver after the first image); once a cloud has waited the whole
+    timeout for it, later clouds no longer wait for it (a camera that never sends one costs one timeout,
+    not one per frame). At most `max_pending` clouds wait; the oldest is dropped (counted) beyond that.
     """
 
     def __init__(self, sync: CameraSynchronizer, camera_timeout_s: float = 0.1, max_pending: int = 4,
@@ -199,6 +200,7 @@ class FrameAssembler:
             if not self._ready(p, now_s):
                 still.append(p)
                 continue
+            self.awaiting.clear()  # released: by the timeout (then given up on) or with nothing awaited
             images = self.sync.match(p.stamp_ns, observe=False)
             missing = [c for c, item in images.items() if item is None]
             for c in missing:
