@@ -19,11 +19,9 @@ setup(
     # plain CPython C API: gcc and the Python headers are all it needs (package.xml: python3-dev)
     ext_modules=[Extension(f"{PACKAGE}.ros._interleave", [f"{PACKAGE}/ros/_interleave.c"],
                            extra_compile_args=["-O3"]),
-                 Extension(f"{PACKAGE}.core._projection", [f"{PACKAGE}/core/_projection.c"],
-                           extra_compile_args=["-O3"]),
-                 Extension(f"{PACKAGE}.core._clustering", [f"{PACKAGE}/core/_clustering.c"],
-                           extra_compile_args=["-O3"]),
-                 Extension(f"{PACKAGE}.core._boxes", [f"{PACKAGE}/core/_boxes.c"], extra_compile_args=["-O3"])],
+                 *(Extension(f"{PACKAGE}.core.{name}", [f"{PACKAGE}/core/{name}.c"], extra_compile_args=["-O3"],
+                             depends=[f"{PACKAGE}/core/_buffers.h"])
+                   for name in ("_projection", "_clustering", "_boxes"))],
     install_requires=["setuptools"],
     zip_safe=False,
     maintainer="ov_panoptic_ros developers",

@@ -12,8 +12,7 @@
  * points: (N, 3) float64; order, starts, ends: int64; out: (K, 7) float64 written as center x y z,
  * length (along yaw), width, height, yaw in (-pi/2, pi/2]. Every group must be non-empty.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_buffers.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -116,20 +115,6 @@ static void fit_group(const double *pts, const int64_t *idx, Py_ssize_t m, Pt *x
     out[6] = M_PI / 2 - r;
 }
 
-static int get(PyObject *obj, Py_buffer *b, int writable, char kind, const char *name)
-{
-    if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return -1;
-    const char *f = b->format;
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    int ok = b->itemsize == 8 && (kind == 'd' ? *f == 'd' : (*f == 'q' || *f == 'l')) && f[1] == 0;
-    if (!ok) {
-        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous %s array", name, kind == 'd' ? "float64" : "int64");
-        return -1;
-    }
-    return 0;
-}
-
 static PyObject *fit_boxes(PyObject *self, PyObject *args)
 {
     PyObject *objs[5], *result = NULL;
@@ -138,7 +123,7 @@ static PyObject *fit_boxes(PyObject *self, PyObject *args)
     Pt *xy = NULL, *hull = NULL;
     if (!PyArg_ParseTuple(args, "OOOOO:fit_boxes", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4])) return NULL;
     for (int i = 0; i < 5; i++)
-        if (get(objs[i], &b[i], i == 4, i == 0 || i == 4 ? 'd' : 'q', names[i]) < 0) goto done;
+        if (get_typed_buffer(objs[i], &b[i], i == 4, i == 0 || i == 4 ? 'd' : 'q', names[i]) < 0) goto done;
     const Py_ssize_t n = b[0].len / 24, total = b[1].len / 8, k = b[2].len / 8;
     if (b[0].ndim != 2 || b[0].shape[1] != 3 || b[3].len / 8 != k || b[4].len / 8 != 7 * k) {
         PyErr_SetString(PyExc_ValueError, "expected points (N, 3), starts and ends (K,), out (K, 7)");

@@ -13,8 +13,7 @@
  * points: (K, 3) float32, C-contiguous; labels: (K,) uint16; out: (K,) int64, writable.
  * Distances are computed in float64 from the float32 coordinates.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_buffers.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -175,17 +174,12 @@ static PyObject *radius_components(PyObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "radius must be a positive number, got %g", radius);
         return NULL;
     }
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT;
-    if (PyObject_GetBuffer(pts_obj, &pts, flags) < 0 || PyObject_GetBuffer(lab_obj, &lab, flags) < 0 ||
-        PyObject_GetBuffer(out_obj, &out, flags | PyBUF_WRITABLE) < 0)
+    if (get_typed_buffer(pts_obj, &pts, 0, 'f', "points") < 0 || get_typed_buffer(lab_obj, &lab, 0, 'H', "labels") < 0 ||
+        get_typed_buffer(out_obj, &out, 1, 'q', "out") < 0)
         goto done;
-    const char *pf = pts.format, *lf = lab.format, *of = out.format;
-    if (*pf == '<' || *pf == '=') pf++;
-    if (*lf == '<' || *lf == '=') lf++;
-    if (*of == '<' || *of == '=') of++;
     const Py_ssize_t n = pts.ndim == 2 ? pts.shape[0] : -1;
-    if (pts.ndim != 2 || pts.shape[1] != 3 || strcmp(pf, "f") || lab.ndim != 1 || lab.shape[0] != n ||
-        strcmp(lf, "H") || out.ndim != 1 || out.shape[0] != n || out.itemsize != 8 || (*of != 'q' && *of != 'l')) {
+    if (pts.ndim != 2 || pts.shape[1] != 3 || lab.ndim != 1 || lab.shape[0] != n || out.ndim != 1 ||
+        out.shape[0] != n) {
         PyErr_SetString(PyExc_ValueError, "expected points (K, 3) float32, labels (K,) uint16 and out (K,) int64, "
                                           "all C-contiguous");
         goto done;

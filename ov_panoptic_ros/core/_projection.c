@@ -18,8 +18,7 @@
  * The P pairs are written camera-major and by ascending point within a camera. The bounds test runs on the
  * float32 pixel that is stored, so every stored pixel is inside its image (minus the margin).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_buffers.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -197,24 +196,13 @@ static Py_ssize_t project_camera(const float *xs, const float *ys, const float *
     return kept;
 }
 
-/* Acquire a C-contiguous buffer of `format` items with at least `min_items` items. */
-static int get_buffer(PyObject *obj, Py_buffer *b, int writable, const char *format, Py_ssize_t min_items,
-                      const char *name)
+/* `get_typed_buffer` with at least `min_items` items. */
+static int get_buffer(PyObject *obj, Py_buffer *b, int writable, char type, Py_ssize_t min_items, const char *name)
 {
-    if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return -1;
-    const char *f = b->format ? b->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    int ok = 0;
-    if (format[0] == 'q') ok = (f[0] == 'q' || f[0] == 'l') && b->itemsize == 8; /* int64, as numpy names it */
-    else ok = f[0] == format[0] && f[1] == 0;
-    if (!ok || b->len / b->itemsize < min_items) {
-        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous %s buffer of at least %zd items, got format %s "
-                     "with %zd items", name, format, min_items, b->format ? b->format : "B",
-                     b->len / (b->itemsize ? b->itemsize : 1));
-        return -1;
-    }
-    return 0;
+    if (get_typed_buffer(obj, b, writable, type, name) < 0) return -1;
+    if (b->len / b->itemsize >= min_items) return 0;
+    PyErr_Format(PyExc_ValueError, "%s has %zd items, needs at least %zd", name, b->len / b->itemsize, min_items);
+    return -1;
 }
 
 static PyObject *project(PyObject *self, PyObject *args)
@@ -232,7 +220,7 @@ static PyObject *project(PyObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "occlusion block must be >= 0 pixels, got %zd", o.block);
         return NULL;
     }
-    if (get_buffer(pts_obj, &pts, 0, "f", 0, "points") < 0 || get_buffer(cam_obj, &cam, 0, "d", 0, "cameras") < 0)
+    if (get_buffer(pts_obj, &pts, 0, 'f', 0, "points") < 0 || get_buffer(cam_obj, &cam, 0, 'd', 0, "cameras") < 0)
         goto done;
     if (pts.ndim != 2 || pts.shape[1] != 3 || cam.ndim != 2 || cam.shape[1] != NCOL) {
         PyErr_Format(PyExc_ValueError, "points must be (N, 3) and cameras (M, %d)", NCOL);
@@ -243,10 +231,10 @@ static PyObject *project(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "too many points or cameras");
         goto done;
     }
-    if (get_buffer(point_obj, &opoint, 1, "q", m * n, "out_point") < 0 ||
-        get_buffer(uv_obj, &ouv, 1, "f", 2 * m * n, "out_uv") < 0 ||
-        get_buffer(depth_obj, &odepth, 1, "f", m * n, "out_depth") < 0 ||
-        get_buffer(counts_obj, &counts, 1, "q", m, "counts") < 0)
+    if (get_buffer(point_obj, &opoint, 1, 'q', m * n, "out_point") < 0 ||
+        get_buffer(uv_obj, &ouv, 1, 'f', 2 * m * n, "out_uv") < 0 ||
+        get_buffer(depth_obj, &odepth, 1, 'f', m * n, "out_depth") < 0 ||
+        get_buffer(counts_obj, &counts, 1, 'q', m, "counts") < 0)
         goto done;
     const double *table = cam.buf;
     Py_ssize_t max_cells = 1;

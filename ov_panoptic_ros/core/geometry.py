@@ -6,7 +6,6 @@ Projection runs in a small C kernel (`_projection.c`): one pass per camera over 
 """
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 
@@ -280,9 +279,9 @@ def fit_boxes(points: np.ndarray, instance_ids: np.ndarray) -> Boxes:
     starts = np.flatnonzero(np.diff(sorted_ids, prepend=0) != 0)  # ids are nonzero: each group starts once
     ends = np.append(starts[1:], order.size) if starts.size else starts
     out = np.empty((starts.size, 7), np.float64)
-    _boxes.fit_boxes(pts, order.astype(np.int64), starts.astype(np.int64), ends.astype(np.int64), out)
-    return Boxes(sorted_ids[starts], out[:, :3], out[:, 3:6], out[:, 6], (ends - starts).astype(np.int64),
-                 order[starts].astype(np.int64))
+    order, starts, ends = (a.astype(np.int64, copy=False) for a in (order, starts, ends))  # intp: no copy
+    _boxes.fit_boxes(pts, order, starts, ends, out)
+    return Boxes(sorted_ids[starts], out[:, :3], out[:, 3:6], out[:, 6], ends - starts, order[starts])
 
 
 def fit_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

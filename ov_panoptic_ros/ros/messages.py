@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ov_panoptic_ros.core.frame import UNLABELED, CameraModel
+from ov_panoptic_ros.core.frame import CameraModel
 from ov_panoptic_ros.ros._interleave import interleave
 
 # sensor_msgs/PointField datatypes
