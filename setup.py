@@ -17,7 +17,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
     # plain CPython C API: gcc and the Python headers are all it needs (package.xml: python3-dev)
-    ext_modules=[Extension(f"{PACKAGE}.ros._interleave", [f"{PACKAGE}/ros/_interleave.c"],
+    ext_modules=[Extension(f"{PACKAGE}.bridge._interleave", [f"{PACKAGE}/bridge/_interleave.c"],
                            extra_compile_args=["-O3"]),
                  *(Extension(f"{PACKAGE}.core.{name}", [f"{PACKAGE}/core/{name}.c"], extra_compile_args=["-O3"],
                              depends=[f"{PACKAGE}/core/_buffers.h"])

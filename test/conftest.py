@@ -99,7 +99,7 @@ def start_node(spin, tiny_pipeline):
     from rclpy.parameter import Parameter
 
     from ov_panoptic_ros.ros.node import PanopticNode
-    from ov_panoptic_ros.ros.probe import Probe, wait_until
+    from ov_panoptic_ros.testing.probe import Probe, wait_until
 
     def start(params=None, **probe_kwargs):
         values = {**TEST_NODE_PARAMS, **(params or {})}

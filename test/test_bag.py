@@ -6,26 +6,17 @@ import pytest
 from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 
+from ov_panoptic_ros.bridge.clouds import FLOAT32, read_cloud, read_cloud_fields
+from ov_panoptic_ros.bridge.images import compressed_to_rgb, image_to_rgb
+from ov_panoptic_ros.bridge.packing import pack_lidar_cloud
+from ov_panoptic_ros.bridge.problems import CloudError
+from ov_panoptic_ros.data.bag.errors import BagCorruptError, BagError, BagNotFoundError, MissingTopicsError
+from ov_panoptic_ros.data.bag.layout import CALIBRATION_ATTACHMENT, BagTopics, gt_classes_from_json, gt_classes_to_json
+from ov_panoptic_ros.data.bag.mcap_file import add_mcap_attachment, read_mcap_attachments
+from ov_panoptic_ros.data.bag.reader import open_bag
+from ov_panoptic_ros.data.bag.writer import BagWriter
 from ov_panoptic_ros.data.synthetic import scene_sequence
-from ov_panoptic_ros.eval.bag import (
-    CALIBRATION_ATTACHMENT,
-    BagCorruptError,
-    BagError,
-    BagNotFoundError,
-    BagTopics,
-    BagWriter,
-    MissingTopicsError,
-    add_mcap_attachment,
-    gt_classes_from_json,
-    gt_classes_to_json,
-    open_bag,
-    pack_lidar_cloud,
-    read_cloud_fields,
-    read_mcap_attachments,
-    synthetic_classes,
-    write_synthetic_bag,
-)
-from ov_panoptic_ros.ros.messages import FLOAT32, CloudError, compressed_to_rgb, image_to_rgb, read_cloud
+from ov_panoptic_ros.data.synthetic_drive import synthetic_classes, write_synthetic_bag
 
 SMALL = dict(n_frames=3, num_points=1500, num_cameras=2, image_size=(48, 32), seed=3)
 
@@ -248,7 +239,7 @@ def test_writer_never_overwrites(tmp_path):
 
 def damage_chunk(path, chunk_number: int) -> None:
     """Overwrite the first records of one MCAP chunk with 0xFF (the footer and index stay valid)."""
-    from ov_panoptic_ros.eval.bag import _iter_records
+    from ov_panoptic_ros.data.bag.mcap_file import _iter_records
 
     buf = bytearray(path.read_bytes())
     chunks = [pos for op, pos, _ in _iter_records(bytes(buf), 8) if op == 0x06]
@@ -259,7 +250,7 @@ def damage_chunk(path, chunk_number: int) -> None:
 
 
 def test_garbage_inside_the_bag_stops_reading_with_a_count(tmp_path):
-    from ov_panoptic_ros.eval.bag import BagReadError
+    from ov_panoptic_ros.data.bag.errors import BagReadError
 
     path = tmp_path / "g.mcap"
     write_synthetic_bag(path, n_frames=8, num_points=6000, image_size=(160, 120), seed=1)

@@ -55,9 +55,9 @@ def test_colcon_build_installs_package(tmp_path):
     assert str(share / "config" / "calibration_demo.yaml") in out and "cam_nowhere" in out, out
 
     # the C extension was compiled into the install space, and packs a cloud from there
-    assert list((site / PACKAGE / "ros").glob("_interleave*.so")), "not installed: the _interleave extension"
-    code = ("import numpy as np; from ov_panoptic_ros.ros import _interleave, messages;"
-            "p = messages.pack_cloud({'a': np.arange(5, dtype=np.uint8), 'b': np.arange(5, dtype=np.float32)});"
+    assert list((site / PACKAGE / "bridge").glob("_interleave*.so")), "not installed: the _interleave extension"
+    code = ("import numpy as np; from ov_panoptic_ros.bridge import _interleave, packing;"
+            "p = packing.pack_cloud({'a': np.arange(5, dtype=np.uint8), 'b': np.arange(5, dtype=np.float32)});"
             "assert bytes(p.data) == b''.join(bytes([i, 0, 0, 0]) + np.float32(i).tobytes() for i in range(5));"
             "print(_interleave.__file__)")
     check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,

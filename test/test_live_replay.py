@@ -7,8 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from ov_panoptic_ros.eval.bag import open_bag, read_cloud_fields, write_synthetic_bag
-from ov_panoptic_ros.eval.live import LiveError, replay_live
+from ov_panoptic_ros.bridge.clouds import read_cloud_fields
+from ov_panoptic_ros.data.bag.reader import open_bag
+from ov_panoptic_ros.data.synthetic_drive import write_synthetic_bag
+from ov_panoptic_ros.eval.errors import LiveError
+from ov_panoptic_ros.eval.live import replay_live
 from ov_panoptic_ros.eval.replay import replay_offline
 
 BAG_KW = dict(num_points=1500, num_cameras=2, image_size=(64, 48), seed=11)
@@ -84,11 +87,13 @@ def test_live_scoring_handles_late_ground_truth_and_dropped_frames(tmp_path):
 
     Node outputs are built from the bag's own ground truth (a perfect node), so every scored frame is exact.
     """
+    from ov_panoptic_ros.bridge import builders
+    from ov_panoptic_ros.bridge.packing import pack_panoptic_cloud
     from ov_panoptic_ros.core.frame import Vocabulary
-    from ov_panoptic_ros.eval.bag import cloud_msg, typestore
+    from ov_panoptic_ros.data.bag.typestore import rosbags_kit, typestore
     from ov_panoptic_ros.eval.live import LiveScorer
-    from ov_panoptic_ros.eval.replay import RunStats, SampleKeeper, Scorer
-    from ov_panoptic_ros.ros.messages import pack_panoptic_cloud
+    from ov_panoptic_ros.eval.run_stats import RunStats, SampleKeeper
+    from ov_panoptic_ros.eval.scoring import Scorer
 
     bag = tmp_path / "d.mcap"
     write_synthetic_bag(bag, n_frames=4, **BAG_KW)
@@ -107,7 +112,7 @@ def test_live_scoring_handles_late_ground_truth_and_dropped_frames(tmp_path):
         packed = pack_panoptic_cloud(np.zeros((n, 3), np.float32), None, gt["label"], gt["instance_id"],
                                      np.ones(n, np.float32), np.zeros((1, 3), np.uint8), vocab_version=0)
         stamp = gt_msg.decode().header.stamp
-        msg = cloud_msg(packed, stamp.sec * 10**9 + stamp.nanosec, "lidar_top")
+        msg = builders.cloud(rosbags_kit(), packed, stamp.sec * 10**9 + stamp.nanosec, "lidar_top")
         return bytes(typestore().serialize_cdr(msg, msg.__msgtype__))
 
     for cloud in clouds:

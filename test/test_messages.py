@@ -6,14 +6,42 @@ import sys
 
 import numpy as np
 import pytest
+from ov_panoptic_ros.bridge._interleave import interleave
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from ov_panoptic_ros.bridge.camera_info import camera_model_from_info
+from ov_panoptic_ros.bridge.clouds import (
+    DEFAULT_MAX_POINTS,
+    FLOAT32,
+    FLOAT64,
+    INT8,
+    INT16,
+    INT32,
+    POINTFIELD_DTYPES,
+    UINT8,
+    UINT16,
+    UINT32,
+    read_cloud,
+    read_fields,
+)
+from ov_panoptic_ros.bridge.images import compressed_to_rgb, image_to_rgb
+from ov_panoptic_ros.bridge.packing import (
+    _DATATYPE_OF,
+    UNLABELED_RGB,
+    Lookup,
+    PackedCloud,
+    class_color_table,
+    cloud_layout,
+    pack_cloud,
+    pack_panoptic_cloud,
+    panoptic_fields,
+    to_pointcloud2,
+)
+from ov_panoptic_ros.bridge.problems import CameraInfoError, CloudError, ImageError
 from ov_panoptic_ros.core.calibration import CameraExtrinsics
 from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
-from ov_panoptic_ros.ros import messages as M
-from ov_panoptic_ros.ros._interleave import interleave
-from ov_panoptic_ros.ros.scene_msgs import DRIVER_POINT_STEP, driver_cloud
+from ov_panoptic_ros.testing.scene_msgs import DRIVER_POINT_STEP, driver_cloud
 
 RNG = np.random.default_rng(0)
 
@@ -38,7 +66,7 @@ def test_driver_cloud_reads_as_zero_copy_view():
     xyz, inten = _xyz(), RNG.random(50).astype(np.float32)
     msg = driver_cloud(xyz, inten, 5, "lidar")
     assert isinstance(msg.data, (bytes, bytearray, memoryview)) or msg.data.typecode == "B"
-    cloud = M.read_cloud(msg)
+    cloud = read_cloud(msg)
     assert cloud.num_points == 50 and cloud.xyz.dtype == np.float32 and cloud.xyz.shape == (50, 3)
     np.testing.assert_array_equal(cloud.xyz, xyz)
     np.testing.assert_array_equal(cloud.intensity, inten)
@@ -62,16 +90,16 @@ def test_rosbags_message_gives_the_same_arrays():
                                                        count=f.count) for f in ref.fields],
         data=np.frombuffer(bytes(ref.data), np.uint8), is_dense=True,
     )
-    cloud = M.read_cloud(bag_msg)
+    cloud = read_cloud(bag_msg)
     np.testing.assert_array_equal(cloud.xyz, xyz)
     # and back: a rosbags output message from the same PackedCloud
-    packed = M.pack_panoptic_cloud(xyz, None, np.zeros(50, np.uint16), np.zeros(50, np.uint32),
+    packed = pack_panoptic_cloud(xyz, None, np.zeros(50, np.uint16), np.zeros(50, np.uint32),
                                    np.zeros(50, np.float32), np.zeros((1, 3), np.uint8))
-    out = M.to_pointcloud2(packed, bag_msg.header, ts.types["sensor_msgs/msg/PointCloud2"],
+    out = to_pointcloud2(packed, bag_msg.header, ts.types["sensor_msgs/msg/PointCloud2"],
                            ts.types["sensor_msgs/msg/PointField"])
     assert out.data.dtype == np.uint8 and out.data.size == 50 * packed.point_step
     assert np.shares_memory(out.data, np.frombuffer(packed.data, np.uint8))  # a view, not a copy
-    np.testing.assert_array_equal(M.read_cloud(out).xyz, xyz)
+    np.testing.assert_array_equal(read_cloud(out).xyz, xyz)
 
 
 def test_scattered_fields_and_other_intensity_types():
@@ -80,8 +108,8 @@ def test_scattered_fields_and_other_intensity_types():
     arr = np.zeros(20, dt)
     xyz = _xyz(20)
     arr["x"], arr["y"], arr["z"], arr["i"] = xyz[:, 0], xyz[:, 1], xyz[:, 2], np.arange(20)
-    fields = [("z", 0, M.FLOAT32, 1), ("intensity", 4, M.UINT16, 1), ("x", 8, M.FLOAT32, 1), ("y", 16, M.FLOAT32, 1)]
-    cloud = M.read_cloud(_cloud_from_struct(arr, fields))
+    fields = [("z", 0, FLOAT32, 1), ("intensity", 4, UINT16, 1), ("x", 8, FLOAT32, 1), ("y", 16, FLOAT32, 1)]
+    cloud = read_cloud(_cloud_from_struct(arr, fields))
     np.testing.assert_array_equal(cloud.xyz, xyz)
     assert cloud.intensity.dtype == np.float32
     np.testing.assert_array_equal(cloud.intensity, np.arange(20, dtype=np.float32))
@@ -93,15 +121,15 @@ def test_padded_rows_are_stripped():
     xyz = _xyz(10).reshape(2, 5, 3)
     arr["x"], arr["y"], arr["z"] = xyz[..., 0], xyz[..., 1], xyz[..., 2]
     padded = b"".join(arr[r].tobytes() + b"\xff" * 4 for r in range(2))  # 4 junk bytes per row
-    fields = [("x", 0, M.FLOAT32, 1), ("y", 4, M.FLOAT32, 1), ("z", 8, M.FLOAT32, 1)]
+    fields = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1)]
     msg = _cloud_from_struct(arr.reshape(-1), fields, height=2, row_step=64, data=padded)
-    np.testing.assert_array_equal(M.read_cloud(msg).xyz, xyz.reshape(-1, 3))
+    np.testing.assert_array_equal(read_cloud(msg).xyz, xyz.reshape(-1, 3))
 
 
 def test_nonfinite_points_are_masked_and_dropped():
     xyz = _xyz(6)
     xyz[1, 0], xyz[4, 2] = np.nan, np.inf
-    cloud = M.read_cloud(driver_cloud(xyz, np.arange(6, dtype=np.float32), 0, "l"))
+    cloud = read_cloud(driver_cloud(xyz, np.arange(6, dtype=np.float32), 0, "l"))
     assert cloud.finite.tolist() == [True, False, True, True, False, True] and cloud.num_finite == 4
     pts, inten = cloud.finite_points()
     np.testing.assert_array_equal(pts, xyz[[0, 2, 3, 5]])
@@ -114,7 +142,7 @@ def test_finite_points_of_a_finite_cloud_are_contiguous_copies(n):
     xyz = _xyz(n)
     intensity = np.arange(n, dtype=np.float32) * 0.5
     msg = driver_cloud(xyz, intensity, 0, "l")  # 22-byte points: unaligned strided views
-    cloud = M.read_cloud(msg)
+    cloud = read_cloud(msg)
     assert cloud.all_finite
     pts, inten = cloud.finite_points()
     assert pts.shape == (n, 3) and pts.dtype == np.float32 and pts.flags.c_contiguous
@@ -125,13 +153,13 @@ def test_finite_points_of_a_finite_cloud_are_contiguous_copies(n):
 
 
 def test_empty_cloud_reads_as_zero_points():
-    cloud = M.read_cloud(driver_cloud(np.zeros((0, 3), np.float32), None, 0, "l"))
+    cloud = read_cloud(driver_cloud(np.zeros((0, 3), np.float32), None, 0, "l"))
     assert cloud.num_points == 0 and cloud.xyz.shape == (0, 3)
 
 
-def _bad(msg, kind, max_points=M.DEFAULT_MAX_POINTS):
-    with pytest.raises(M.CloudError) as e:
-        M.read_cloud(msg, max_points=max_points)
+def _bad(msg, kind, max_points=DEFAULT_MAX_POINTS):
+    with pytest.raises(CloudError) as e:
+        read_cloud(msg, max_points=max_points)
     assert e.value.kind == kind, str(e.value)
     return str(e.value)
 
@@ -139,7 +167,7 @@ def _bad(msg, kind, max_points=M.DEFAULT_MAX_POINTS):
 def test_cloud_errors_name_the_problem():
     good = driver_cloud(_xyz(10), None, 0, "l")
     no_xyz = PointCloud2(height=1, width=10, point_step=4, row_step=40, data=bytes(40),
-                         fields=[PointField(name="intensity", offset=0, datatype=M.FLOAT32, count=1)])
+                         fields=[PointField(name="intensity", offset=0, datatype=FLOAT32, count=1)])
     assert "no x/y/z" in _bad(no_xyz, "cloud_missing_xyz")
 
     short = driver_cloud(_xyz(10), None, 0, "l")
@@ -159,25 +187,25 @@ def test_cloud_errors_name_the_problem():
     assert "big-endian" in _bad(big, "cloud_big_endian")
 
     f64 = PointCloud2(height=1, width=2, point_step=24, row_step=48, data=bytes(48),
-                      fields=[PointField(name=a, offset=8 * i, datatype=M.FLOAT64, count=1)
+                      fields=[PointField(name=a, offset=8 * i, datatype=FLOAT64, count=1)
                               for i, a in enumerate("xyz")])
     assert "float32" in _bad(f64, "cloud_bad_field_type")
-    assert good is not None and M.read_cloud(good).num_points == 10
+    assert good is not None and read_cloud(good).num_points == 10
 
 
 def test_too_many_points_rejected_before_touching_the_payload():
     msg = driver_cloud(_xyz(10), None, 0, "l")
     msg.width = 2_000_000  # the payload does not even match: the size check must come first
     assert "max_points" in _bad(msg, "cloud_too_large")
-    assert M.read_cloud(driver_cloud(_xyz(10), None, 0, "l"), max_points=10).num_points == 10
+    assert read_cloud(driver_cloud(_xyz(10), None, 0, "l"), max_points=10).num_points == 10
     _bad(driver_cloud(_xyz(11), None, 0, "l"), "cloud_too_large", max_points=10)
 
 
 # ------------------------------------------------------------------------------------------- read_fields
-def _as_struct(packed: M.PackedCloud) -> np.ndarray:
+def _as_struct(packed: PackedCloud) -> np.ndarray:
     """A PackedCloud's payload through a structured dtype built from its own field table."""
     dt = np.dtype({"names": [f[0] for f in packed.fields], "offsets": [f[1] for f in packed.fields],
-                   "formats": [(M.POINTFIELD_DTYPES[f[2]], (f[3],)) if f[3] > 1 else M.POINTFIELD_DTYPES[f[2]]
+                   "formats": [(POINTFIELD_DTYPES[f[2]], (f[3],)) if f[3] > 1 else POINTFIELD_DTYPES[f[2]]
                                for f in packed.fields], "itemsize": packed.point_step})
     return np.frombuffer(packed.data, dt)
 
@@ -195,16 +223,16 @@ def _gt_struct(n=30):
     arr["normal"] = RNG.normal(size=(n, 3))
     arr["weight"] = RNG.normal(size=n)
     arr["tag"] = RNG.integers(-128, 128, n)
-    fields = [("x", 0, M.FLOAT32, 1), ("y", 4, M.FLOAT32, 1), ("z", 8, M.FLOAT32, 1), ("label", 12, M.UINT16, 1),
-              ("flag", 14, M.UINT8, 1), ("instance_id", 16, M.UINT32, 1), ("normal", 20, M.FLOAT32, 3),
-              ("weight", 32, M.FLOAT64, 1), ("tag", 40, M.INT8, 1)]
+    fields = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1), ("label", 12, UINT16, 1),
+              ("flag", 14, UINT8, 1), ("instance_id", 16, UINT32, 1), ("normal", 20, FLOAT32, 3),
+              ("weight", 32, FLOAT64, 1), ("tag", 40, INT8, 1)]
     return arr, fields
 
 
 def test_read_fields_gives_zero_copy_views_with_the_field_dtypes():
     arr, fields = _gt_struct()
     msg = _cloud_from_struct(arr, fields)
-    out = M.read_fields(msg, ["label", "instance_id", "flag", "normal", "weight", "tag"])
+    out = read_fields(msg, ["label", "instance_id", "flag", "normal", "weight", "tag"])
     raw = np.frombuffer(msg.data, np.uint8)
     expected = {"label": np.uint16, "instance_id": np.uint32, "flag": np.uint8, "normal": np.float32,
                 "weight": np.float64, "tag": np.int8}
@@ -228,13 +256,13 @@ def test_read_fields_of_a_rosbags_message_and_padded_rows():
         height=1, width=12, is_bigendian=False, point_step=44, row_step=44 * 12,
         fields=[ts.types["sensor_msgs/msg/PointField"](name=n, offset=o, datatype=d, count=c) for n, o, d, c in fields],
         data=np.frombuffer(bytes(ref.data), np.uint8).copy(), is_dense=True)
-    got = M.read_fields(bag_msg, ["label", "instance_id"])
+    got = read_fields(bag_msg, ["label", "instance_id"])
     np.testing.assert_array_equal(got["label"], arr["label"])
     assert np.shares_memory(got["instance_id"], bag_msg.data) and not got["instance_id"].flags.writeable
 
     padded = b"".join(arr[r * 4:(r + 1) * 4].tobytes() + b"\xee" * 8 for r in range(3))  # 3 rows, 8 junk bytes each
     msg = _cloud_from_struct(arr, fields, height=3, row_step=4 * 44 + 8, data=padded)
-    got = M.read_fields(msg, ["label", "normal"])
+    got = read_fields(msg, ["label", "normal"])
     np.testing.assert_array_equal(got["label"], arr["label"])
     np.testing.assert_array_equal(got["normal"], arr["normal"])
 
@@ -242,17 +270,17 @@ def test_read_fields_of_a_rosbags_message_and_padded_rows():
 def test_read_fields_errors_name_the_field():
     arr, fields = _gt_struct(5)
     msg = _cloud_from_struct(arr, fields)
-    with pytest.raises(M.CloudError, match="'instance_ids', 'semantic'") as e:
-        M.read_fields(msg, ["label", "instance_ids", "semantic"])
+    with pytest.raises(CloudError, match="'instance_ids', 'semantic'") as e:
+        read_fields(msg, ["label", "instance_ids", "semantic"])
     assert e.value.kind == "cloud_missing_field" and "instance_id" in str(e.value)  # the available fields too
     short = _cloud_from_struct(arr, fields, data=arr.tobytes()[:-1])
-    with pytest.raises(M.CloudError, match="row_step\\*height") as e:
-        M.read_fields(short, ["label"])
+    with pytest.raises(CloudError, match="row_step\\*height") as e:
+        read_fields(short, ["label"])
     assert e.value.kind == "cloud_bad_layout"
     big = _cloud_from_struct(arr, fields, bigendian=True)
-    with pytest.raises(M.CloudError, match="big-endian"):
-        M.read_fields(big, ["label"])
-    empty = M.read_fields(_cloud_from_struct(arr[:0], fields), ["label", "normal"])
+    with pytest.raises(CloudError, match="big-endian"):
+        read_fields(big, ["label"])
+    empty = read_fields(_cloud_from_struct(arr[:0], fields), ["label", "normal"])
     assert empty["label"].shape == (0,) and empty["label"].dtype == np.uint16 and empty["normal"].shape == (0, 3)
 
 
@@ -270,10 +298,10 @@ def test_pack_cloud_layout_is_naturally_aligned_and_round_trips():
         "version": np.uint16(513),  # a scalar: the same value for every point
         "id": RNG.integers(-2**31, 2**31, n).astype(np.int32),
     }
-    packed = M.pack_cloud(cols)
-    assert packed.fields == [("x", 0, M.FLOAT32, 1), ("flag", 4, M.UINT8, 1), ("label", 6, M.UINT16, 1),
-                             ("tag", 8, M.INT8, 1), ("weight", 16, M.FLOAT64, 1), ("ring", 24, M.INT16, 1),
-                             ("normal", 28, M.FLOAT32, 3), ("version", 40, M.UINT16, 1), ("id", 44, M.INT32, 1)]
+    packed = pack_cloud(cols)
+    assert packed.fields == [("x", 0, FLOAT32, 1), ("flag", 4, UINT8, 1), ("label", 6, UINT16, 1),
+                             ("tag", 8, INT8, 1), ("weight", 16, FLOAT64, 1), ("ring", 24, INT16, 1),
+                             ("normal", 28, FLOAT32, 3), ("version", 40, UINT16, 1), ("id", 44, INT32, 1)]
     assert packed.point_step == 48 and packed.num_points == n and len(packed.data) == n * 48
     assert isinstance(packed.data, array.array) and packed.data.typecode == "B"
     # byte for byte what a structured array with those offsets holds (padding zero)
@@ -283,43 +311,43 @@ def test_pack_cloud_layout_is_naturally_aligned_and_round_trips():
     for name, col in cols.items():
         ref[name] = col
     assert bytes(packed.data) == ref.tobytes()
-    msg = M.to_pointcloud2(packed, Header(frame_id="l"), PointCloud2, PointField)
-    back = M.read_fields(msg, list(cols))
+    msg = to_pointcloud2(packed, Header(frame_id="l"), PointCloud2, PointField)
+    back = read_fields(msg, list(cols))
     for name, col in cols.items():
         assert back[name].dtype == np.asarray(col).dtype, name
         np.testing.assert_array_equal(back[name], np.broadcast_to(col, back[name].shape))
 
 
 def test_pack_cloud_all_small_fields_and_big_endian_input():
-    bytes_only = M.pack_cloud({"a": np.arange(5, dtype=np.uint8), "b": np.arange(5, 10).astype(np.int8)})
-    assert bytes_only.fields == [("a", 0, M.UINT8, 1), ("b", 1, M.INT8, 1)] and bytes_only.point_step == 2
+    bytes_only = pack_cloud({"a": np.arange(5, dtype=np.uint8), "b": np.arange(5, 10).astype(np.int8)})
+    assert bytes_only.fields == [("a", 0, UINT8, 1), ("b", 1, INT8, 1)] and bytes_only.point_step == 2
     assert bytes(bytes_only.data) == bytes([0, 5, 1, 6, 2, 7, 3, 8, 4, 9])
-    shorts = M.pack_cloud({"a": np.array([1, 2], np.uint16), "b": np.array([3, 4], np.uint8)})
+    shorts = pack_cloud({"a": np.array([1, 2], np.uint16), "b": np.array([3, 4], np.uint8)})
     assert shorts.point_step == 4 and bytes(shorts.data) == bytes([1, 0, 3, 0, 2, 0, 4, 0])
-    be = M.pack_cloud({"v": np.array([1.5, -2.0], dtype=">f4")})
-    assert be.fields == [("v", 0, M.FLOAT32, 1)] and bytes(be.data) == np.array([1.5, -2.0], "<f4").tobytes()
+    be = pack_cloud({"v": np.array([1.5, -2.0], dtype=">f4")})
+    assert be.fields == [("v", 0, FLOAT32, 1)] and bytes(be.data) == np.array([1.5, -2.0], "<f4").tobytes()
 
 
 def test_pack_cloud_errors():
     with pytest.raises(ValueError, match="column 'b' has 4 points, column 'a' has 5"):
-        M.pack_cloud({"a": np.zeros(5, np.float32), "b": np.zeros(4, np.float32)})
+        pack_cloud({"a": np.zeros(5, np.float32), "b": np.zeros(4, np.float32)})
     with pytest.raises(ValueError, match="column 'i' has dtype int64"):
-        M.pack_cloud({"x": np.zeros(5, np.float32), "i": np.zeros(5, np.int64)})
+        pack_cloud({"x": np.zeros(5, np.float32), "i": np.zeros(5, np.int64)})
     with pytest.raises(ValueError, match="column 'm' has shape"):
-        M.pack_cloud({"m": np.zeros((5, 2, 2), np.float32)})
+        pack_cloud({"m": np.zeros((5, 2, 2), np.float32)})
     with pytest.raises(ValueError, match="at least one per-point column"):
-        M.pack_cloud({"v": np.uint16(1)})
-    empty = M.pack_cloud({"x": np.zeros(0, np.float32), "l": np.zeros(0, np.uint16)})
+        pack_cloud({"v": np.uint16(1)})
+    empty = pack_cloud({"x": np.zeros(0, np.float32), "l": np.zeros(0, np.uint16)})
     assert empty.num_points == 0 and len(empty.data) == 0 and empty.point_step == 8
 
 
 def test_pack_cloud_reads_unaligned_strided_views():
     """x, y, z straight out of a 22-byte driver cloud (unaligned float32 views) pack like contiguous copies."""
     xyz = _xyz(40)
-    cloud = M.read_cloud(driver_cloud(xyz, None, 0, "l"))
+    cloud = read_cloud(driver_cloud(xyz, None, 0, "l"))
     assert not cloud.xyz[:, 1].flags.aligned
-    view = M.pack_cloud({"x": cloud.xyz[:, 0], "y": cloud.xyz[:, 1], "z": cloud.xyz[:, 2]})
-    copy = M.pack_cloud({"x": xyz[:, 0].copy(), "y": xyz[:, 1].copy(), "z": xyz[:, 2].copy()})
+    view = pack_cloud({"x": cloud.xyz[:, 0], "y": cloud.xyz[:, 1], "z": cloud.xyz[:, 2]})
+    copy = pack_cloud({"x": xyz[:, 0].copy(), "y": xyz[:, 1].copy(), "z": xyz[:, 2].copy()})
     assert bytes(view.data) == bytes(copy.data) == xyz.tobytes()
 
 
@@ -356,10 +384,10 @@ def _random_column(rng, n, dtype, count, kind):
     return a
 
 
-def _reference(columns: dict, packed: M.PackedCloud) -> bytes:
+def _reference(columns: dict, packed: PackedCloud) -> bytes:
     """Straightforward numpy: a zeroed structured array with the packed field table, field by field."""
     dt = np.dtype({"names": [f[0] for f in packed.fields], "offsets": [f[1] for f in packed.fields],
-                   "formats": [(M.POINTFIELD_DTYPES[f[2]], (f[3],)) if f[3] > 1 else M.POINTFIELD_DTYPES[f[2]]
+                   "formats": [(POINTFIELD_DTYPES[f[2]], (f[3],)) if f[3] > 1 else POINTFIELD_DTYPES[f[2]]
                                for f in packed.fields], "itemsize": packed.point_step})
     ref = np.zeros(packed.num_points, dt)
     for name, col in columns.items():
@@ -383,9 +411,9 @@ def test_pack_cloud_matches_a_structured_array_for_random_layouts(seed):
         if kind == "scalar" and count > 1:
             kind = "broadcast"
         columns[f"f{i}"] = _random_column(rng, n, dtype, count, "contiguous" if i == 0 else kind)
-    packed = M.pack_cloud(columns)
-    assert (packed.fields, packed.point_step) == M.cloud_layout(
-        [(name, M._DATATYPE_OF[(np.asarray(c).dtype.kind, np.asarray(c).dtype.itemsize)],
+    packed = pack_cloud(columns)
+    assert (packed.fields, packed.point_step) == cloud_layout(
+        [(name, _DATATYPE_OF[(np.asarray(c).dtype.kind, np.asarray(c).dtype.itemsize)],
           np.shape(c)[1] if np.ndim(c) == 2 else 1) for name, c in columns.items()])
     assert isinstance(packed.data, array.array) and packed.num_points == n
     expected = _reference(columns, packed)
@@ -406,7 +434,7 @@ def test_pack_cloud_packed_xyz_rows_at_every_word_position(before, after):
     columns = {f"b{i}": _random_bits(rng, (n,), np.dtype("<u4")) for i in range(before)}
     columns.update(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2])
     columns.update({f"a{i}": _random_bits(rng, (n,), np.dtype("<f4")) for i in range(after)})
-    packed = M.pack_cloud(columns)
+    packed = pack_cloud(columns)
     assert packed.point_step == 4 * (before + 3 + after)
     assert bytes(packed.data) == _reference(columns, packed)
 
@@ -479,32 +507,32 @@ def test_lookup_columns_in_the_words_engine_match_the_reference(n, step):
     other = _random_bits(rng, (n,), np.dtype("<f4"))
     wide_index = rng.integers(0, 2**40, n, dtype=np.uint64)
     clip = np.minimum(labels.astype(np.int64), 9)
-    for extra in ({}, {"small": M.Lookup(labels, table.astype(np.uint16))}):
-        columns = {"a": other, "c": M.Lookup(labels, table), "d": M.Lookup(wide_index, table),
-                   "e": M.Lookup(labels[::-1], table), **extra}
+    for extra in ({}, {"small": Lookup(labels, table.astype(np.uint16))}):
+        columns = {"a": other, "c": Lookup(labels, table), "d": Lookup(wide_index, table),
+                   "e": Lookup(labels[::-1], table), **extra}
         columns.update({f"pad{i}": other[::-1] for i in range(step // 4 - 4)})
-        packed = M.pack_cloud(columns)
+        packed = pack_cloud(columns)
         assert packed.point_step == (step + 4 if extra else step)  # the 2-byte field is padded to a word
         arr = _as_struct(packed)
         assert (arr["c"] == table[clip]).all() and (arr["e"] == table[clip[::-1]]).all()
         assert (arr["d"] == table[np.minimum(wide_index, 9).astype(np.int64)]).all()
         assert (arr["a"].view(np.uint32) == other.view(np.uint32)).all()
         plain = {k: (v.table[np.minimum(v.index.astype(np.uint64), len(v.table) - 1).astype(np.int64)]
-                     if isinstance(v, M.Lookup) else v) for k, v in columns.items()}
-        assert bytes(packed.data) == bytes(M.pack_cloud(plain).data)  # the same bytes as materialized columns
+                     if isinstance(v, Lookup) else v) for k, v in columns.items()}
+        assert bytes(packed.data) == bytes(pack_cloud(plain).data)  # the same bytes as materialized columns
 
 
 def test_lookup_columns_want_unsigned_indices_and_a_table():
     with pytest.raises(ValueError, match="unsigned"):
-        M.Lookup(np.array([0, -1, 2], np.int16), np.zeros(3, np.uint32))
+        Lookup(np.array([0, -1, 2], np.int16), np.zeros(3, np.uint32))
     with pytest.raises(ValueError, match="unsigned"):
-        M.Lookup(np.zeros((2, 2), np.uint16), np.zeros(3, np.uint32))
+        Lookup(np.zeros((2, 2), np.uint16), np.zeros(3, np.uint32))
     with pytest.raises(ValueError, match="non-empty"):
-        M.Lookup(np.zeros(2, np.uint16), np.zeros(0, np.uint32))
+        Lookup(np.zeros(2, np.uint16), np.zeros(0, np.uint32))
     with pytest.raises(ValueError, match="3 points"):
-        M.pack_cloud({"x": np.zeros(2, np.float32), "c": M.Lookup(np.zeros(3, np.uint16), np.zeros(3, np.uint32))})
+        pack_cloud({"x": np.zeros(2, np.float32), "c": Lookup(np.zeros(3, np.uint16), np.zeros(3, np.uint32))})
     with pytest.raises(ValueError, match="non-negative"):
-        M.pack_panoptic_cloud(_xyz(3), None, np.array([0, -2, 1]), np.zeros(3, np.uint32), np.zeros(3, np.float32),
+        pack_panoptic_cloud(_xyz(3), None, np.array([0, -2, 1]), np.zeros(3, np.uint32), np.zeros(3, np.float32),
                               np.zeros((2, 3), np.uint8))
 
 
@@ -551,17 +579,17 @@ def test_pack_panoptic_cloud_is_byte_for_byte_the_reference_layout(n, with_inten
     packed_palette = (palette[:, 0].astype(np.uint32) << 16) | (palette[:, 1].astype(np.uint32) << 8) | palette[:, 2]
     rgb = np.append(packed_palette, 0x808080)[np.minimum(labels, 7)].astype(np.uint32)  # gray past the palette
     expected = _reference_panoptic(xyz, inten, labels, inst, scores, rgb, vocab_version)
-    packed = M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, palette, vocab_version=vocab_version)
+    packed = pack_panoptic_cloud(xyz, inten, labels, inst, scores, palette, vocab_version=vocab_version)
     assert bytes(packed.data) == expected
-    assert (packed.fields, packed.point_step) == M.panoptic_fields(with_intensity, vocab_version is not None)
+    assert (packed.fields, packed.point_step) == panoptic_fields(with_intensity, vocab_version is not None)
     # the same from the strided views read_cloud returns, and from wider dtypes
-    cloud = M.read_cloud(driver_cloud(xyz, inten, 0, "l"))
-    assert bytes(M.pack_panoptic_cloud(cloud.xyz, cloud.intensity if with_intensity else None, labels, inst, scores,
+    cloud = read_cloud(driver_cloud(xyz, inten, 0, "l"))
+    assert bytes(pack_panoptic_cloud(cloud.xyz, cloud.intensity if with_intensity else None, labels, inst, scores,
                                        palette, vocab_version).data) == expected
     # wider input dtypes are cast to the layout's types, as a structured-array assignment casts them
     wide = (RNG.normal(0, 10, (n, 3)), None if inten is None else inten.astype(np.float64), labels.astype(np.int64),
             inst.astype(np.int64), scores.astype(np.float64))
-    assert bytes(M.pack_panoptic_cloud(*wide, palette, vocab_version).data) == _reference_panoptic(
+    assert bytes(pack_panoptic_cloud(*wide, palette, vocab_version).data) == _reference_panoptic(
         *wide, rgb, vocab_version)
 
 
@@ -578,13 +606,13 @@ def test_packed_cloud_layout_and_values(with_intensity):
     inten = RNG.random(n).astype(np.float32) if with_intensity else None
     labels, inst, scores = _result(n)
     vocab = Vocabulary(("car", "road", "tree"), ("road",))
-    packed = M.pack_panoptic_cloud(xyz, inten, labels, inst, scores, vocab.colors(), vocab_version=7)
+    packed = pack_panoptic_cloud(xyz, inten, labels, inst, scores, vocab.colors(), vocab_version=7)
     names = [f[0] for f in packed.fields]
     expected = ["x", "y", "z"] + (["intensity"] if with_intensity else []) + [
         "label", "vocab_version", "instance_id", "score", "rgb"]
     assert names == expected
     assert packed.point_step == (32 if with_intensity else 28)
-    assert all(f[1] % M.POINTFIELD_DTYPES[f[2]].itemsize == 0 for f in packed.fields)  # naturally aligned
+    assert all(f[1] % POINTFIELD_DTYPES[f[2]].itemsize == 0 for f in packed.fields)  # naturally aligned
     assert len(packed.data) == n * packed.point_step
     arr = _as_struct(packed)
     np.testing.assert_array_equal(np.stack([arr["x"], arr["y"], arr["z"]], 1), xyz)
@@ -597,16 +625,16 @@ def test_packed_cloud_layout_and_values(with_intensity):
     bits = arr["rgb"].view(np.uint32)
     colors = vocab.colors()
     for i in range(n):
-        r, g, b = M.UNLABELED_RGB if labels[i] == UNLABELED else colors[labels[i]]
+        r, g, b = UNLABELED_RGB if labels[i] == UNLABELED else colors[labels[i]]
         assert bits[i] == (int(r) << 16) | (int(g) << 8) | int(b)
 
 
 def test_class_color_table_packs_the_palette_and_ends_gray():
     palette = np.array([[255, 0, 0], [1, 2, 3]], np.uint8)
-    table = M.class_color_table(palette)
+    table = class_color_table(palette)
     assert table.dtype == np.float32 and table.view(np.uint32).tolist() == [0xFF0000, 0x010203, 0x808080]
     labels, inst, scores = _result(10)
-    a = M.pack_panoptic_cloud(_xyz(10), None, labels, inst, scores, palette)
+    a = pack_panoptic_cloud(_xyz(10), None, labels, inst, scores, palette)
     assert "vocab_version" not in [f[0] for f in a.fields]
     expected = table.view(np.uint32)[np.minimum(labels, 2).astype(np.int64)]
     np.testing.assert_array_equal(_as_struct(a)["rgb"].view(np.uint32), expected)
@@ -615,20 +643,20 @@ def test_class_color_table_packs_the_palette_and_ends_gray():
 def test_rclpy_message_takes_the_buffer_without_copy_and_reads_back():
     xyz = _xyz(30)
     labels, inst, scores = _result(30)
-    packed = M.pack_panoptic_cloud(xyz, None, labels, inst, scores, np.zeros((3, 3), np.uint8))
-    msg = M.to_pointcloud2(packed, Header(frame_id="lidar"), PointCloud2, PointField)
+    packed = pack_panoptic_cloud(xyz, None, labels, inst, scores, np.zeros((3, 3), np.uint8))
+    msg = to_pointcloud2(packed, Header(frame_id="lidar"), PointCloud2, PointField)
     # the packed array.array('B') itself: no copy, and never a numpy array (0.5 s element-wise conversion)
     assert msg.data is packed.data and msg.data.typecode == "B"
     assert (msg.width, msg.height, msg.point_step, msg.row_step) == (30, 1, packed.point_step, 30 * packed.point_step)
     assert msg.is_dense and not msg.is_bigendian
-    np.testing.assert_array_equal(M.read_cloud(msg).xyz, xyz)
+    np.testing.assert_array_equal(read_cloud(msg).xyz, xyz)
 
 
 def test_pack_rejects_misaligned_inputs_and_handles_empty():
     with pytest.raises(ValueError, match="labels"):
-        M.pack_panoptic_cloud(_xyz(5), None, np.zeros(4, np.uint16), np.zeros(5, np.uint32), np.zeros(5, np.float32),
+        pack_panoptic_cloud(_xyz(5), None, np.zeros(4, np.uint16), np.zeros(5, np.uint32), np.zeros(5, np.float32),
                               np.zeros((5, 3), np.uint8))
-    empty = M.pack_panoptic_cloud(np.zeros((0, 3), np.float32), None, np.zeros(0, np.uint16), np.zeros(0, np.uint32),
+    empty = pack_panoptic_cloud(np.zeros((0, 3), np.float32), None, np.zeros(0, np.uint16), np.zeros(0, np.uint32),
                                   np.zeros(0, np.float32), np.zeros((3, 3), np.uint8))
     assert empty.num_points == 0 and len(empty.data) == 0
 
@@ -645,11 +673,11 @@ def _image(rgb, encoding="rgb8", pad=0):
 
 def test_raw_images_convert_to_rgb():
     rgb = RNG.integers(0, 256, (6, 7, 3)).astype(np.uint8)
-    np.testing.assert_array_equal(M.image_to_rgb(_image(rgb)), rgb)
-    np.testing.assert_array_equal(M.image_to_rgb(_image(rgb, "bgr8")), rgb)
-    np.testing.assert_array_equal(M.image_to_rgb(_image(rgb, pad=5)), rgb)  # step padding respected
-    np.testing.assert_array_equal(M.image_to_rgb(_image(rgb, "bgr8", pad=3)), rgb)
-    mono = M.image_to_rgb(_image(rgb, "mono8", pad=1))
+    np.testing.assert_array_equal(image_to_rgb(_image(rgb)), rgb)
+    np.testing.assert_array_equal(image_to_rgb(_image(rgb, "bgr8")), rgb)
+    np.testing.assert_array_equal(image_to_rgb(_image(rgb, pad=5)), rgb)  # step padding respected
+    np.testing.assert_array_equal(image_to_rgb(_image(rgb, "bgr8", pad=3)), rgb)
+    mono = image_to_rgb(_image(rgb, "mono8", pad=1))
     assert mono.shape == (6, 7, 3)
     np.testing.assert_array_equal(mono[..., 1], rgb[..., 0])
 
@@ -658,13 +686,13 @@ def test_image_errors():
     rgb = RNG.integers(0, 256, (4, 4, 3)).astype(np.uint8)
     bad_enc = _image(rgb)
     bad_enc.encoding = "16UC1"
-    with pytest.raises(M.ImageError, match="unsupported image encoding") as e:
-        M.image_to_rgb(bad_enc)
+    with pytest.raises(ImageError, match="unsupported image encoding") as e:
+        image_to_rgb(bad_enc)
     assert e.value.kind == "image_bad_encoding"
     short = _image(rgb)
     short.data = bytes(short.data)[:-1]
-    with pytest.raises(M.ImageError, match="step\\*height") as e:
-        M.image_to_rgb(short)
+    with pytest.raises(ImageError, match="step\\*height") as e:
+        image_to_rgb(short)
     assert e.value.kind == "image_bad_layout"
 
 
@@ -679,22 +707,22 @@ def _jpeg(rgb, fmt="JPEG"):
 def test_compressed_images_decode():
     rgb = np.zeros((16, 24, 3), np.uint8)
     rgb[:, :12] = (200, 30, 40)
-    png = M.compressed_to_rgb(CompressedImage(format="png", data=_jpeg(rgb, "PNG")))
+    png = compressed_to_rgb(CompressedImage(format="png", data=_jpeg(rgb, "PNG")))
     np.testing.assert_array_equal(png, rgb)
-    jpg = M.compressed_to_rgb(CompressedImage(format="bgr8; jpeg compressed bgr8", data=_jpeg(rgb)))
+    jpg = compressed_to_rgb(CompressedImage(format="bgr8; jpeg compressed bgr8", data=_jpeg(rgb)))
     assert jpg.shape == rgb.shape and np.abs(jpg.astype(int) - rgb).mean() < 6
 
 
 def test_compressed_errors():
-    with pytest.raises(M.ImageError) as e:
-        M.compressed_to_rgb(CompressedImage(format="jpeg", data=b"\xff\xd8 definitely not a jpeg"))
+    with pytest.raises(ImageError) as e:
+        compressed_to_rgb(CompressedImage(format="jpeg", data=b"\xff\xd8 definitely not a jpeg"))
     assert e.value.kind == "image_corrupt"
     truncated = _jpeg(RNG.integers(0, 256, (32, 32, 3)).astype(np.uint8))[:60]
-    with pytest.raises(M.ImageError) as e:
-        M.compressed_to_rgb(CompressedImage(format="jpeg", data=truncated))
+    with pytest.raises(ImageError) as e:
+        compressed_to_rgb(CompressedImage(format="jpeg", data=truncated))
     assert e.value.kind == "image_corrupt"
-    with pytest.raises(M.ImageError, match="unsupported compressed format") as e:
-        M.compressed_to_rgb(CompressedImage(format="16UC1; compressedDepth", data=b"x"))
+    with pytest.raises(ImageError, match="unsupported compressed format") as e:
+        compressed_to_rgb(CompressedImage(format="16UC1; compressedDepth", data=b"x"))
     assert e.value.kind == "image_bad_encoding"
 
 
@@ -707,33 +735,34 @@ def _info(model="plumb_bob", d=(0.1, -0.01, 0.0, 0.0, 0.0), k=(100.0, 0, 50, 0, 
 
 
 def test_camera_models_from_info():
-    cam = M.camera_model_from_info("front", _info(), EXT)
+    cam = camera_model_from_info("front", _info(), EXT)
     assert (cam.width, cam.height, cam.distortion_model, cam.time_offset_s) == (100, 80, "plumb_bob", 0.02)
     assert cam.K[0, 0] == 100.0 and cam.D.size == 5
-    rat = M.camera_model_from_info("front", _info("rational_polynomial", d=[0.1] * 8), EXT)
+    rat = camera_model_from_info("front", _info("rational_polynomial", d=[0.1] * 8), EXT)
     assert rat.distortion_model == "rational_polynomial" and rat.D.size == 8
-    assert M.camera_model_from_info("f", _info(d=()), EXT).D.tolist() == [0.0] * 5  # empty D: undistorted
-    assert M.camera_model_from_info("f", _info("", d=()), EXT).distortion_model == "none"
+    assert camera_model_from_info("f", _info(d=()), EXT).D.tolist() == [0.0] * 5  # empty D: undistorted
+    assert camera_model_from_info("f", _info("", d=()), EXT).distortion_model == "none"
 
 
 def test_camera_info_errors():
-    with pytest.raises(M.CameraInfoError, match="focal") as e:
-        M.camera_model_from_info("f", _info(k=[0.0] * 9), EXT)
+    with pytest.raises(CameraInfoError, match="focal") as e:
+        camera_model_from_info("f", _info(k=[0.0] * 9), EXT)
     assert e.value.kind == "camera_info_bad_k"
-    with pytest.raises(M.CameraInfoError, match="unknown distortion model 'equidistant'") as e:
-        M.camera_model_from_info("f", _info("equidistant", d=[0.1] * 4), EXT)
+    with pytest.raises(CameraInfoError, match="unknown distortion model 'equidistant'") as e:
+        camera_model_from_info("f", _info("equidistant", d=[0.1] * 4), EXT)
     assert e.value.kind == "camera_info_bad_distortion"
-    with pytest.raises(M.CameraInfoError, match="needs 5"):
-        M.camera_model_from_info("f", _info(d=[0.1] * 4), EXT)
+    with pytest.raises(CameraInfoError, match="needs 5"):
+        camera_model_from_info("f", _info(d=[0.1] * 4), EXT)
     info = _info()
     info.width = 0
-    with pytest.raises(M.CameraInfoError, match="size"):
-        M.camera_model_from_info("f", info, EXT)
+    with pytest.raises(CameraInfoError, match="size"):
+        camera_model_from_info("f", info, EXT)
 
 
 def test_converters_import_no_rclpy_and_no_message_packages():
-    """The bag tools import these without a ROS message runtime."""
-    code = ("import sys, ov_panoptic_ros.ros.messages, ov_panoptic_ros.ros.sync;"
+    """The bag tools import the bridge without a ROS message runtime (and without torch)."""
+    code = ("import sys, ov_panoptic_ros.bridge.assemble, ov_panoptic_ros.bridge.packing, ov_panoptic_ros.bridge.sync,"
+            " ov_panoptic_ros.bridge.builders;"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('rclpy','sensor_msgs','std_msgs','torch')];"
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

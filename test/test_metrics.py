@@ -25,16 +25,10 @@ import numpy as np
 import pytest
 
 from ov_panoptic_ros.bench.metrics import synthetic_frame
+from ov_panoptic_ros.core.classes import GROUPS, ClassInfo, nuscenes_classes, semantickitti_classes
+from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.eval.devkit_oracle import OracleCase, OracleUnavailable, run_devkit
-from ov_panoptic_ros.eval.metrics import (
-    GROUPS,
-    UNLABELED,
-    ClassInfo,
-    LabelMapping,
-    PanopticEval,
-    nuscenes_classes,
-    semantickitti_classes,
-)
+from ov_panoptic_ros.eval.metrics import LabelMapping, PanopticEval
 
 TOL = 1e-9
 NUSC = nuscenes_classes()

@@ -9,11 +9,12 @@ import pytest
 from rclpy.parameter import Parameter
 from visualization_msgs.msg import Marker
 
+from ov_panoptic_ros.bridge.clouds import FLOAT32, UINT16, UINT32, read_cloud
+from ov_panoptic_ros.bridge.packing import pack_rgb
+from ov_panoptic_ros.bridge.stamps import stamp_to_ns
 from ov_panoptic_ros.core.frame import UNLABELED, class_color
-from ov_panoptic_ros.ros.messages import FLOAT32, UINT16, UINT32, pack_rgb, read_cloud
-from ov_panoptic_ros.ros.probe import Probe, wait_until
-from ov_panoptic_ros.ros.scene_msgs import driver_cloud, scene_messages
-from ov_panoptic_ros.ros.sync import stamp_to_ns
+from ov_panoptic_ros.testing.probe import Probe, wait_until
+from ov_panoptic_ros.testing.scene_msgs import driver_cloud, scene_messages
 
 EXPECTED_FIELDS = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1), ("intensity", 12, FLOAT32, 1),
                    ("label", 16, UINT16, 1), ("vocab_version", 18, UINT16, 1), ("instance_id", 20, UINT32, 1),

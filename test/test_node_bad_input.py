@@ -7,12 +7,12 @@ import copy
 import numpy as np
 import pytest
 from sensor_msgs.msg import PointCloud2, PointField
-
-from ov_panoptic_ros.ros.diagnostics import ThrottledLog
-from ov_panoptic_ros.ros.probe import wait_until
-from ov_panoptic_ros.ros.scene_msgs import driver_cloud, scene_messages
 from test_node import output_arrays
 from test_node_sync import labeled_fraction
+
+from ov_panoptic_ros.ros.diagnostics import ThrottledLog
+from ov_panoptic_ros.testing.probe import wait_until
+from ov_panoptic_ros.testing.scene_msgs import driver_cloud, scene_messages
 
 NS = 1_000_000_000
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ov_panoptic_ros.ros.probe import Probe, wait_until
-from ov_panoptic_ros.ros.scene_msgs import scene_messages
+from ov_panoptic_ros.testing.probe import Probe, wait_until
+from ov_panoptic_ros.testing.scene_msgs import scene_messages
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,12 +6,12 @@ camera sees, so points behind the car (cam_back's view) are labeled only when ca
 import time
 
 import numpy as np
-
-from ov_panoptic_ros.core.frame import UNLABELED
-from ov_panoptic_ros.ros.probe import wait_until
-from ov_panoptic_ros.ros.scene_msgs import scene_messages
-from ov_panoptic_ros.ros.sync import stamp_to_ns
 from test_node import output_arrays
+
+from ov_panoptic_ros.bridge.stamps import stamp_to_ns
+from ov_panoptic_ros.core.frame import UNLABELED
+from ov_panoptic_ros.testing.probe import wait_until
+from ov_panoptic_ros.testing.scene_msgs import scene_messages
 
 NS = 1_000_000_000
 

@@ -3,11 +3,11 @@ import itertools
 
 import numpy as np
 from rclpy.parameter import Parameter
+from test_node import check_labels_consistent, output_arrays
 
 from ov_panoptic_ros.core.frame import UNLABELED
-from ov_panoptic_ros.ros.probe import wait_until
-from ov_panoptic_ros.ros.scene_msgs import scene_messages
-from test_node import check_labels_consistent, output_arrays
+from ov_panoptic_ros.testing.probe import wait_until
+from ov_panoptic_ros.testing.scene_msgs import scene_messages
 
 STRINGS = Parameter.Type.STRING_ARRAY
 NEW_CLASSES = ["automobile,car", "person,pedestrian", "street,road", "tree,vegetation"]

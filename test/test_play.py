@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ov_panoptic_ros.eval.bag import open_bag, write_synthetic_bag
+from ov_panoptic_ros.data.bag.reader import open_bag
+from ov_panoptic_ros.data.synthetic_drive import write_synthetic_bag
 
 CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
 

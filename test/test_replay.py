@@ -14,11 +14,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ov_panoptic_ros.bridge.clouds import read_cloud_fields
+from ov_panoptic_ros.core.classes import ClassInfo
 from ov_panoptic_ros.core.config import load_config
 from ov_panoptic_ros.core.frame import PanopticResult, Vocabulary
-from ov_panoptic_ros.eval.bag import BagWriter, open_bag, read_cloud_fields, typestore, write_synthetic_bag
-from ov_panoptic_ros.eval.metrics import ClassInfo
-from ov_panoptic_ros.eval.replay import ReplayError, Scorer, load_mapping_file, replay_offline
+from ov_panoptic_ros.data.bag.reader import open_bag
+from ov_panoptic_ros.data.bag.typestore import typestore
+from ov_panoptic_ros.data.bag.writer import BagWriter
+from ov_panoptic_ros.data.synthetic_drive import write_synthetic_bag
+from ov_panoptic_ros.eval.errors import ReplayError
+from ov_panoptic_ros.eval.replay import replay_offline
+from ov_panoptic_ros.eval.scoring import Scorer, load_mapping_file
 
 BAG_KW = dict(num_points=2000, num_cameras=2, image_size=(64, 48), seed=5)
 CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
@@ -304,7 +310,7 @@ def test_camera_problems_leave_the_camera_out_and_are_counted(tmp_path, pipeline
     doc = replay_offline(step2, "tiny", tmp_path / "r", pipeline=pipeline, progress=False, figure_frames=3)
     f = doc["frames"]
     assert f["processed"] == 3 and f["skipped"] == 0 and f["without_cameras"] == 0
-    assert f["camera_issues"] == {"cam_front: image_corrupt": 1, "cam_back: no_image_in_sync_window": 1}
+    assert f["camera_issues"] == {"cam_front: image_corrupt": 1, "cam_back: sync_miss": 1}
     cams = sorted(x for x in doc["figures"] if x.startswith("camera_"))
     assert "camera_frame00001_cam_front.png" not in cams and "camera_frame00001_cam_back.png" in cams
 
@@ -322,7 +328,7 @@ def test_truncated_bag_gives_a_partial_report_with_the_good_frames(tmp_path, pip
 
 
 def test_missing_ground_truth_is_a_clean_error(tmp_path, pipeline):
-    from ov_panoptic_ros.eval.bag import MissingTopicsError
+    from ov_panoptic_ros.data.bag.errors import MissingTopicsError
 
     path = tmp_path / "nogt.db3"
     write_synthetic_bag(path, n_frames=1, ground_truth=False, **BAG_KW)

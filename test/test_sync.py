@@ -1,5 +1,6 @@
 """LiDAR-master synchronization, clock-agnostic: nearest match, offsets, waiting policy, time jumps."""
-from ov_panoptic_ros.ros.sync import NS, CameraSynchronizer, FrameAssembler
+from ov_panoptic_ros.bridge.stamps import NS
+from ov_panoptic_ros.bridge.sync import CameraSynchronizer, FrameAssembler
 
 MS = 1_000_000
 T0 = 1_700_000_000 * NS

@@ -11,8 +11,10 @@ import time
 
 import numpy as np
 
+from ov_panoptic_ros.core.classes import ClassInfo, nuscenes_classes
+from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.eval.devkit_oracle import OracleCase, OracleUnavailable, run_devkit
-from ov_panoptic_ros.eval.metrics import UNLABELED, ClassInfo, PanopticEval, nuscenes_classes
+from ov_panoptic_ros.eval.metrics import PanopticEval
 
 
 def synthetic_frame(

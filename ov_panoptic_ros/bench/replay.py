@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ov_panoptic_ros.eval.bag import BagWriter, cloud_msg, open_bag, pack_lidar_cloud, write_synthetic_bag
+from ov_panoptic_ros.bridge import builders
+from ov_panoptic_ros.bridge.packing import pack_lidar_cloud
+from ov_panoptic_ros.data.bag.reader import open_bag
+from ov_panoptic_ros.data.bag.typestore import rosbags_kit
+from ov_panoptic_ros.data.bag.writer import BagWriter
+from ov_panoptic_ros.data.synthetic_drive import write_synthetic_bag
 
 CLOUD_POINTS = 275_000  # x, y, z, intensity float32: 4.4 MB per cloud
 TOPIC = "/lidar/points"
@@ -27,14 +32,14 @@ def _write_clouds(path: Path, n: int, storage: str) -> int:
     with BagWriter(path, storage) as writer:
         for i in range(n):
             stamp = 1_700_000_000 * 10**9 + i * 100_000_000
-            msg = cloud_msg(pack_lidar_cloud(xyz, intensity), stamp, "lidar")
+            msg = builders.cloud(rosbags_kit(), pack_lidar_cloud(xyz, intensity), stamp, "lidar")
             size += len(msg.data)
             writer.write(TOPIC, stamp, msg)
     return size
 
 
 def _read(path: Path, decode: bool) -> dict:
-    from ov_panoptic_ros.ros.messages import read_cloud
+    from ov_panoptic_ros.bridge.clouds import read_cloud
 
     t0 = time.perf_counter()
     convert_s, n, nbytes = 0.0, 0, 0

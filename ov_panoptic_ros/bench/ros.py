@@ -52,8 +52,9 @@ def bench_conversion(repeat: int = 200) -> dict:
     from sensor_msgs.msg import PointCloud2, PointField
     from std_msgs.msg import Header
 
-    from ov_panoptic_ros.ros.messages import pack_panoptic_cloud, read_cloud, to_pointcloud2
-    from ov_panoptic_ros.ros.scene_msgs import driver_cloud
+    from ov_panoptic_ros.bridge.clouds import read_cloud
+    from ov_panoptic_ros.bridge.packing import pack_panoptic_cloud, to_pointcloud2
+    from ov_panoptic_ros.testing.scene_msgs import driver_cloud
 
     rng = np.random.default_rng(0)
     xyz = rng.uniform(-50, 50, (N_CONVERSION, 3)).astype(np.float32)
@@ -159,13 +160,12 @@ class _NodeRig:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
-        from ov_panoptic_ros.ros.probe import wait_until
-
         from ov_panoptic_ros.core.config import load_config
         from ov_panoptic_ros.core.frame import Vocabulary
         from ov_panoptic_ros.data.synthetic import make_scene
         from ov_panoptic_ros.ros.node import PanopticNode
-        from ov_panoptic_ros.ros.scene_msgs import camera_info, driver_cloud, rgb_image
+        from ov_panoptic_ros.testing.probe import wait_until
+        from ov_panoptic_ros.testing.scene_msgs import camera_info, driver_cloud, rgb_image
 
         scene = make_scene(num_points=N_NODE, num_cameras=NUM_CAMERAS, image_size=(IMAGE_W // 20, IMAGE_H // 20))
         self._tmp = tempfile.TemporaryDirectory()
@@ -196,7 +196,7 @@ class _NodeRig:
 
     def frame(self) -> dict[str, float]:
         """One frame through the node; returns per-part milliseconds."""
-        from ov_panoptic_ros.ros.scene_msgs import header
+        from ov_panoptic_ros.testing.scene_msgs import header
 
         self._stamp += 100_000_000
         done = self.node.stats.get("frames_processed")
@@ -254,7 +254,7 @@ def _sink_main() -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from ov_panoptic_ros.ros.probe import Probe
+    from ov_panoptic_ros.testing.probe import Probe
 
     rclpy.init()
     probe = Probe(cameras=(), name="bench_sink")

@@ -89,6 +89,13 @@ class Vocabulary:
     def with_version(self, version: int) -> Vocabulary:
         return Vocabulary(self.classes, self.stuff, self.templates, version)
 
+    @classmethod
+    def from_json(cls, text: str) -> Vocabulary:
+        """The inverse of `to_json` (synonyms rejoined, so a consumer sees all of them)."""
+        data = json.loads(text)
+        entries = [",".join(s) for s in data["synonyms"]] if data.get("synonyms") else data["classes"]
+        return cls(tuple(entries), tuple(data.get("stuff", ())), (), int(data.get("version", 0)))
+
     def to_json(self) -> str:
         """The `~/vocabulary` message payload."""
         return json.dumps(

@@ -107,3 +107,14 @@ def _instance_pairs(kept, table, header, clear: Marker, centers, box_sizes, yaws
         out.append(box)
         out.append(text)
     return out
+
+
+def serialized_instance_markers(instances: list[Instance], vocabulary: Vocabulary, stamp_ns: int,
+                                frame_id: str) -> bytes:
+    """The frame's MarkerArray as CDR bytes, for a bag: the same markers the node publishes."""
+    from rclpy.serialization import serialize_message
+
+    from ov_panoptic_ros.bridge.builders import header
+    from ov_panoptic_ros.ros.message_kit import RCLPY_KIT
+
+    return serialize_message(instance_markers(instances, vocabulary, header(RCLPY_KIT, stamp_ns, frame_id)))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -28,35 +29,34 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
-from diagnostic_msgs.msg import DiagnosticArray
 
+from ov_panoptic_ros.bridge.assemble import CameraStream, assemble_frame
+from ov_panoptic_ros.bridge.camera_info import CameraModels
+from ov_panoptic_ros.bridge.clouds import CloudArrays, read_cloud
+from ov_panoptic_ros.bridge.packing import pack_panoptic_cloud, to_pointcloud2
+from ov_panoptic_ros.bridge.problems import PROBLEMS, InputError
+from ov_panoptic_ros.bridge.stamps import stamp_to_ns
+from ov_panoptic_ros.bridge.sync import CameraSynchronizer, FrameAssembler, SyncedFrame
 from ov_panoptic_ros.core.allocator import keep_freed_memory
 from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
-from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocabulary, VocabularyError
+from ov_panoptic_ros.core.frame import Frame, PanopticResult, Vocabulary, VocabularyError
 from ov_panoptic_ros.ros import params as P
 from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
 from ov_panoptic_ros.ros.markers import instance_markers
-from ov_panoptic_ros.ros.messages import (
-    CameraInfoError, CloudArrays, ImageError, InputError, camera_info_key, camera_model_from_info,
-    compressed_to_rgb, image_to_rgb, pack_panoptic_cloud, read_cloud, to_pointcloud2,
-)
-from ov_panoptic_ros.ros.sync import CameraSynchronizer, FrameAssembler, SyncedFrame, stamp_to_ns
 
 NODE_NAME = "ov_panoptic"
 PACKAGE = "ov_panoptic_ros"
 POLL_PERIOD_S = 0.02  # how often waiting clouds are checked against their camera timeout
 DIAGNOSTICS_PERIOD_S = 1.0
 
-# Every counter /diagnostics shows, registered at zero so users see what is counted before it happens.
+# Every counter /diagnostics shows, registered at zero so users see what is counted before it happens: the
+# node's own, then every input problem kind (bridge/problems.py; sync misses are counted per camera).
 COUNTERS = (
     "clouds_received", "frames_processed", "frames_dropped_stale", "frames_dropped_pending", "time_jumps",
-    "empty_clouds", "nonfinite_points_dropped", "clouds_with_nonfinite_points",
-    "cloud_missing_xyz", "cloud_bad_layout", "cloud_big_endian", "cloud_bad_field_type", "cloud_too_large",
-    "image_bad_encoding", "image_bad_layout", "image_corrupt", "image_size_mismatch",
-    "camera_info_missing", "camera_info_bad_k", "camera_info_bad_distortion", "camera_info_unsupported",
-    "camera_info_bad", "pipeline_errors", "vocabulary_changes_accepted", "vocabulary_changes_rejected",
-    "vocabulary_prepare_failed",
+    "empty_clouds", "nonfinite_points_dropped", "clouds_with_nonfinite_points", "pipeline_errors",
+    "vocabulary_changes_accepted", "vocabulary_changes_rejected", "vocabulary_prepare_failed",
+    *(kind for kind in PROBLEMS if kind not in ("sync_miss", "cloud_missing_field")),
 )
 
 
@@ -270,15 +270,16 @@ class PanopticNode(Node):
             raise StartupError(f"cannot build the pipeline from pipeline.config {source!r}: {e}") from e
 
     def _setup_sync(self) -> None:
-        self._lock = threading.Lock()  # guards the assembler and the CameraInfo store
+        self._lock = threading.Lock()  # guards the assembler (the executor and the worker both use it)
         self.sync = CameraSynchronizer({c.name: c.time_offset_s for c in self.cameras},
                                        max_offset_s=self._p("sync.max_offset_s"),
                                        jump_threshold_s=self._p("sync.time_jump_threshold_s"))
         # a cloud also waits (up to the timeout) for each camera's first CameraInfo: DDS orders no topics
         self.assembler = FrameAssembler(self.sync, camera_timeout_s=self._p("sync.camera_timeout_s"),
                                         awaiting=[c.name for c in self.cameras])
-        self._infos: dict[str, CameraInfo] = {}
-        self._models: dict[str, tuple] = {}  # camera -> (info key, CameraModel or (error reason, kind))
+        self.models = CameraModels({c.name: c.extrinsics for c in self.cameras})  # guarded by self._lock
+        self.streams = [CameraStream(c.name, c.compressed) for c in self.cameras]
+        self._image_topics = {c.name: c.image_topic for c in self.cameras}
         self.max_points = self._p("max_points")
         self.budget_ms = self._p("budget_ms")
 
@@ -353,8 +354,7 @@ class PanopticNode(Node):
 
     def _on_info(self, camera: str, msg: CameraInfo) -> None:
         with self._lock:
-            first = camera not in self._infos
-            self._infos[camera] = msg
+            first = self.models.update(camera, msg)
             if first:
                 self.assembler.camera_usable(camera)
         if first:
@@ -397,10 +397,11 @@ class PanopticNode(Node):
         """One synchronized frame -> published cloud and markers. Returns per-stage milliseconds."""
         t0 = time.perf_counter()
         item: _CloudItem = job.cloud
-        xyz, intensity = item.cloud.finite_points()
-        images, cameras = self._camera_inputs(job.images)
-        frame = Frame(points=xyz, images=images, cameras=cameras, intensity=intensity, stamp_ns=job.stamp_ns,
-                      frame_id=item.header.frame_id)
+        # No lock: images are decoded here, off the executor; CameraModels only swaps whole dict entries.
+        frame, problems = assemble_frame(item.cloud, job.stamp_ns, item.header.frame_id, job.images,
+                                         self.streams, self.models)
+        for p in problems:
+            self._bad_input(p.kind, f"camera {p.camera!r} ({self._image_topics[p.camera]}): {p.detail}")
         t1 = time.perf_counter()
         result = self._infer(frame)
         t2 = time.perf_counter()
@@ -419,44 +420,6 @@ class PanopticNode(Node):
         if result.labels.shape[0] != frame.num_points:
             raise RuntimeError(f"pipeline returned {result.labels.shape[0]} labels for {frame.num_points} points")
         return result
-
-    def _camera_inputs(self, matched: dict) -> tuple[list[np.ndarray], list[CameraModel]]:
-        """Convert the matched images; a camera with a bad image or CameraInfo is skipped for this frame."""
-        images, models = [], []
-        for cam in self.cameras:
-            msg = matched.get(cam.name)
-            if msg is None:
-                continue
-            try:
-                model = self._camera_model(cam)
-                rgb = compressed_to_rgb(msg) if cam.compressed else image_to_rgb(msg)
-                if rgb.shape[:2] != (model.height, model.width):
-                    raise ImageError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo says "
-                                     f"{model.width}x{model.height}", kind="image_size_mismatch")
-            except InputError as e:
-                self._bad_input(e.kind, f"camera {cam.name!r} ({cam.image_topic}): {e}")
-                continue
-            images.append(rgb)
-            models.append(model)
-        return images, models
-
-    def _camera_model(self, cam: CameraSetup) -> CameraModel:
-        """CameraModel from the latest CameraInfo, rebuilt only when the CameraInfo content changes."""
-        with self._lock:
-            info = self._infos.get(cam.name)
-        if info is None:
-            raise CameraInfoError(f"no CameraInfo received yet on {cam.info_topic}", kind="camera_info_missing")
-        key = camera_info_key(info)
-        cached = self._models.get(cam.name)
-        if cached is None or cached[0] != key:
-            try:
-                cached = (key, camera_model_from_info(cam.name, info, cam.extrinsics))
-            except CameraInfoError as e:
-                cached = (key, (str(e), e.kind))
-            self._models[cam.name] = cached
-        if isinstance(cached[1], tuple):  # a fresh exception each time: re-raising one object grows its traceback
-            raise CameraInfoError(*cached[1])
-        return cached[1]
 
     def _publish_result(self, header, frame: Frame, result: PanopticResult) -> dict[str, float]:
         """Pack and publish the cloud and markers; returns milliseconds per step."""

@@ -11,6 +11,9 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
+from ov_panoptic_ros.bridge.clouds import DEFAULT_MAX_POINTS
+from ov_panoptic_ros.bridge.sync import DEFAULT_CAMERA_TIMEOUT_S, DEFAULT_JUMP_THRESHOLD_S, DEFAULT_MAX_OFFSET_S
+
 STRING, BOOL, INTEGER, DOUBLE, STRING_ARRAY = (
     ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_BOOL, ParameterType.PARAMETER_INTEGER,
     ParameterType.PARAMETER_DOUBLE, ParameterType.PARAMETER_STRING_ARRAY,
@@ -58,19 +61,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "Input subscriptions' reliability: best_effort (sensor data) or reliable", read_only=True,
               constraints="best_effort | reliable"),
     ParamSpec("qos.depth", 5, INTEGER, "Input subscriptions' history depth", read_only=True, range=(1, 1000)),
-    ParamSpec("sync.max_offset_s", 0.05, DOUBLE,
+    ParamSpec("sync.max_offset_s", DEFAULT_MAX_OFFSET_S, DOUBLE,
               "Largest abs(image time - LiDAR time), after the camera's time_offset_s, for an image to match a cloud",
               range=(0.0, 1.0)),
-    ParamSpec("sync.camera_timeout_s", 0.1, DOUBLE,
+    ParamSpec("sync.camera_timeout_s", DEFAULT_CAMERA_TIMEOUT_S, DOUBLE,
               "How long a cloud waits for its camera images before it is processed with those that arrived",
               range=(0.0, 5.0)),
-    ParamSpec("sync.time_jump_threshold_s", 1.0, DOUBLE,
+    ParamSpec("sync.time_jump_threshold_s", DEFAULT_JUMP_THRESHOLD_S, DOUBLE,
               "A stamp this much older than the newest one seen is a time jump (bag loop): buffers are cleared",
               range=(0.01, 3600.0)),
     ParamSpec("budget_ms", 100.0, DOUBLE,
               "Per-frame processing budget; /diagnostics goes WARN when the mean processing time exceeds it",
               range=(1.0, 60000.0)),
-    ParamSpec("max_points", 1_000_000, INTEGER,
+    ParamSpec("max_points", DEFAULT_MAX_POINTS, INTEGER,
               "Clouds with more points are rejected (counted as cloud_too_large) before being converted",
               range=(1, 100_000_000)),
     ParamSpec("vocabulary", None, STRING_ARRAY,

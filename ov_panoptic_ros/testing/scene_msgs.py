@@ -6,25 +6,22 @@ The input cloud has the common driver layout x, y, z, intensity (float32), ring 
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
-from std_msgs.msg import Header
 
-from ov_panoptic_ros.ros.messages import FLOAT32, UINT16
-from ov_panoptic_ros.ros.sync import ns_to_sec_nanosec
+from ov_panoptic_ros.bridge import builders
+from ov_panoptic_ros.bridge.clouds import FLOAT32, UINT16
+from ov_panoptic_ros.ros.message_kit import RCLPY_KIT
 
 DRIVER_FIELDS = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1), ("intensity", 12, FLOAT32, 1),
                  ("ring", 16, UINT16, 1), ("time", 18, FLOAT32, 1)]
 DRIVER_POINT_STEP = 22
 
 
-def header(stamp_ns: int, frame_id: str) -> Header:
-    sec, nanosec = ns_to_sec_nanosec(stamp_ns)
-    return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+def header(stamp_ns: int, frame_id: str):
+    return builders.header(RCLPY_KIT, stamp_ns, frame_id)
 
 
 def driver_cloud(xyz: np.ndarray, intensity: np.ndarray | None, stamp_ns: int, frame_id: str) -> PointCloud2:
@@ -45,28 +42,16 @@ def driver_cloud(xyz: np.ndarray, intensity: np.ndarray | None, stamp_ns: int, f
 
 def rgb_image(rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8") -> Image:
     """(H, W, 3) uint8 RGB -> Image in rgb8 or bgr8."""
-    px = rgb if encoding == "rgb8" else rgb[:, :, ::-1]
-    h, w = rgb.shape[:2]
-    return Image(header=header(stamp_ns, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0,
-                 step=w * 3, data=np.ascontiguousarray(px).tobytes())
+    return builders.image(RCLPY_KIT, rgb, stamp_ns, frame_id, encoding)
 
 
 def compressed_image(rgb: np.ndarray, stamp_ns: int, frame_id: str, fmt: str = "jpeg") -> CompressedImage:
-    from PIL import Image as PILImage
-
-    buf = io.BytesIO()
-    PILImage.fromarray(rgb).save(buf, format="JPEG" if fmt == "jpeg" else "PNG")
-    return CompressedImage(header=header(stamp_ns, frame_id), format=fmt, data=buf.getvalue())
+    return builders.compressed_image(RCLPY_KIT, rgb, stamp_ns, frame_id, fmt)
 
 
 def camera_info(info, stamp_ns: int) -> CameraInfo:
     """data.synthetic.CameraInfoData -> CameraInfo (K, D and the image size; P from K)."""
-    P = np.zeros((3, 4))
-    P[:, :3] = info.K
-    return CameraInfo(header=header(stamp_ns, f"{info.name}_optical"), width=info.width, height=info.height,
-                      distortion_model=info.distortion_model, d=[float(v) for v in info.D],
-                      k=[float(v) for v in np.asarray(info.K).reshape(-1)], r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
-                      p=[float(v) for v in P.reshape(-1)])
+    return builders.camera_info(RCLPY_KIT, info, stamp_ns, f"{info.name}_optical")
 
 
 @dataclass

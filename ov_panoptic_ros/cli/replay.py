@@ -1,11 +1,4 @@
-"""`ov-panoptic replay` and `ov-panoptic play`: registered on the lead's typer app by `register(app)`.
-
-Exit codes (scripts and CI rely on them):
-  0  report written, every selected frame read
-  1  report written but partial (damaged bag tail), or no frame could be scored
-  2  nothing run: missing or unreadable bag, missing topics, bad config / mapping / arguments
-  130 interrupted (Ctrl-C); the partial report is still written
-"""
+"""`ov-panoptic replay` (offline or live through the node, scored) and `ov-panoptic play` (bag playback)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,31 +6,27 @@ from pathlib import Path
 import typer
 import yaml
 
-EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
+from ov_panoptic_ros.cli.app import EXIT_INTERRUPTED, EXIT_PARTIAL, app, fail
 
 
 def _topics(topics_file: Path | None, lidar_topic: str | None):
-    from ov_panoptic_ros.eval.bag import BagError, BagTopics
+    from ov_panoptic_ros.data.bag.errors import BagError
+    from ov_panoptic_ros.data.bag.layout import BagTopics
 
     data = {}
     if topics_file is not None:
         try:
             data = yaml.safe_load(topics_file.read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
-            _fail(f"topics file {topics_file}: {e}")
+            fail(f"topics file {topics_file}: {e}")
         if not isinstance(data, dict):
-            _fail(f"topics file {topics_file}: expected a mapping of layout key -> topic name")
+            fail(f"topics file {topics_file}: expected a mapping of layout key -> topic name")
     if lidar_topic:
         data["lidar"] = lidar_topic
     try:
         return BagTopics.from_mapping(data)
     except BagError as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 def _print_summary(doc: dict, out: Path) -> None:
@@ -76,6 +65,7 @@ def _exit_code(doc: dict) -> int:
     return 0
 
 
+@app.command()
 def replay(
     bag: Path = typer.Argument(..., help="rosbag2 directory, .mcap or .db3 file in the evaluation layout."),
     config: str = typer.Option("tiny", "--config", "-c", help="Pipeline preset name or YAML file."),
@@ -97,17 +87,17 @@ def replay(
 ) -> None:
     """Replay a bag through the pipeline (offline, or live through the node) and write the evaluation report."""
     from ov_panoptic_ros.core.config import ConfigError
-    from ov_panoptic_ros.eval.bag import BagError
-    from ov_panoptic_ros.eval.replay import ReplayError
+    from ov_panoptic_ros.data.bag.errors import BagError
+    from ov_panoptic_ros.eval.errors import LiveError, ReplayError
 
     topics = _topics(topics_file, lidar_topic)
     if output_bag is not None and output_bag.exists():
-        _fail(f"output bag {output_bag} exists already; not overwriting it")
+        fail(f"output bag {output_bag} exists already; not overwriting it")
     if live and every != 1:
-        _fail("--every does not apply to --live (the node sees every frame; use --rate to slow the bag down)")
+        fail("--every does not apply to --live (the node sees every frame; use --rate to slow the bag down)")
     try:
         if live:
-            from ov_panoptic_ros.eval.live import LiveError, replay_live
+            from ov_panoptic_ros.eval.live import replay_live
 
             try:
                 doc = replay_live(bag, config, out, rate=rate, mapping=mapping, max_frames=max_frames,
@@ -115,7 +105,7 @@ def replay(
                                   figure_frames=figure_frames, node_params=_node_params(node_param),
                                   startup_timeout_s=startup_timeout, progress=progress, output_bag=output_bag)
             except LiveError as e:
-                _fail(str(e))
+                fail(str(e))
         else:
             from ov_panoptic_ros.eval.replay import replay_offline
 
@@ -123,7 +113,7 @@ def replay(
                                  output_bag=output_bag, topics=topics, calibration_file=calibration,
                                  min_points=min_points, figure_frames=figure_frames, progress=progress)
     except (BagError, ReplayError, ConfigError) as e:
-        _fail(str(e))
+        fail(str(e))
     except KeyboardInterrupt:  # before the first frame (loading the model): there is nothing to report
         typer.echo("interrupted before any frame was processed; no report written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -136,11 +126,12 @@ def _node_params(items: list[str]) -> dict:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            _fail(f"--node-param expects NAME=VALUE, got {item!r}")
+            fail(f"--node-param expects NAME=VALUE, got {item!r}")
         params[name.strip()] = yaml.safe_load(value)
     return params
 
 
+@app.command()
 def play(
     bag: Path = typer.Argument(..., help="rosbag2 directory, .mcap or .db3 file."),
     rate: float = typer.Option(1.0, "--rate", min=0.001, help="Playback speed relative to the recording."),
@@ -151,21 +142,15 @@ def play(
         0.0, "--wait-for-subscribers", help="Seconds to wait until every played topic has a subscriber."),
 ) -> None:
     """Publish a bag's messages over DDS at the recorded rate (a `ros2 bag play` without ROS installed)."""
-    from ov_panoptic_ros.eval.bag import BagError
-    from ov_panoptic_ros.eval.live import LiveError, play_bag
+    from ov_panoptic_ros.data.bag.errors import BagError
+    from ov_panoptic_ros.ros.player import PlayError, play_bag
 
     try:
         stats = play_bag(bag, rate=rate, loop=loop, clock=clock, topics=topic or None,
                          wait_for_subscribers_s=wait_for_subscribers, progress=True)
-    except (BagError, LiveError) as e:
-        _fail(str(e))
+    except (BagError, PlayError) as e:
+        fail(str(e))
     typer.echo(f"published {stats.published} messages in {stats.wall_s:.1f} s ({stats.loops} pass(es))"
                + (f"; skipped topics: {stats.skipped_topics}" if stats.skipped_topics else ""))
     if stats.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
-
-
-def register(app: typer.Typer) -> None:
-    """Add `replay` and `play` to the `ov-panoptic` CLI."""
-    app.command("replay")(replay)
-    app.command("play")(play)

@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-from ov_panoptic_ros.ros.scene_msgs import SceneMessages
+from ov_panoptic_ros.testing.scene_msgs import SceneMessages
 
 
 @dataclass

@@ -16,7 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-NS = 1_000_000_000
+from ov_panoptic_ros.bridge.stamps import NS
+
+# Defaults of the node's sync.* parameters, which the offline replay uses too so it sees what the node would.
+DEFAULT_MAX_OFFSET_S = 0.05
+DEFAULT_CAMERA_TIMEOUT_S = 0.1
+DEFAULT_JUMP_THRESHOLD_S = 1.0
+
 
 
 @dataclass
@@ -33,8 +39,8 @@ class CameraSynchronizer:
     is counted in `time_jumps`.
     """
 
-    def __init__(self, time_offsets_s: dict[str, float], max_offset_s: float = 0.05,
-                 buffer_size: int = 30, jump_threshold_s: float = 1.0):
+    def __init__(self, time_offsets_s: dict[str, float], max_offset_s: float = DEFAULT_MAX_OFFSET_S,
+                 buffer_size: int = 30, jump_threshold_s: float = DEFAULT_JUMP_THRESHOLD_S):
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.offsets_ns = {name: int(round(off * NS)) for name, off in time_offsets_s.items()}
@@ -157,8 +163,8 @@ class FrameAssembler:
     not one per frame). At most `max_pending` clouds wait; the oldest is dropped (counted) beyond that.
     """
 
-    def __init__(self, sync: CameraSynchronizer, camera_timeout_s: float = 0.1, max_pending: int = 4,
-                 awaiting: Iterable[str] = ()):
+    def __init__(self, sync: CameraSynchronizer, camera_timeout_s: float = DEFAULT_CAMERA_TIMEOUT_S,
+                 max_pending: int = 4, awaiting: Iterable[str] = ()):
         self.sync = sync
         self.camera_timeout_s = camera_timeout_s
         self.max_pending = max_pending
@@ -212,13 +218,3 @@ class FrameAssembler:
     def next_deadline_s(self) -> float | None:
         """When the oldest pending cloud stops waiting (for a caller that sleeps instead of polling)."""
         return min((p.arrived_s + self.camera_timeout_s for p in self._pending), default=None)
-
-
-def stamp_to_ns(stamp) -> int:
-    """builtin_interfaces/Time (rclpy or rosbags) -> integer nanoseconds."""
-    return int(stamp.sec) * NS + int(stamp.nanosec)
-
-
-def ns_to_sec_nanosec(stamp_ns: int) -> tuple[int, int]:
-    return int(stamp_ns // NS), int(stamp_ns % NS)
-

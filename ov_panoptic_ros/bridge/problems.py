@@ -1,0 +1,85 @@
+"""Why an input message cannot be used: one vocabulary of problem kinds for the node and the bag tools.
+
+Each kind is the name of the node's /diagnostics counter for it and the reason a replay reports for a
+skipped frame or camera, so a problem reads the same wherever it is found.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+# kind -> what it means (the README's bad-input table says what happens then)
+PROBLEMS = {
+    "cloud_missing_xyz": "PointCloud2 without x/y/z fields",
+    "cloud_bad_layout": "point_step/row_step inconsistent with the data, or fields outside point_step",
+    "cloud_big_endian": "big-endian PointCloud2",
+    "cloud_bad_field_type": "x/y/z not one float32 each",
+    "cloud_too_large": "more points than max_points",
+    "cloud_missing_field": "a named field (e.g. a ground-truth label) is missing",
+    "image_bad_encoding": "unsupported image encoding or compressed format",
+    "image_bad_layout": "image data length, step or size inconsistent",
+    "image_corrupt": "compressed image that cannot be decoded",
+    "image_size_mismatch": "image size differs from its CameraInfo",
+    "camera_info_missing": "no CameraInfo received yet",
+    "camera_info_bad_k": "CameraInfo K without a valid focal length",
+    "camera_info_bad_distortion": "unknown distortion model or wrong coefficient count",
+    "camera_info_unsupported": "binning or region of interest",
+    "camera_info_bad": "CameraInfo that describes no usable camera",
+    "sync_miss": "no image within sync.max_offset_s of the cloud",
+}
+
+
+class InputError(ValueError):
+    """A message that cannot be used. `kind` names the diagnostics counter it increments."""
+
+    kind = "bad_input"
+
+    def __init__(self, reason: str, kind: str | None = None):
+        super().__init__(reason)
+        if kind is not None:
+            self.kind = kind
+
+
+class CloudError(InputError):
+    kind = "cloud_bad_layout"
+
+
+class ImageError(InputError):
+    kind = "image_bad"
+
+
+class CameraInfoError(InputError):
+    kind = "camera_info_bad"
+
+
+@dataclass
+class Problem:
+    """One input that could not be used: a whole frame (camera None) or one camera of a frame."""
+
+    kind: str  # a PROBLEMS key, or a source-specific kind (e.g. ground_truth_missing in a bag)
+    detail: str
+    camera: str | None = None
+    frame: int | None = None  # the frame's position in its source
+    stamp_ns: int | None = None
+
+
+class ProblemLog:
+    """Counts problems by kind (frames) and by 'camera: kind' (cameras), keeping the first examples."""
+
+    def __init__(self, max_examples: int = 50):
+        self.max_examples = max_examples
+        self.frames: Counter = Counter()
+        self.cameras: Counter = Counter()
+        self.examples: list[Problem] = []
+
+    def add(self, problem: Problem) -> None:
+        if problem.camera is None:
+            self.frames[problem.kind] += 1
+        else:
+            self.cameras[f"{problem.camera}: {problem.kind}"] += 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(problem)
+
+    @property
+    def frames_skipped(self) -> int:
+        return int(sum(self.frames.values()))

@@ -1,0 +1,52 @@
+"""`ov-panoptic bench`: every benchmark, one JSON report (speed and memory targets live here, not in tests)."""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import typer
+
+from ov_panoptic_ros.cli.app import app, fail
+
+# name -> (module, function); each returns a JSON-able dict. Kept as data so `--only` can pick.
+BENCHMARKS = {
+    "core_vision": ("ov_panoptic_ros.bench.core_vision", "bench_core_vision"),
+    "core_model": ("ov_panoptic_ros.bench.core_model", "bench_core_model"),
+    "ros": ("ov_panoptic_ros.bench.ros", "bench_ros"),
+    "metrics": ("ov_panoptic_ros.bench.metrics", "bench_metrics"),
+    "replay": ("ov_panoptic_ros.bench.replay", "bench_replay"),
+}
+
+
+@app.command()
+def bench(
+    out: Path = typer.Option(Path("runs/bench/bench.json"), help="Where the JSON report goes."),
+    only: list[str] = typer.Option([], help=f"Run only these: {', '.join(BENCHMARKS)}."),
+    quick: bool = typer.Option(False, help="Fewer repetitions, for a smoke run."),
+) -> None:
+    """Run the benchmarks and write one JSON report (speed and memory targets live here, not in tests)."""
+    unknown = sorted(set(only) - set(BENCHMARKS))
+    if unknown:
+        fail(f"unknown benchmark(s) {unknown}; known: {sorted(BENCHMARKS)}")
+    report: dict = {
+        "created_unix": time.time(),
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpu_count": os.cpu_count()},
+        "quick": quick,
+        "results": {},
+    }
+    for name, (module, func) in BENCHMARKS.items():
+        if only and name not in only:
+            continue
+        typer.echo(f"[bench] {name} ...", err=True)
+        start = time.perf_counter()
+        result = getattr(importlib.import_module(module), func)(quick=quick)
+        result["wall_s"] = round(time.perf_counter() - start, 3)
+        report["results"][name] = result
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=float))
+    typer.echo(f"benchmark report: {out}")

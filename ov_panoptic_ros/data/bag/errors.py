@@ -1,0 +1,35 @@
+"""Bag errors: every one carries a message meant for the user, never a traceback."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BagError(Exception):
+    """A bag that cannot be used; the message says which bag and why."""
+
+
+class BagNotFoundError(BagError):
+    pass
+
+
+class BagCorruptError(BagError):
+    pass
+
+
+class BagReadError(BagCorruptError):
+    """Reading failed part-way; `messages_read` messages came out before the fault."""
+
+    def __init__(self, message: str, messages_read: int = 0):
+        super().__init__(message)
+        self.messages_read = messages_read
+
+
+class MissingTopicsError(BagError):
+    def __init__(self, path: Path, missing: list[str], available: dict[str, str]):
+        self.missing = list(missing)
+        listing = "\n".join(f"    {t}  [{ty}]" for t, ty in sorted(available.items())) or "    (none)"
+        super().__init__(
+            f"bag {path} lacks the topic(s) this needs: {', '.join(self.missing)}\n"
+            f"  topics in the bag:\n{listing}\n"
+            f"  (topic names are configurable: see docs/bag_layout.md)"
+        )
