@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 # OpenMP threads that busy-wait fight each other on a small shared machine (5-20x slower frames, measured).
 export OMP_WAIT_POLICY ?= PASSIVE
+# The nuscenes-devkit oracle (its own venv: numpy < 2) for the metric tests and benchmark.
+export OV_PANOPTIC_ORACLE_PYTHON ?= $(CURDIR)/.venv-oracle/bin/python
 
 .PHONY: venv demo test test-fast bench clean
 

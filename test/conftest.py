@@ -5,6 +5,7 @@ sessions (other developers, CI jobs) never see each other's topics.
 """
 import os
 import random
+from pathlib import Path
 
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("OV_TEST_ROS_DOMAIN_ID") or str(random.SystemRandom().randint(1, 200))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -13,6 +14,8 @@ os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
 # spinning OpenMP workers made small sparse convs and projections 5-20x slower and their timing erratic.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The nuscenes-devkit oracle venv of this checkout (`make oracle-venv`), unless the caller names another.
+os.environ.setdefault("OV_PANOPTIC_ORACLE_PYTHON", str(Path(__file__).resolve().parents[1] / ".venv-oracle/bin/python"))
 
 import threading  # noqa: E402
 

@@ -525,3 +525,15 @@ def test_bench_runs_and_agrees_with_devkit():
     assert out["points_per_frame"] == 34_000 and out["classes"] == 17
     assert out["max_abs_diff_pq"] <= TOL
     assert out["speedup"] > 0 and out["ours_points_per_s"] > 0, out
+
+
+def test_the_oracle_is_found_only_through_configuration(monkeypatch, tmp_path):
+    """An installed package has no source tree to search: the oracle venv is named by the variable."""
+    from ov_panoptic_ros.eval.devkit_oracle import ORACLE_ENV, oracle_python
+
+    monkeypatch.delenv(ORACLE_ENV)
+    with pytest.raises(OracleUnavailable, match=f"\\${ORACLE_ENV} is not set.*make oracle-venv"):
+        oracle_python()
+    monkeypatch.setenv(ORACLE_ENV, str(tmp_path / "nowhere" / "python"))
+    with pytest.raises(OracleUnavailable, match="nowhere/python, which does not exist"):
+        run_devkit([])

@@ -1,1 +1,2 @@
-"""Input data: the synthetic driving scene used by the demo, tests and benchmarks."""
+"""Floor 2: where frames come from. Every offline input is a FrameSource (source.py) picked by one factory
+(factory.py): a bag in the evaluation layout (bag/), the synthetic street (synthetic.py, synthetic_drive.py)."""

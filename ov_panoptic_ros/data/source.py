@@ -8,7 +8,6 @@ training and the benchmarks take a FrameSource; only the node is fed by DDS inst
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -37,23 +36,6 @@ class FrameSource(Protocol):
     position: int  # the position in the source of the frame last yielded (0-based)
 
     def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]: ...
-
-
-SYNTHETIC = "synthetic"
-
-
-def open_source(spec: str | Path, **options) -> FrameSource:
-    """'synthetic[:SEED]' -> the synthetic street (options: frames, num_points, ...); anything else is a bag
-    path in the evaluation layout (options: topics, calibration_file, every, max_frames, ...)."""
-    text = str(spec)
-    if text == SYNTHETIC or text.startswith(SYNTHETIC + ":"):
-        from ov_panoptic_ros.data.synthetic import SyntheticSource
-
-        seed = text.partition(":")[2]
-        return SyntheticSource(seed=int(seed) if seed else 0, **options)
-    from ov_panoptic_ros.data.bag.source import BagFrameSource
-
-    return BagFrameSource.open(spec, **options)
 
 
 def ground_truth_problem(labels: np.ndarray, n_points: int, n_classes: int) -> tuple[str, str] | None:

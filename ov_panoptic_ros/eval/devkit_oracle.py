@@ -31,9 +31,7 @@ from typing import Sequence
 import numpy as np
 
 UNLABELED = 65535
-ORACLE_ENV = "OV_PANOPTIC_ORACLE_PYTHON"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_ORACLE_PYTHON = REPO_ROOT / ".venv-oracle" / "bin" / "python"
+ORACLE_ENV = "OV_PANOPTIC_ORACLE_PYTHON"  # the oracle venv's python; `make test` / `make bench` set it
 
 
 class OracleUnavailable(RuntimeError):
@@ -54,20 +52,24 @@ class OracleCase:
 
 
 # ---------------------------------------------------------------------------------- client side
-def oracle_python() -> Path | None:
-    """The oracle venv's python: $OV_PANOPTIC_ORACLE_PYTHON, else <repo>/.venv-oracle/bin/python."""
-    path = Path(os.environ.get(ORACLE_ENV, DEFAULT_ORACLE_PYTHON))
-    return path if path.exists() else None
+def oracle_python() -> Path:
+    """The oracle venv's python, from $OV_PANOPTIC_ORACLE_PYTHON; OracleUnavailable says how to get one."""
+    configured = os.environ.get(ORACLE_ENV)
+    if not configured:
+        raise OracleUnavailable(
+            f"${ORACLE_ENV} is not set: point it at the python of a venv with nuscenes-devkit==1.2.0 "
+            "(in a source checkout: `make oracle-venv`, then export "
+            f"{ORACLE_ENV}=$PWD/.venv-oracle/bin/python; `make test` and `make bench` do both)")
+    path = Path(configured)
+    if not path.exists():
+        raise OracleUnavailable(f"${ORACLE_ENV} points at {path}, which does not exist; build the oracle venv "
+                                "with `make oracle-venv` (requirements-oracle.txt)")
+    return path
 
 
 def run_devkit(cases: Sequence[OracleCase], timeout: float = 600.0) -> dict:
     """Evaluate ``cases`` with nuscenes-devkit in the oracle venv; returns {"cases": {name: result}, ...}."""
     python = oracle_python()
-    if python is None:
-        raise OracleUnavailable(
-            f"nuscenes-devkit oracle venv not found at {DEFAULT_ORACLE_PYTHON} (or ${ORACLE_ENV}); "
-            "build it with `make oracle-venv`"
-        )
     with tempfile.TemporaryDirectory(prefix="devkit-oracle-") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.json"
         _write_cases(cases, src)
