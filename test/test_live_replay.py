@@ -28,7 +28,7 @@ def live_run(tmp_path_factory):
     # frame went out without one camera at the default 0.1 s).
     node_params = {"qos.reliability": "reliable", "sync.camera_timeout_s": 2.0}
     doc = replay_live(bag, "tiny", out, rate=0.25, progress=False, output_bag=root / "live_pred.mcap",
-                      drain_timeout_s=20.0, node_params=node_params)
+                      drain_quiet_s=20.0, node_params=node_params)
     return bag, out, doc, root
 
 

@@ -154,6 +154,24 @@ def test_startup_errors_name_the_file_or_parameter(ros, tmp_path):
     assert "qos.reliability" in _startup_error(ros, tmp_path, qos__reliability="sometimes")
 
 
+def test_a_value_of_the_wrong_type_is_a_one_line_startup_error(ros, tmp_path):
+    msg = _startup_error(ros, tmp_path, max_points="many")
+    assert msg.startswith("parameter max_points:") and "INTEGER" in msg and "\n" not in msg
+    assert "budget_ms must be a number" in _startup_error(ros, tmp_path, budget_ms="fast")
+
+
+def test_integers_are_accepted_for_double_parameters(start_node):
+    """`budget_ms: 50` in a params file and `ros2 param set ... 1` both set a double (50.0, 1.0)."""
+    node, probe = start_node({"budget_ms": 50})
+    assert node.get_parameter("budget_ms").type_ == Parameter.Type.DOUBLE and node.budget_ms == 50.0
+    result = probe.set_parameters([Parameter("sync.camera_timeout_s", Parameter.Type.INTEGER, 1)])[0]
+    assert result.successful, result.reason
+    assert node.get_parameter("sync.camera_timeout_s").value == 1.0 and node.assembler.camera_timeout_s == 1.0
+    result = probe.set_parameters([Parameter("budget_ms", Parameter.Type.STRING, "fast")])[0]
+    assert not result.successful and "budget_ms must be a number" in result.reason
+    assert node.get_parameter("budget_ms").value == 50.0
+
+
 def test_console_entry_exits_nonzero_without_traceback(tmp_path):
     missing = str(tmp_path / "missing_calibration.yaml")
     proc = subprocess.run(

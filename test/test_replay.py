@@ -345,6 +345,8 @@ def _cli(*args, timeout=60):
 
 
 def test_cli_errors_are_clean(tmp_path, bag4):
+    no_checkpoint = tmp_path / "with_checkpoint.yaml"
+    no_checkpoint.write_text("preset: tiny\ncheckpoint: /no/such/model.pt\n")
     garbage = tmp_path / "g.mcap"
     garbage.write_bytes(os.urandom(4096))
     cases = [
@@ -353,11 +355,22 @@ def test_cli_errors_are_clean(tmp_path, bag4):
         (["replay", str(bag4), "--lidar-topic", "/velodyne_points"], "/velodyne_points"),
         (["replay", str(bag4), "--config", "no_such_preset"], "neither a preset"),
         (["play", str(tmp_path / "missing.mcap")], "does not exist"),
+        (["replay", str(bag4), "--config", "nuscenes"], "CUDA is not available on this machine; set device: cpu"),
+        (["replay", str(bag4), "--config", str(no_checkpoint)], "/no/such/model.pt"),
+        (["config", "no_such_preset"], "neither a preset"),
+        (["bench", "--only", "nothing"], "unknown benchmark"),
     ]
     for args, expected in cases:
         proc = _cli(*args, "--out", str(tmp_path / "o")) if args[0] == "replay" else _cli(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert expected in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, (args, proc.stderr)  # what, why, what to do
+
+
+def test_cli_debug_shows_the_traceback(tmp_path):
+    for flags in (["--debug", "replay"], ["replay", "--debug"]):  # before or after the command
+        proc = _cli(*flags, str(tmp_path / "missing.mcap"))
+        assert proc.returncode == 2 and "Traceback" in proc.stderr and "does not exist" in proc.stderr
 
 
 @pytest.mark.slow

@@ -1,13 +1,11 @@
 """`ov-panoptic`: one command group per module (demo, replay + play, bench, config), on one typer app."""
 from __future__ import annotations
 
-import sys
-
 
 def main(argv: list[str] | None = None) -> None:
     from ov_panoptic_ros.cli import bench, config, demo, replay  # noqa: F401 (each registers its commands)
-    from ov_panoptic_ros.cli.app import app
+    from ov_panoptic_ros.cli.app import main_exit
     from ov_panoptic_ros.core.allocator import keep_freed_memory
 
     keep_freed_memory()  # steady per-frame latency in replay and benchmarks: see core.allocator
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="ov-panoptic")
+    main_exit(argv)

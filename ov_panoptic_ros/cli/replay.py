@@ -86,10 +86,6 @@ def replay(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Replay a bag through the pipeline (offline, or live through the node) and write the evaluation report."""
-    from ov_panoptic_ros.core.config import ConfigError
-    from ov_panoptic_ros.data.bag.errors import BagError
-    from ov_panoptic_ros.eval.errors import LiveError, ReplayError
-
     topics = _topics(topics_file, lidar_topic)
     if output_bag is not None and output_bag.exists():
         fail(f"output bag {output_bag} exists already; not overwriting it")
@@ -99,21 +95,16 @@ def replay(
         if live:
             from ov_panoptic_ros.eval.live import replay_live
 
-            try:
-                doc = replay_live(bag, config, out, rate=rate, mapping=mapping, max_frames=max_frames,
-                                  topics=topics, calibration_file=calibration, min_points=min_points,
-                                  figure_frames=figure_frames, node_params=_node_params(node_param),
-                                  startup_timeout_s=startup_timeout, progress=progress, output_bag=output_bag)
-            except LiveError as e:
-                fail(str(e))
+            doc = replay_live(bag, config, out, rate=rate, mapping=mapping, max_frames=max_frames,
+                              topics=topics, calibration_file=calibration, min_points=min_points,
+                              figure_frames=figure_frames, node_params=_node_params(node_param),
+                              startup_timeout_s=startup_timeout, progress=progress, output_bag=output_bag)
         else:
             from ov_panoptic_ros.eval.replay import replay_offline
 
             doc = replay_offline(bag, config, out, mapping=mapping, max_frames=max_frames, every=every,
                                  output_bag=output_bag, topics=topics, calibration_file=calibration,
                                  min_points=min_points, figure_frames=figure_frames, progress=progress)
-    except (BagError, ReplayError, ConfigError) as e:
-        fail(str(e))
     except KeyboardInterrupt:  # before the first frame (loading the model): there is nothing to report
         typer.echo("interrupted before any frame was processed; no report written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -142,14 +133,10 @@ def play(
         0.0, "--wait-for-subscribers", help="Seconds to wait until every played topic has a subscriber."),
 ) -> None:
     """Publish a bag's messages over DDS at the recorded rate (a `ros2 bag play` without ROS installed)."""
-    from ov_panoptic_ros.data.bag.errors import BagError
-    from ov_panoptic_ros.ros.player import PlayError, play_bag
+    from ov_panoptic_ros.ros.player import play_bag
 
-    try:
-        stats = play_bag(bag, rate=rate, loop=loop, clock=clock, topics=topic or None,
-                         wait_for_subscribers_s=wait_for_subscribers, progress=True)
-    except (BagError, PlayError) as e:
-        fail(str(e))
+    stats = play_bag(bag, rate=rate, loop=loop, clock=clock, topics=topic or None,
+                     wait_for_subscribers_s=wait_for_subscribers, progress=True)
     typer.echo(f"published {stats.published} messages in {stats.wall_s:.1f} s ({stats.loops} pass(es))"
                + (f"; skipped topics: {stats.skipped_topics}" if stats.skipped_topics else ""))
     if stats.interrupted:

@@ -20,13 +20,18 @@ from ov_panoptic_ros.core.vision.text import ClassEmbeddings, TextEncoder
 from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
 
 
+class DeviceError(RuntimeError):
+    """The configured device cannot be used here; the message says what to set instead."""
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA when present; asking for CUDA without one is an error, not a silent CPU run."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise DeviceError(f"device {name!r} requested but CUDA is not available on this machine; "
+                          "set device: cpu (or auto) in the pipeline config, or the node's `device` parameter")
     return device
 
 

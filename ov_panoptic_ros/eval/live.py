@@ -8,6 +8,7 @@ same host clock).
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -181,7 +182,7 @@ class LiveOptions:
     rate: float = 1.0
     max_frames: int | None = None
     startup_timeout_s: float = 180.0
-    drain_timeout_s: float = 15.0  # after the last publish, wait this long without a new output
+    drain_quiet_s: float = 3.0  # after the last publish, stop waiting once the node is this long without an output
     node_params: dict = field(default_factory=dict)
     node_command: list[str] | None = None
 
@@ -189,7 +190,7 @@ class LiveOptions:
 def replay_live(bag: str | Path, config: str = "tiny", out: str | Path = "runs/replay_live", *, rate: float = 1.0,
                 mapping=None, max_frames: int | None = None, topics: BagTopics | None = None,
                 calibration_file: str | Path | None = None, min_points: int = 15, figure_frames: int = 3,
-                node_params: dict | None = None, startup_timeout_s: float = 180.0, drain_timeout_s: float = 15.0,
+                node_params: dict | None = None, startup_timeout_s: float = 180.0, drain_quiet_s: float = 3.0,
                 node_command: list[str] | None = None, progress: bool = True,
                 output_bag: str | Path | None = None) -> dict:
     """Play `bag` into a freshly started `ov_panoptic_node` over DDS; score what it publishes; write the report.
@@ -199,7 +200,8 @@ def replay_live(bag: str | Path, config: str = "tiny", out: str | Path = "runs/r
     """
     if rate <= 0:
         raise ReplayError(f"--rate must be positive, got {rate}")
-    opts = LiveOptions(rate, max_frames, startup_timeout_s, drain_timeout_s, dict(node_params or {}), node_command)
+    params = {"qos.reliability": "reliable", **(node_params or {})}  # a replay measures the node, not the transport
+    opts = LiveOptions(rate, max_frames, startup_timeout_s, drain_quiet_s, params, node_command)
     cfg = load_config(config)  # fail here, with the config's own message, not inside the node
     table = user_table(mapping)
     out = Path(out)
@@ -219,35 +221,40 @@ def replay_live(bag: str | Path, config: str = "tiny", out: str | Path = "runs/r
 
 def _run_live(reader, layout, cfg, table, min_points, figure_frames, params, opts: LiveOptions, out: Path,
               progress: bool, output_bag) -> dict:
+    """Start the node (it warms up before subscribing), play, wait for what is in flight, score, stop.
+
+    Ctrl-C skips the wait, stops the node within a second or two and writes the report without figures."""
     node = NodeProcess(params, out, opts.node_command)
     session = RosSession("ov_panoptic_live_replay")
     out_bag = BagWriter(output_bag) if output_bag else None
     stop_scoring = threading.Event()
+    hurry = True  # until the run ends normally: a failure or Ctrl-C stops the node without waiting on it
     try:
         recorder = LiveRecorder(session.node, f"/{NODE_NAME}/panoptic_points", f"/{NODE_NAME}/vocabulary")
         player = Player(session.node, reader, None, opts.rate)
         startup_s = _wait_until_ready(node, recorder, player, layout, opts.startup_timeout_s)
         scorer = Scorer(layout.classes, Vocabulary.from_json(recorder.vocabulary_json), table, min_points)
-        stats = RunStats()
         in_bag = reader.message_counts.get(layout.lidar_topic, 0)
         expected = in_bag if opts.max_frames is None else min(in_bag, opts.max_frames)
-        live = LiveScorer(layout, scorer, stats, SampleKeeper(expected, figure_frames), out_bag)
+        live = LiveScorer(layout, scorer, RunStats(), SampleKeeper(expected, figure_frames), out_bag)
         worker = threading.Thread(target=live.run, args=(recorder.queue, stop_scoring), daemon=True)
         worker.start()
         t0 = time.monotonic()
         play_stats = _play(player, live, layout, opts, expected, progress)
-        try:
-            _drain(live, node, opts.drain_timeout_s)
-        except KeyboardInterrupt:  # stop waiting for the node; score what came back
-            play_stats.interrupted = True
+        if not play_stats.interrupted:
+            try:
+                _drain(live, node, opts.drain_quiet_s, progress)
+            except KeyboardInterrupt:  # stop waiting for the node; score what came back
+                play_stats.interrupted = True
+        hurry = play_stats.interrupted
         wall_s = time.monotonic() - t0
         stop_scoring.set()
-        worker.join(timeout=60)
+        worker.join(timeout=1.0 if hurry else 60.0)
         live.finish()
     finally:
         stop_scoring.set()
         session.close()
-        exit_code = node.stop()
+        exit_code = node.stop(timeout_s=1.0 if hurry else 10.0)
         if out_bag is not None:
             out_bag.close()
     return _live_report(reader, layout, cfg, live, play_stats, opts, out, wall_s, startup_s, exit_code, node,
@@ -260,14 +267,14 @@ def _wait_until_ready(node: NodeProcess, recorder: LiveRecorder, player: Player,
     inputs = [layout.lidar_topic] + [t for c in layout.cameras for t in (c.image_topic, c.info_topic)]
     while time.monotonic() - t0 < timeout_s:
         if not node.alive():
-            raise LiveError(f"the node exited during start-up (code {node.proc.returncode}); its log "
-                            f"({node.log_path}):\n{node.log_tail()}")
+            raise LiveError(f"the node exited during start-up (code {node.proc.returncode}): {node.last_error()} "
+                            f"(whole log: {node.log_path})")
         if recorder.vocabulary_json is not None and recorder.cloud_sub.get_publisher_count() > 0 \
                 and not player.wait_for_subscribers(inputs, 0.0):
             return time.monotonic() - t0
         time.sleep(0.1)
     raise LiveError(f"the node was not ready after {timeout_s:.0f} s (no vocabulary or no subscription to "
-                    f"{inputs}); its log ({node.log_path}):\n{node.log_tail()}")
+                    f"{inputs}); raise --startup-timeout on a slow machine (its log: {node.log_path})")
 
 
 def _play(player: Player, live: LiveScorer, layout, opts: LiveOptions, expected: int, progress: bool) -> PlayStats:
@@ -291,11 +298,15 @@ def _play(player: Player, live: LiveScorer, layout, opts: LiveOptions, expected:
         bar.close()
 
 
-def _drain(live: LiveScorer, node: NodeProcess, timeout_s: float) -> None:
-    """Wait for outputs still in flight: until every sent cloud came back, or none came for `timeout_s`."""
+def _drain(live: LiveScorer, node: NodeProcess, quiet_s: float, progress: bool) -> None:
+    """Wait for outputs still in flight, only while the node keeps publishing: until every sent cloud came
+    back, or the node has published nothing for `quiet_s` (what did not come by then was dropped)."""
     live.last_receive = max(live.last_receive, time.monotonic())
+    if progress and len(live.received) < live.clouds_sent:
+        print(f"[live] waiting for the node: {live.clouds_sent - len(live.received)} cloud(s) in flight "
+              f"(stops {quiet_s:.0f} s after its last output)", file=sys.stderr, flush=True)
     while node.alive() and len(live.received) < live.clouds_sent:
-        if time.monotonic() - live.last_receive > timeout_s:
+        if time.monotonic() - live.last_receive > quiet_s:
             return
         time.sleep(0.05)
 
@@ -332,4 +343,4 @@ def _live_report(reader, layout, cfg, live: LiveScorer, play_stats: PlayStats, o
             "node_exit_code": exit_code, "node_log": str(node.log_path), "node_params": str(node.params_file),
         },
     }
-    return write_report(out, doc, live.scorer, live.samples.result())
+    return write_report(out, doc, live.scorer, live.samples.result(), figures=not play_stats.interrupted)

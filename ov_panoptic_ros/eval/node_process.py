@@ -61,12 +61,15 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def log_tail(self, lines: int = 25) -> str:
+    def last_error(self) -> str:
+        """The node's start-up error line (its FATAL), else the last line it logged."""
         self._log.flush()
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        lines = [line.strip() for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        fatal = [line for line in lines if "start-up error" in line or "FATAL" in line]
+        return (fatal or lines or ["(nothing logged)"])[-1]
 
-    def stop(self, timeout_s: float = 20.0) -> int:
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGINT (the node shuts down cleanly), then SIGKILL after `timeout_s`; the exit code."""
         if self.alive():
             self.proc.send_signal(signal.SIGINT)
             try:

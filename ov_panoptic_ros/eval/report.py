@@ -30,15 +30,16 @@ BASE_COLOR, NOVEL_COLOR = "#3b6fb6", "#e07b39"
 DPI = 110
 
 
-def write_report(out: str | Path, doc: dict, scorer, samples: list) -> dict:
-    """Write metrics.json, per_class.csv and the figures into `out`; returns the final metrics.json dict."""
+def write_report(out: str | Path, doc: dict, scorer, samples: list, figures: bool = True) -> dict:
+    """Write metrics.json, per_class.csv and (unless `figures` is False: an interrupted run should end fast)
+    the figures into `out`; returns the final metrics.json dict."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"schema": REPORT_SCHEMA, "version": REPORT_VERSION, "created_unix": time.time(), **doc}
     doc["figures"], doc["figure_errors"] = [], {}
     _write_json(out / "metrics.json", doc)
     write_per_class_csv(out / "per_class.csv", scorer.classes, doc.get("metrics"))
-    for name, draw in _figure_jobs(scorer, doc, samples):
+    for name, draw in _figure_jobs(scorer, doc, samples) if figures else ():
         try:
             draw(out / name)
             doc["figures"].append(name)

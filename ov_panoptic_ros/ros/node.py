@@ -21,6 +21,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -40,13 +41,14 @@ from ov_panoptic_ros.bridge.sync import CameraSynchronizer, FrameAssembler, Sync
 from ov_panoptic_ros.core.allocator import keep_freed_memory
 from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
-from ov_panoptic_ros.core.frame import Frame, PanopticResult, Vocabulary, VocabularyError
+from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocabulary, VocabularyError
 from ov_panoptic_ros.ros import params as P
 from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
 from ov_panoptic_ros.ros.markers import instance_markers
 
 NODE_NAME = "ov_panoptic"
 PACKAGE = "ov_panoptic_ros"
+WARMUP_POINTS, WARMUP_IMAGE_SIZE = 20_000, (640, 480)
 POLL_PERIOD_S = 0.02  # how often waiting clouds are checked against their camera timeout
 DIAGNOSTICS_PERIOD_S = 1.0
 
@@ -160,10 +162,13 @@ class PanopticNode(Node):
         self._vocab_version = 0
         vocabulary = self._vocabulary_from(self._current_vocab_values(), version=0)
         self.pipeline = self._build_pipeline(pipeline, vocabulary)
+        if self._p("warmup"):
+            self._warm_up()
         self._setup_sync()
         self._setup_threads()
         self._setup_io()
         self._warn_unknown_overrides()
+        self.add_pre_set_parameters_callback(self._integers_as_doubles)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._publish_vocabulary(self.pipeline.vocabulary)
@@ -177,14 +182,37 @@ class PanopticNode(Node):
         return self.get_parameter(name).value
 
     def _declare(self, spec: P.ParamSpec, name: str | None = None, default=None) -> None:
+        """Declare one parameter; a params-file value of the wrong type is a one-line start-up error."""
         name = name or spec.name
         value = spec.default if default is None else default
-        if isinstance(value, list) and not value:  # [] would be declared as a byte array
-            declared = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, spec.descriptor(name))
-            if declared.type_ == Parameter.Type.NOT_SET:  # no override given
-                self._set_initial(name, [])
-        else:
-            self.declare_parameter(name, value, spec.descriptor(name))
+        descriptor = spec.descriptor(name)
+        try:
+            if isinstance(value, list) and not value:  # [] would be declared as a byte array
+                declared = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
+                if declared.type_ == Parameter.Type.NOT_SET:  # no override given
+                    self._set_initial(name, [])
+            elif spec.type == P.DOUBLE:
+                descriptor.dynamic_typing = True  # `budget_ms: 50` (an integer) is stored as 50.0, see _as_double
+                self._as_double(self.declare_parameter(name, value, descriptor))
+            else:
+                self.declare_parameter(name, value, descriptor)
+        except ParameterException as e:
+            raise StartupError(f"parameter {name}: {e}") from e
+
+    def _as_double(self, declared: Parameter) -> None:
+        if declared.type_ == Parameter.Type.DOUBLE:
+            return
+        if declared.type_ != Parameter.Type.INTEGER:
+            raise StartupError(f"parameter {declared.name} must be a number, got {declared.value!r}")
+        result = self.set_parameters([Parameter(declared.name, Parameter.Type.DOUBLE, float(declared.value))])[0]
+        if not result.successful:
+            raise StartupError(f"parameter {declared.name}: {result.reason}")
+
+    @staticmethod
+    def _integers_as_doubles(parameters: list[Parameter]) -> list[Parameter]:
+        """SetParameters with an integer for a double parameter sets the double (ros2 param set NAME 50)."""
+        return [Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+                if p.name in P.DOUBLE_PARAMS and p.type_ == Parameter.Type.INTEGER else p for p in parameters]
 
     def _set_initial(self, name: str, value: list) -> None:
         """Give a read-only STRING_ARRAY its empty default (read-only blocks set_parameters)."""
@@ -268,6 +296,22 @@ class PanopticNode(Node):
         except (OSError, RuntimeError, ValueError) as e:
             source = self._p("pipeline.config")
             raise StartupError(f"cannot build the pipeline from pipeline.config {source!r}: {e}") from e
+
+    def _warm_up(self) -> None:
+        """One inference on a synthetic frame (random points, one gray image) before any input is subscribed."""
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0)
+        points = rng.uniform((-30.0, -30.0, -2.0), (30.0, 30.0, 2.0), (WARMUP_POINTS, 3)).astype(np.float32)
+        w, h = WARMUP_IMAGE_SIZE
+        camera = CameraModel("warmup", w, h, [[w / 2, 0, w / 2], [0, w / 2, h / 2], [0, 0, 1]],
+                             T_cam_lidar=[[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+        frame = Frame(points=points, images=[np.full((h, w, 3), 128, np.uint8)], cameras=[camera])
+        try:
+            self.pipeline(frame)
+        except (RuntimeError, ValueError) as e:  # the first real frame will say the same, counted
+            self.get_logger().warning(f"warm-up inference failed: {type(e).__name__}: {e}")
+            return
+        self.get_logger().info(f"warm-up inference: {(time.perf_counter() - t0) * 1e3:.0f} ms")
 
     def _setup_sync(self) -> None:
         self._lock = threading.Lock()  # guards the assembler (the executor and the worker both use it)
@@ -459,7 +503,11 @@ class PanopticNode(Node):
                 self._cond.notify_all()
 
     def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Reject a vocabulary change that cannot be used, with Vocabulary's own reason."""
+        """Reject a non-number for a double parameter, and a vocabulary change that cannot be used (with
+        Vocabulary's own reason)."""
+        for p in parameters:
+            if p.name in P.DOUBLE_PARAMS and p.type_ != Parameter.Type.DOUBLE:
+                return SetParametersResult(successful=False, reason=f"{p.name} must be a number, got {p.value!r}")
         changed = {p.name: p.value for p in parameters if p.name in P.VOCABULARY_PARAMS}
         if not changed:
             return SetParametersResult(successful=True)

@@ -76,6 +76,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_points", DEFAULT_MAX_POINTS, INTEGER,
               "Clouds with more points are rejected (counted as cloud_too_large) before being converted",
               range=(1, 100_000_000)),
+    ParamSpec("warmup", True, BOOL,
+              "Run the pipeline once on a synthetic frame before subscribing, so the first real frame is not"
+              " slowed by first-call costs (allocations, caches, CUDA kernels)", read_only=True),
     ParamSpec("vocabulary", None, STRING_ARRAY,
               "Class names; an entry may hold comma-separated synonyms ('pedestrian,person'). Changes at run time"),
     ParamSpec("stuff_classes", None, STRING_ARRAY,
@@ -93,6 +96,7 @@ PER_CAMERA: tuple[ParamSpec, ...] = (
 )
 
 SPECS = {p.name: p for p in PARAMETERS}
+DOUBLE_PARAMS = frozenset(p.name for p in PARAMETERS if p.type == DOUBLE)  # integers are accepted for these
 
 
 def parameter_names(cameras: tuple[str, ...] | list[str] = ()) -> set[str]:

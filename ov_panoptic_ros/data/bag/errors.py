@@ -27,9 +27,8 @@ class BagReadError(BagCorruptError):
 class MissingTopicsError(BagError):
     def __init__(self, path: Path, missing: list[str], available: dict[str, str]):
         self.missing = list(missing)
-        listing = "\n".join(f"    {t}  [{ty}]" for t, ty in sorted(available.items())) or "    (none)"
+        listing = ", ".join(f"{t} [{ty.rpartition('/')[2]}]" for t, ty in sorted(available.items())) or "none"
         super().__init__(
-            f"bag {path} lacks the topic(s) this needs: {', '.join(self.missing)}\n"
-            f"  topics in the bag:\n{listing}\n"
-            f"  (topic names are configurable: see docs/bag_layout.md)"
+            f"bag {path} lacks the topic(s) this needs: {', '.join(self.missing)}; topics in the bag: {listing}"
+            f" (name yours with --topics FILE / --lidar-topic, see docs/bag_layout.md)"
         )
