@@ -369,3 +369,14 @@ def test_bad_loss_options_are_named():
         LossConfig(voxel_distill_distance="l2")
     with pytest.raises(ConfigError, match="loss.object_distill_pooling 'hard'"):
         LossConfig(object_distill_pooling="hard")
+
+
+def test_object_distillation_teaches_the_class_embedding_not_the_mask():
+    """Its pooling weights are detached: L_O must not move masks toward wherever CLIP agrees."""
+    gen = torch.Generator().manual_seed(2)
+    out = perfect_outputs(layers=2)
+    masks = (out.mask_logits[1] + torch.randn(4, 9, generator=gen)).requires_grad_()
+    embed = torch.randn(4, 4, generator=gen).requires_grad_()
+    out.mask_logits[1], out.class_embed[1] = masks, embed
+    PanopticLoss()(out, TARGETS)["object_distill"].backward()
+    assert embed.grad.abs().sum() > 0 and (masks.grad is None or (masks.grad == 0).all())
