@@ -1,5 +1,4 @@
 """Sparse UNet: device-chosen conv algorithm, config-driven shape, row alignment, gradients."""
-import pytest
 import spconv.pytorch as spconv
 import torch
 

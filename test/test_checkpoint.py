@@ -6,10 +6,11 @@ import torch
 from ov_panoptic_ros.core.config import load_config
 from ov_panoptic_ros.core.model.checkpoint import (FORMAT_VERSION, CheckpointError, load_network, read_checkpoint,
                                                    save_checkpoint)
-from ov_panoptic_ros.core.model.network import PanopticNetwork
+from ov_panoptic_ros.core.model.network import build_network
 from ov_panoptic_ros.data.synthetic import make_scene, network_inputs, random_class_embeddings, scene_vocabulary
 
 CLIP_ID = "ov-tiny-vit@random"
+NO_DISTILL = {"loss": {"object_distill_weight": 0, "voxel_distill_weight": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +18,11 @@ def saved(tmp_path_factory):
     """A tiny network with non-default weights and running stats, saved once for the module."""
     cfg = load_config("tiny")
     torch.manual_seed(0)
-    net = PanopticNetwork(cfg, 64)
+    net = build_network(cfg, 64)
     scene = make_scene(seed=2, num_points=1500, image_size=(64, 48))
     emb = random_class_embeddings(scene_vocabulary(), 64)
     points, features, _, _ = network_inputs(scene, emb)
-    net(points, features, emb)  # one train-mode pass updates BatchNorm running stats
+    net(points, features, emb, torch.from_numpy(scene.frame.intensity))  # train mode: BatchNorm running stats move
     with torch.no_grad():
         net.head.logit_scale.fill_(3.0)
     path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "net.pt", net, cfg, CLIP_ID)
@@ -32,11 +33,13 @@ def test_round_trip_restores_weights_eval_mode_and_predictions(saved):
     path, net, cfg, scene, emb = saved
     loaded = load_network(path, cfg, "cpu")
     assert not loaded.training and loaded.clip_model_id == CLIP_ID and loaded.clip_dim == 64
+    assert loaded.model == "ov" and loaded.train_vocabulary.classes == net.train_vocabulary.classes
+    assert loaded.stuff_names == net.stuff_names == ("road", "sidewalk", "building")  # vegetation is novel
     original = net.state_dict()
     for name, value in loaded.state_dict().items():
         assert torch.equal(value, original[name]), name
     points, features, _, _ = network_inputs(scene, emb)
-    inputs = (points, features, emb)
+    inputs = (points, features, emb, torch.from_numpy(scene.frame.intensity))
     a, b = net.predict(*inputs), loaded.predict(*inputs)
     assert np.array_equal(a.labels, b.labels) and np.allclose(a.scores, b.scores)
 
@@ -47,7 +50,11 @@ def test_file_is_plain_enough_for_weights_only_load(saved):
     assert payload["clip"] == {"model_name": "ov-tiny-vit", "model_id": CLIP_ID, "embed_dim": 64}
     assert payload["network_config"]["backbone"] == {"channels": [16, 32, 64], "blocks_per_level": 1}
     assert payload["network_config"]["voxel"]["size"] == [0.4, 0.4, 0.4]
-    assert set(payload["network_config"]) == {"voxel", "backbone", "head"}
+    assert set(payload["network_config"]) == {"model", "voxel", "backbone", "fusion", "head"}
+    assert payload["network_config"]["model"] == "ov"
+    assert payload["train_vocabulary"] == {
+        "classes": ["car", "truck", "road,driveable surface", "sidewalk", "building,manmade structure"],
+        "stuff": ["road", "sidewalk", "building"]}
 
 
 def test_missing_file_names_the_path(tmp_path):
@@ -59,7 +66,10 @@ def test_missing_file_names_the_path(tmp_path):
 @pytest.mark.parametrize("override,needles", [
     ({"backbone": {"channels": [16, 32]}}, ["backbone.channels", "[16, 32, 64]", "[16, 32]"]),
     ({"voxel": {"size": [0.2, 0.2, 0.2]}}, ["voxel.size", "[0.4, 0.4, 0.4]", "[0.2, 0.2, 0.2]"]),
-    ({"head": {"num_thing_queries": 8}}, ["head.num_thing_queries", "16", "8"]),
+    ({"head": {"num_queries": 8}}, ["head.num_queries", "16", "8"]),
+    ({"fusion": {"lidar_channels": 64}}, ["fusion.lidar_channels", "32", "64"]),
+    ({"voxel": {"intensity_scale": 0.5}}, ["voxel.intensity_scale", "1.0", "0.5"]),
+    ({"model": "pfc", **NO_DISTILL}, ["holds model 'ov' (the paper's network", "asks for model 'pfc' (the P3Former"]),
     ({"voxel": {"grid": "cylindrical"}}, ["voxel.grid", "'cartesian'", "'cylindrical'"]),
     ({"clip": {"model_name": "ViT-B-16"}}, ["clip.model_name", "'ov-tiny-vit'", "'ViT-B-16'"]),
 ])
@@ -71,9 +81,22 @@ def test_mismatch_is_refused_naming_both_values(saved, override, needles):
 
 
 def test_settings_that_do_not_shape_the_network_may_differ(saved):
-    cfg = load_config("tiny", {"merge": {"score_threshold": 0.6}, "vocabulary": {"classes": ["car", "road"],
-                                                                                  "stuff": ["road"]}})
-    assert load_network(saved[0], cfg, "cpu").merge_cfg.score_threshold == 0.6
+    """The run-time vocabulary (and its split) may differ: the network keeps the training vocabulary it was saved
+    with."""
+    cfg = load_config("tiny", {"merge": {"score_threshold": 0.6}, "loss": {"dice_weight": 5.0},
+                               "vocabulary": {"classes": ["car", "road"], "stuff": ["road"], "novel": []}})
+    loaded = load_network(saved[0], cfg, "cpu")
+    assert loaded.merge_cfg.score_threshold == 0.6 and loaded.stuff_names == ("road", "sidewalk", "building")
+
+
+def test_pfc_checkpoint_round_trips_and_is_refused_as_ov(tmp_path):
+    cfg = load_config("tiny", {"model": "pfc", **NO_DISTILL})
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "pfc.pt", build_network(cfg, 64), cfg, CLIP_ID)
+    assert load_network(path, cfg, "cpu").model == "pfc"
+    with pytest.raises(CheckpointError, match=r"holds model 'pfc' \(the P3Former \+ FC-CLIP baseline\) but the"
+                                              r" config asks for model 'ov' \(the paper's network"):
+        load_network(path, load_config("tiny"), "cpu")
 
 
 def test_metadata_is_checked_before_any_weight_is_used(saved, tmp_path):
@@ -97,12 +120,13 @@ def test_foreign_corrupt_and_future_files_are_refused(saved, tmp_path):
     corrupt.write_bytes(b"definitely not a zip file")
     with pytest.raises(CheckpointError, match="cannot be read"):
         read_checkpoint(corrupt)
-    future = tmp_path / "future.pt"
-    payload = torch.load(saved[0], weights_only=True)
-    payload["format_version"] = FORMAT_VERSION + 1
-    torch.save(payload, future)
-    with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}"):
-        read_checkpoint(future)
+    for version in (FORMAT_VERSION - 1, FORMAT_VERSION + 1):  # the previous format had other heads
+        other = tmp_path / f"v{version}.pt"
+        payload = torch.load(saved[0], weights_only=True)
+        payload["format_version"] = version
+        torch.save(payload, other)
+        with pytest.raises(CheckpointError, match=f"format version {version}; this code reads version 2"):
+            read_checkpoint(other)
 
 
 def test_save_replaces_atomically_and_creates_folders(saved, tmp_path):

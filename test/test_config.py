@@ -43,3 +43,45 @@ def test_overrides_and_round_trip():
     assert cfg.device == "cpu" and cfg.zeroshot.min_cluster_points == 3
     from ov_panoptic_ros.core.config import from_dict
     assert from_dict(PipelineConfig, cfg.to_dict()) == cfg
+
+
+def test_loss_section_is_typed_and_unknown_keys_are_errors(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("preset: tiny\nloss: {object_distill_weight: 0, voxel_distill_distance: l1}\n")
+    cfg = load_config(f)
+    assert cfg.loss.object_distill_weight == 0 and cfg.loss.voxel_distill_distance == "l1"
+    f.write_text("preset: tiny\nloss: {voxel_distil_weight: 0}\n")
+    with pytest.raises(ConfigError, match=r"config.loss: unknown key\(s\) \['voxel_distil_weight'\]"):
+        load_config(f)
+
+
+def test_loss_defaults_are_p3formers_and_the_papers():
+    loss = load_config("tiny").loss
+    assert (loss.class_focal_alpha, loss.class_focal_gamma) == (0.25, 4.0)
+    assert (loss.mask_focal_alpha, loss.mask_focal_gamma) == (0.25, 2.0)
+    assert (loss.class_weight, loss.mask_weight, loss.dice_weight) == (1.0, 1.0, 2.0)
+    assert (loss.match_class_weight, loss.match_mask_weight, loss.match_dice_weight) == (1.0, 1.0, 2.0)
+    assert loss.object_distill_weight == 0.1 and loss.voxel_distill_weight == 1.0  # L_O small, as the paper warns
+    assert (loss.voxel_distill_distance, loss.object_distill_pooling, loss.deep_supervision) == ("cosine", "soft", True)
+
+
+@pytest.mark.parametrize("preset", ["nuscenes", "semantickitti"])
+def test_full_presets_have_p3formers_sizes(preset):
+    cfg = load_config(preset)
+    assert (cfg.head.num_queries, cfg.head.hidden_dim, cfg.head.num_layers, cfg.head.num_heads, cfg.head.ffn_dim) == (
+        128, 256, 6, 8, 2048)
+    assert cfg.fusion.lidar_channels == 256 and cfg.model == "ov"
+
+
+def test_nuscenes_preset_holds_the_papers_split():
+    assert load_config("nuscenes").vocabulary.novel == ("bus", "motorcycle", "pedestrian", "vegetation")
+
+
+def test_model_must_be_known_and_pfc_has_no_distillation():
+    with pytest.raises(ConfigError, match=r"model 'fc-clip' is not one of \('ov', 'pfc'\)"):
+        load_config("tiny", overrides={"model": "fc-clip"})
+    with pytest.raises(ConfigError, match="model 'pfc' is the baseline without distillation"):
+        load_config("tiny", overrides={"model": "pfc"})
+    no_distill = {"object_distill_weight": 0, "voxel_distill_weight": 0}
+    pfc = load_config("tiny", overrides={"model": "pfc", "loss": no_distill})
+    assert pfc.model == "pfc" and (pfc.pfc.base_clip_exponent, pfc.pfc.novel_clip_exponent) == (0.4, 0.8)

@@ -1,13 +1,14 @@
-"""Panoptic merge on hand-built masks and scores."""
+"""Panoptic merge on hand-built masks and scores, and the merge settings every preset ships."""
 import numpy as np
+import pytest
 import torch
 
-from ov_panoptic_ros.core.config import MergeConfig
+from ov_panoptic_ros.core.config import MergeConfig, load_config
 from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.core.model.merge import (VoxelPanoptic, build_instances, merge_panoptic, query_scores,
                                               voxels_to_points)
 
-CFG = MergeConfig(score_threshold=0.4, overlap_threshold=0.8)
+CFG = MergeConfig(score_threshold=0.4, overlap_threshold=0.8, thing_score_scale=1.0)  # the mechanics, unscaled
 BIG = 10.0  # mask logit: sigmoid(10) ~ 1
 
 
@@ -18,8 +19,43 @@ def _masks(num_voxels, *members):
     return logits
 
 
-def _merge(masks, scores, labels, things):
-    return merge_panoptic(masks, torch.tensor(scores), torch.tensor(labels), torch.tensor(things), CFG)
+def _merge(masks, scores, labels, things, cfg=CFG):
+    return merge_panoptic(masks, torch.tensor(scores), torch.tensor(labels), torch.tensor(things), cfg)
+
+
+def test_merge_defaults_are_p3formers():
+    assert MergeConfig() == MergeConfig(score_threshold=0.4, overlap_threshold=0.8, thing_score_scale=2.0)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "nuscenes", "semantickitti"])
+def test_every_preset_merges_as_p3former(preset):
+    merge = load_config(preset).merge
+    assert (merge.score_threshold, merge.overlap_threshold, merge.thing_score_scale) == (0.4, 0.8, 2.0)
+
+
+def test_score_threshold_is_strict_at_exactly_the_threshold():
+    """The docstring's rule: kept when strictly above. A score of exactly 0.4 (stuff) or 0.2 (a thing,
+    doubled to exactly 0.4) is dropped; one float step above is kept."""
+    above = torch.nextafter(torch.tensor(0.4), torch.tensor(1.0)).item()
+    half_above = torch.nextafter(torch.tensor(0.2), torch.tensor(1.0)).item()
+    masks = _masks(4, [0], [1], [2], [3])
+    out = _merge(masks, [0.4, above, 0.2, half_above], [0, 1, 2, 3], [False, False, True, True], MergeConfig())
+    assert out.labels.tolist() == [UNLABELED, 1, UNLABELED, 3]
+
+
+def test_thing_scores_are_doubled_for_the_threshold_and_the_competition_only():
+    # voxel 0..1: a thing (p 0.3, ranked 0.6) and stuff (p 0.5) both claim them; the thing wins.
+    # voxel 2..3: stuff alone. A stuff query at p 0.3 would not pass the threshold; the thing does.
+    masks = _masks(5, [0, 1], [0, 1, 2, 3], [4])
+    out = _merge(masks, [0.3, 0.5, 0.3], [0, 1, 2], [True, False, False], MergeConfig(overlap_threshold=0.5))
+    assert out.labels.tolist() == [0, 0, 1, 1, UNLABELED]
+    assert out.instance_ids.tolist() == [1, 1, 0, 0, 0]
+    p = torch.sigmoid(torch.tensor(BIG))
+    torch.testing.assert_close(out.scores[:4], torch.stack([0.3 * p, 0.3 * p, 0.5 * p, 0.5 * p]))  # unscaled
+    assert [s.score for s in out.segments if s.query == 0] == [pytest.approx(0.3)]
+    unscaled = _merge(masks, [0.3, 0.5, 0.3], [0, 1, 2], [True, False, False],
+                      MergeConfig(overlap_threshold=0.5, thing_score_scale=1.0))
+    assert unscaled.labels.tolist() == [1, 1, 1, 1, UNLABELED]
 
 
 def test_score_threshold_keeps_only_confident_queries():
@@ -66,23 +102,18 @@ def test_nothing_kept_gives_all_unlabeled():
     assert out.scores.tolist() == [0.0] * 4 and out.segments == []
 
 
-def test_query_scores_use_the_vocabulary_indices():
+def test_any_query_takes_any_class_and_its_label_decides_thing_or_stuff():
     # Vocabulary of 5 classes, stuff at indices 2 and 4 (not contiguous, not at the end).
     is_stuff = torch.tensor([False, False, True, False, True])
-    logits = torch.tensor([
-        [-5.0, 1.0, 8.0, 0.0, -5.0],  # thing query: stuff class 2 is most likely but is not a thing label
-        [2.0, -5.0, -5.0, -5.0, -5.0],  # thing query -> class 0
-        [-5.0, -5.0, 3.0, -5.0, 9.0],  # stuff query for class 4: scored on class 4 only
-        [-5.0, -5.0, 0.5, -5.0, 9.0],  # stuff query for class 2
+    probs = torch.tensor([
+        [0.1, 0.3, 0.9, 0.2, 0.1],  # -> stuff class 2
+        [0.7, 0.1, 0.1, 0.1, 0.1],  # -> thing class 0
+        [0.1, 0.1, 0.2, 0.1, 0.8],  # -> stuff class 4
+        [0.1, 0.1, 0.2, 0.6, 0.5],  # -> thing class 3
     ])
-    scores, labels = query_scores(logits, 2, torch.tensor([4, 2]), is_stuff)
-    assert labels.tolist() == [1, 0, 4, 2]
-    torch.testing.assert_close(scores, torch.sigmoid(torch.tensor([1.0, 2.0, 9.0, 0.5])))
-
-
-def test_all_stuff_vocabulary_never_keeps_thing_queries():
-    scores, _ = query_scores(torch.full((2, 2), 9.0), 1, torch.tensor([0]), torch.tensor([True, True]))
-    assert scores[0].item() == 0.0
+    scores, labels, is_thing = query_scores(probs, is_stuff)
+    assert labels.tolist() == [2, 0, 4, 3] and is_thing.tolist() == [False, True, False, True]
+    torch.testing.assert_close(scores, torch.tensor([0.9, 0.7, 0.8, 0.6]))
 
 
 def test_voxel_results_map_back_to_points_with_out_of_range_unlabeled():

@@ -11,20 +11,25 @@ from ov_panoptic_ros.core.config import load_config
 from ov_panoptic_ros.core.frame import UNLABELED, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.core.model.losses import PanopticLoss
-from ov_panoptic_ros.core.model.network import PanopticNetwork
+from ov_panoptic_ros.core.model.network import build_network
+from ov_panoptic_ros.core.model.targets import ClassSplit
 from ov_panoptic_ros.core.vision.features import PointFeatures
 from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_seen_point_features
-from ov_panoptic_ros.data.synthetic import (CLASSES, STUFF, make_scene, network_inputs, random_class_embeddings,
-                                            scene_vocabulary)
+from ov_panoptic_ros.data.synthetic import (CLASSES, NOVEL, STUFF, make_scene, network_inputs,
+                                            random_class_embeddings, scene_vocabulary)
 
-CFG = load_config("tiny")
+# The tiny preset trained on the synthetic scene's classes, its novel ones held out.
+SCENE_VOCABULARY = {"classes": list(scene_vocabulary().classes), "stuff": STUFF, "novel": NOVEL}
+CFG = load_config("tiny", overrides={"vocabulary": SCENE_VOCABULARY})
+SPLIT = ClassSplit.from_config(CFG.vocabulary)
+BASE_STUFF = ("driveable_surface", "sidewalk", "manmade")
 NUM_POINTS = 4000
 ROAD = CLASSES.index("driveable_surface")
 
 
-def _build(seed=0, dim=64):
+def _build(seed=0, dim=64, cfg=CFG):
     torch.manual_seed(seed)
-    return PanopticNetwork(CFG, dim)
+    return build_network(cfg, dim)
 
 
 def _scene(num_points):
@@ -48,6 +53,10 @@ def _inputs(scene, class_emb):
     return points, features
 
 
+def _intensity(scene):
+    return torch.from_numpy(scene.frame.intensity)
+
+
 def compact(features, seen):
     """PointFeatures of the seen rows of (N, D) `features` (rows of unseen points are dropped)."""
     index = seen.nonzero().squeeze(1)
@@ -55,8 +64,8 @@ def compact(features, seen):
 
 
 def _targets(scene):
-    return {"labels": torch.from_numpy(scene.gt_labels.astype(np.int64)),
-            "instance_ids": torch.from_numpy(scene.gt_instance_ids.astype(np.int64))}
+    return SPLIT.targets(torch.from_numpy(scene.gt_labels.astype(np.int64)),
+                         torch.from_numpy(scene.gt_instance_ids.astype(np.int64)))
 
 
 def _in_voxel_range(points):
@@ -127,29 +136,28 @@ def test_forward_shapes_and_dtypes_with_two_cameras_of_clip_features(scene, clip
     encoder, images, projection = clip_setup
     sampled = clip_point_features(encoder, images, projection)
     assert 0.1 < sampled.seen.float().mean() < 0.9  # two cameras' worth of points
-    class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
+    train_emb = SPLIT.train_embeddings(random_class_embeddings(scene_vocabulary(), encoder.embed_dim))
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.frame.points), sampled, class_emb)
-    n, v = NUM_POINTS, int(out["point_to_voxel"].max()) + 1
-    q, c, d = CFG.head.num_thing_queries + len(STUFF), len(CLASSES), encoder.embed_dim
-    assert len(out["mask_logits"]) == CFG.head.num_layers + 1  # initial queries + each layer
-    for masks, logits, embed in zip(out["mask_logits"], out["class_logits"], out["class_embed"]):
+    out = net(torch.from_numpy(scene.frame.points), sampled, train_emb, _intensity(scene))
+    n, v = NUM_POINTS, int(out.point_to_voxel.max()) + 1
+    q, c, d = CFG.head.num_queries + len(BASE_STUFF), len(CLASSES) - len(NOVEL), encoder.embed_dim
+    assert len(out.mask_logits) == CFG.head.num_layers + 1  # initial queries + each layer
+    for masks, logits, embed in zip(out.mask_logits, out.class_logits, out.class_embed):
         assert masks.shape == (q, v) and logits.shape == (q, c) and embed.shape == (q, d)
         assert masks.dtype == logits.dtype == embed.dtype == torch.float32
         assert torch.isfinite(masks).all() and torch.isfinite(logits).all()
-    assert out["stuff_classes"].tolist() == [CLASSES.index(s) for s in STUFF] == [4, 5, 6, 7]
-    assert out["voxel_embed"].shape == out["voxel_clip"].shape == (v, d)
-    assert out["voxel_seen_count"].shape == (v,) and out["point_to_voxel"].shape == (n,)
-    assert out["point_to_voxel"].dtype == torch.long
-    assert out["voxel_coords"].shape == (v, 3) and out["voxel_coords"].dtype == torch.int32
-    norms = out["voxel_clip"].norm(dim=1)
-    seen_voxels = out["voxel_seen_count"] > 0
-    torch.testing.assert_close(norms[seen_voxels], torch.ones(int(seen_voxels.sum())))
-    assert (norms[~seen_voxels] == 0).all()
+    assert out.num_learned_queries == CFG.head.num_queries and out.stuff_names == BASE_STUFF
+    assert out.vocabulary == SPLIT.train_vocabulary and out.num_voxels == v
+    assert out.voxel_seen.shape == (v,) and out.voxel_seen.dtype == torch.bool
+    assert out.point_to_voxel.shape == (n,) and out.point_to_voxel.dtype == torch.long
+    assert out.voxel_coords.shape == (v, 3) and out.voxel_coords.dtype == torch.int32
+    norms = out.voxel_clip.norm(dim=1)
+    torch.testing.assert_close(norms[out.voxel_seen], torch.ones(int(out.voxel_seen.sum())))
+    assert (norms[~out.voxel_seen] == 0).all() and 0 < out.voxel_seen.float().mean() < 1
 
 
 def _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene):
-    PanopticLoss()(out, _targets(scene))["total"].backward()
+    PanopticLoss(CFG.loss)(out, _targets(scene))["total"].backward()
     for name, p in net.named_parameters():
         assert p.requires_grad, name
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
@@ -159,18 +167,18 @@ def _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
 def test_backward_on_pipeline_clip_features_reaches_every_parameter_and_not_clip(scene, clip_setup):
     encoder, images, projection = clip_setup
     sampled = clip_point_features(encoder, images, projection)
-    class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
+    train_emb = SPLIT.train_embeddings(random_class_embeddings(scene_vocabulary(), encoder.embed_dim))
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.frame.points), sampled, class_emb)
+    out = net(torch.from_numpy(scene.frame.points), sampled, train_emb, _intensity(scene))
     _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
 
 
 def test_network_itself_keeps_gradients_out_of_clip(scene, clip_setup):
     encoder, images, projection = clip_setup
     sampled = clip_point_features_with_graph(encoder, images, projection)
-    class_emb = random_class_embeddings(scene_vocabulary(), encoder.embed_dim)
+    train_emb = SPLIT.train_embeddings(random_class_embeddings(scene_vocabulary(), encoder.embed_dim))
     net = _build(dim=encoder.embed_dim)
-    out = net(torch.from_numpy(scene.frame.points), sampled, class_emb)
+    out = net(torch.from_numpy(scene.frame.points), sampled, train_emb)
     try:
         _assert_every_parameter_trained_and_clip_untouched(net, encoder, out, scene)
     finally:
@@ -190,16 +198,16 @@ def test_vocabulary_size_does_not_change_the_weights_or_shared_scores(scene):
     with torch.no_grad():
         a = net(points, features, emb_small)
         b = net(points, features, emb_large)
-    assert a["class_logits"][-1].shape[1] == 3 and b["class_logits"][-1].shape[1] == 30
-    torch.testing.assert_close(a["class_logits"][-1], b["class_logits"][-1][:, :3])
-    torch.testing.assert_close(a["mask_logits"][-1], b["mask_logits"][-1])
+    assert a.class_logits[-1].shape[1] == 3 and b.class_logits[-1].shape[1] == 30
+    torch.testing.assert_close(a.class_logits[-1], b.class_logits[-1][:, :3])
+    torch.testing.assert_close(a.mask_logits[-1], b.mask_logits[-1])
     for emb in (emb_small, emb_large):
         assert_valid_result(net.predict(points, features, emb), emb, points.numpy())
 
 
 @pytest.mark.parametrize("vocabulary", [
-    Vocabulary(("car", "truck")),  # no stuff: no stuff queries
-    Vocabulary(("road", "building"), ("road", "building")),  # only stuff: thing queries can never win
+    Vocabulary(("car", "truck")),  # no stuff: every query's segment is a thing
+    Vocabulary(("road", "building"), ("road", "building")),  # only stuff: no instances
 ], ids=["things-only", "stuff-only"])
 def test_vocabularies_without_things_or_without_stuff_work(scene, vocabulary):
     emb = random_class_embeddings(vocabulary, 64)
@@ -208,7 +216,7 @@ def test_vocabularies_without_things_or_without_stuff_work(scene, vocabulary):
     features = compact(features, _seen(scene))
     net = _build()
     out = net(points, features, emb)
-    assert out["mask_logits"][-1].shape[0] == CFG.head.num_thing_queries + int(emb.is_stuff.sum())
+    assert out.mask_logits[-1].shape[0] == CFG.head.num_queries + len(BASE_STUFF)  # fixed by training, not by emb
     with torch.inference_mode():  # how the pipeline calls it
         result = net.predict(points, features, emb)
     assert_valid_result(result, emb, scene.frame.points)
@@ -222,12 +230,11 @@ def test_same_seed_same_network_same_outputs(scene, class_emb):
     out_a = a(points, features, class_emb)
     out_b = b(points, features, class_emb)
     for key in ("mask_logits", "class_logits", "class_embed"):
-        for x, y in zip(out_a[key], out_b[key]):
+        for x, y in zip(getattr(out_a, key), getattr(out_b, key)):
             assert torch.equal(x, y), key
-    assert torch.equal(out_a["voxel_embed"], out_b["voxel_embed"])
     r1, r2 = a.predict(points, features, class_emb), a.predict(points, features, class_emb)
     assert np.array_equal(r1.labels, r2.labels) and np.array_equal(r1.scores, r2.scores)
-    assert not torch.equal(_build(seed=4).head.thing_queries, a.head.thing_queries)
+    assert not torch.equal(_build(seed=4).head.queries, a.head.queries)
 
 
 def assert_valid_result(result, class_emb, points):
@@ -252,28 +259,31 @@ def assert_valid_result(result, class_emb, points):
 
 
 def test_predict_after_short_training_gives_a_valid_panoptic_result(class_emb):
+    """Trained on the base classes only, predicting with the full vocabulary (base + novel)."""
     scene = _scene(2500)
     points, features = _inputs(scene, class_emb)
     in_range = _in_voxel_range(points).numpy()
     net = _build()
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
-    loss_fn = PanopticLoss()
+    loss_fn = PanopticLoss(CFG.loss)
+    train_emb = SPLIT.train_embeddings(class_emb)
     for _ in range(30):
-        loss = loss_fn(net(points, features, class_emb), _targets(scene))["total"]
+        loss = loss_fn(net(points, features, train_emb, _intensity(scene)), _targets(scene))["total"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     timer = RecordingTimer()
-    result = net.predict(points, features, class_emb, timer)
+    result = net.predict(points, features, class_emb, _intensity(scene), timer)
     assert timer.stages[:3] == ["voxelize", "backbone", "head"] and timer.stages[-1] == "merge"
     assert net.training  # predict runs in eval mode and restores the caller's mode
     assert_valid_result(result, class_emb, scene.frame.points)
     assert len(result.instances) >= 1  # it learned some things...
-    # ...and the road, through the stuff query built from "driveable_surface"
+    # ...and the road, through its base-stuff query
     assert (result.labels == ROAD).mean() > 0.2
     # Points above the grid (building tops) cannot be labelled; the accuracy is over the points the net can see.
     assert 0.95 < in_range.mean() < 1 and (result.labels[~in_range] == UNLABELED).all()
-    accuracy = (result.labels[in_range] == scene.gt_labels[in_range]).mean()
+    base = in_range & ~np.isin(scene.gt_labels, [CLASSES.index(n) for n in NOVEL])
+    accuracy = (result.labels[base] == scene.gt_labels[base]).mean()
     assert accuracy > 0.5, accuracy
 
 
@@ -282,7 +292,7 @@ def test_points_outside_the_grid_are_unlabeled(scene, class_emb):
     net = _build()
     in_range = _in_voxel_range(points)
     assert 0 < int((~in_range).sum()) < 0.05 * NUM_POINTS  # the scene's building tops, above z = 3 m
-    p2v = net(points, features, class_emb)["point_to_voxel"]
+    p2v = net(points, features, class_emb).point_to_voxel
     assert (p2v[in_range] >= 0).all() and (p2v[~in_range] == -1).all()
     moved = torch.nonzero(in_range).squeeze(1)[:100]
     rest = in_range.clone()
@@ -290,8 +300,8 @@ def test_points_outside_the_grid_are_unlabeled(scene, class_emb):
     points = points.clone()
     points[moved, 0] += 500.0  # far beyond the tiny preset's 51.2 m
     out = net(points, features, class_emb)
-    assert (out["point_to_voxel"][moved] == -1).all() and (out["point_to_voxel"][rest] >= 0).all()
-    assert (out["point_to_voxel"][~in_range] == -1).all()
+    assert (out.point_to_voxel[moved] == -1).all() and (out.point_to_voxel[rest] >= 0).all()
+    assert (out.point_to_voxel[~in_range] == -1).all()
     result = net.predict(points, features, class_emb)
     assert (result.labels[moved] == UNLABELED).all() and (result.instance_ids[moved] == 0).all()
     assert (result.labels[~in_range] == UNLABELED).all() and (result.instance_ids[~in_range] == 0).all()
@@ -324,3 +334,42 @@ def test_bad_inputs_are_named(scene, class_emb):
         net.predict(points, features, random_class_embeddings(scene_vocabulary(), 32))
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         net.predict(points[:, :2], features, class_emb)
+    with pytest.raises(ValueError, match=r"intensity must be \(N,\) = \(4000,\)"):
+        net.predict(points, features, class_emb, torch.zeros(10))
+
+
+def test_voxel_distillation_trains_the_mask_and_class_embedding_branches(scene, class_emb):
+    points, features = _inputs(scene, class_emb)
+    net = _build()
+    out = net(points, features, SPLIT.train_embeddings(class_emb))
+    PanopticLoss(CFG.loss)(out, _targets(scene))["voxel_distill"].backward()
+    for module in (net.head.mask_embed, net.head.mask_features, net.head.class_embed):
+        for name, p in module.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert net.head.queries.grad.abs().sum() > 0 and net.head.stuff_queries.grad.abs().sum() > 0
+    assert net.head.logit_scale.grad is None  # L_V does not touch the classifier's temperature
+
+
+def test_intensity_is_an_input(scene, class_emb):
+    points, features = _inputs(scene, class_emb)
+    net = _build().eval()
+    with torch.no_grad():
+        dark = net(points, features, class_emb).mask_logits[-1]
+        zeros = net(points, features, class_emb, torch.zeros(NUM_POINTS)).mask_logits[-1]
+        lit = net(points, features, class_emb, _intensity(scene)).mask_logits[-1]
+    torch.testing.assert_close(dark, zeros)  # no intensity field: zeros
+    assert not torch.allclose(dark, lit)
+
+
+def test_clip_features_are_fused_into_the_ov_network_only(scene, class_emb):
+    """The paper's network sees CLIP; the PFC baseline is LiDAR-only (CLIP only classifies its masks)."""
+    points, features = _inputs(scene, class_emb)
+    other = PointFeatures(features.seen, features.index, torch.roll(features.features, 1, dims=0))
+    pfc_cfg = load_config("tiny", overrides={"vocabulary": SCENE_VOCABULARY, "model": "pfc",
+                                            "loss": {"object_distill_weight": 0, "voxel_distill_weight": 0}})
+    for cfg, sees_clip in ((CFG, True), (pfc_cfg, False)):
+        net = _build(cfg=cfg).eval()
+        with torch.no_grad():
+            a = net(points, features, class_emb).mask_logits[-1]
+            b = net(points, other, class_emb).mask_logits[-1]
+        assert torch.allclose(a, b) != sees_clip, cfg.model

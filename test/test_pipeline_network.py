@@ -8,7 +8,7 @@ import torch
 from ov_panoptic_ros.core.config import load_config
 from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
 from ov_panoptic_ros.core.model.checkpoint import CheckpointError, save_checkpoint
-from ov_panoptic_ros.core.model.network import PanopticNetwork
+from ov_panoptic_ros.core.model.network import build_network
 from ov_panoptic_ros.core.pipeline import PanopticPipeline
 from ov_panoptic_ros.data.synthetic import make_scene
 
@@ -25,14 +25,14 @@ def scene():
 
 def _checkpoint(tmp_path, config, clip_model_id, clip_dim):
     torch.manual_seed(0)
-    network = PanopticNetwork(config, clip_dim)
-    return save_checkpoint(tmp_path / "net.pt", network, config, clip_model_id)
+    network = build_network(config, clip_dim)
+    return save_checkpoint(tmp_path / f"{config.model}.pt", network, config, clip_model_id)
 
 
 def test_configured_checkpoint_runs_the_network(tmp_path, zeroshot, scene):
     path = _checkpoint(tmp_path, zeroshot.config, zeroshot.encoder.model_id, zeroshot.encoder.embed_dim)
     pipe = PanopticPipeline(dataclasses.replace(zeroshot.config, checkpoint=str(path)))
-    assert pipe.mode == "network" and zeroshot.mode == "zeroshot"
+    assert pipe.mode == "ov" and zeroshot.mode == "zeroshot"
     result = pipe(scene.frame)
     n = scene.frame.num_points
     assert result.labels.shape == (n,) and result.labels.dtype == np.uint16
@@ -44,6 +44,21 @@ def test_configured_checkpoint_runs_the_network(tmp_path, zeroshot, scene):
     swapped = pipe(scene.frame)
     assert swapped.vocabulary.names == ["car", "tree", "road"]
     assert (swapped.labels[swapped.labels != UNLABELED] < 3).all()
+    without_intensity = dataclasses.replace(scene.frame, intensity=None)
+    assert pipe(without_intensity).labels.shape == (n,)
+
+
+def test_configured_pfc_checkpoint_runs_the_baseline(tmp_path, zeroshot, scene):
+    config = dataclasses.replace(zeroshot.config, model="pfc",
+                                 loss=dataclasses.replace(zeroshot.config.loss, object_distill_weight=0.0,
+                                                          voxel_distill_weight=0.0))
+    path = _checkpoint(tmp_path, config, zeroshot.encoder.model_id, zeroshot.encoder.embed_dim)
+    pipe = PanopticPipeline(dataclasses.replace(config, checkpoint=str(path)))
+    assert pipe.mode == "pfc"
+    result = pipe(scene.frame)
+    assert result.labels.shape == (scene.frame.num_points,) and {"head", "merge"} <= set(result.timings_ms)
+    with pytest.raises(CheckpointError, match="holds model 'pfc'"):
+        PanopticPipeline(dataclasses.replace(zeroshot.config, checkpoint=str(path)))
 
 
 def test_checkpoint_for_another_clip_is_refused(tmp_path, zeroshot):

@@ -98,7 +98,8 @@ def test_partial_phi_range_flags_points_outside_it():
 
 def test_preset_grids_round_to_the_intended_cell_counts():
     assert grid_shape(load_config("nuscenes").voxel) == (480, 360, 32)
-    assert grid_shape(load_config("semantickitti").voxel) == (480, 360, 44)
+    kitti = load_config("semantickitti").voxel
+    assert grid_shape(kitti) == (480, 360, 32) and (kitti.range_min[2], kitti.range_max[2]) == (-4.0, 2.0)  # P3Former
     assert grid_shape(load_config("tiny").voxel) == (256, 256, 20)
 
 
@@ -111,10 +112,19 @@ def test_point_on_the_rounded_range_edge_goes_to_the_last_cell():
 def test_input_features_offsets_positions_and_counts():
     points = torch.tensor([[0.25, 0.5, 0.5], [0.75, 0.5, 0.5], [3.5, 3.5, 3.5]])
     feats = voxel_input_features(points, voxelize(points, UNIT), UNIT)
-    assert feats.shape == (2, 7)
+    assert feats.shape == (2, 8)
     torch.testing.assert_close(feats[0, :3], torch.zeros(3))  # two points symmetric about the cell center
     torch.testing.assert_close(feats[0, 3:6], torch.tensor([0.5, 0.5, 0.5]) / 4.0)
     torch.testing.assert_close(feats[:, 6], torch.log1p(torch.tensor([2.0, 1.0])))
+    assert (feats[:, 7] == 0).all()  # no intensity: zeros
+
+
+def test_input_features_mean_scaled_intensity():
+    points = torch.tensor([[0.25, 0.5, 0.5], [0.75, 0.5, 0.5], [3.5, 3.5, 3.5]])
+    cfg = VoxelConfig(**{**UNIT.__dict__, "intensity_scale": 1 / 255})
+    feats = voxel_input_features(points, voxelize(points, cfg), cfg, torch.tensor([100.0, 200.0, 51.0]))
+    torch.testing.assert_close(feats[:, 7], torch.tensor([150.0 / 255, 0.2]))
+    torch.testing.assert_close(feats[:, :7], voxel_input_features(points, voxelize(points, cfg), cfg)[:, :7])
 
 
 @pytest.mark.parametrize("field,value,needle", [

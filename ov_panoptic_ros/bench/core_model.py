@@ -18,10 +18,12 @@ import torch
 from ov_panoptic_ros.core.config import PipelineConfig, load_config
 from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.core.model.losses import PanopticLoss
-from ov_panoptic_ros.core.model.network import PanopticNetwork
+from ov_panoptic_ros.core.model.network import PanopticNetwork, build_network
+from ov_panoptic_ros.core.model.targets import ClassSplit
 from ov_panoptic_ros.core.model.voxelize import voxelize
 from ov_panoptic_ros.core.pipeline import StageTimer
-from ov_panoptic_ros.data.synthetic import make_scene, network_inputs, random_class_embeddings, scene_vocabulary
+from ov_panoptic_ros.data.synthetic import (NOVEL, STUFF, make_scene, network_inputs, random_class_embeddings,
+                                            scene_vocabulary)
 
 STAGES = ("voxelize", "backbone", "head", "merge")
 # Active voxels at the finest level per full preset: a nuScenes 32-beam sweep has ~34k points, a SemanticKITTI
@@ -73,9 +75,9 @@ def head_flops(cfg: PipelineConfig, clip_dim: int, voxels: float) -> dict:
     h, L, F = cfg.head.hidden_dim, cfg.head.num_layers, cfg.head.ffn_dim
     num_classes = len(cfg.vocabulary.classes)
     synonyms = sum(len(c.split(",")) for c in cfg.vocabulary.classes)
-    Q = cfg.head.num_thing_queries + len(cfg.vocabulary.stuff)
-    c0, D, V = cfg.backbone.channels[0], clip_dim, voxels
-    fusion = 2 * V * ((c0 + D + 1) * h + h * h + h * D)
+    Q = cfg.head.num_queries + len(ClassSplit.from_config(cfg.vocabulary).train_vocabulary.stuff)
+    c0, c1, D, V = cfg.backbone.channels[0], cfg.fusion.lidar_channels, clip_dim, voxels
+    fusion = 2 * V * (c0 * c1 + (c1 + D + 1) * h + h * h)
     mask_features = 2 * V * h * h
     cross = 2 * (2 * Q * h * h + 2 * V * h * h + 2 * Q * V * h)  # q/out proj, k/v proj, scores + weighted sum
     self_attn = 2 * (4 * Q * h * h + 2 * Q * Q * h)
@@ -88,7 +90,7 @@ def head_flops(cfg: PipelineConfig, clip_dim: int, voxels: float) -> dict:
 def full_preset_cost(name: str) -> dict:
     cfg = load_config(name)
     clip_dim = clip_embed_dim(cfg.clip.model_name)
-    net = PanopticNetwork(cfg, clip_dim, device="cpu")
+    net = build_network(cfg, clip_dim, device="cpu")
     levels = len(cfg.backbone.channels)
     level_voxels = [ASSUMED_LEVEL0_VOXELS[name] / ASSUMED_LEVEL_SHRINK ** lv for lv in range(levels)]
     conv = backbone_flops(net, level_voxels)
@@ -128,20 +130,23 @@ def measured_level_voxels(net: PanopticNetwork, points: torch.Tensor, features, 
 
 def tiny_timings(num_points: int, repeats: int, train_steps: int) -> dict:
     """Train briefly on the frame (so queries clear the score threshold and merge does real work), then time."""
-    cfg = load_config("tiny")
+    vocabulary = {"classes": list(scene_vocabulary().classes), "stuff": STUFF, "novel": NOVEL}
+    cfg = load_config("tiny", overrides={"vocabulary": vocabulary})
     clip_dim = clip_embed_dim(cfg.clip.model_name)
     torch.manual_seed(cfg.seed)
-    net = PanopticNetwork(cfg, clip_dim, device="cpu")
+    net = build_network(cfg, clip_dim, device="cpu")
     scene = make_scene(seed=0, num_points=num_points, image_size=(64, 48))
     class_emb = random_class_embeddings(scene_vocabulary(), clip_dim)
     points, features, labels, instance_ids = network_inputs(scene, class_emb)
-    targets = {"labels": labels, "instance_ids": instance_ids}
-    step_ms = train(net, targets, points, features, class_emb, train_steps)
-    result = net.predict(points, features, class_emb)  # warm-up
+    intensity = torch.from_numpy(scene.frame.intensity)
+    split = ClassSplit.from_config(cfg.vocabulary)
+    step_ms = train(net, cfg, split.targets(labels, instance_ids), points, features, intensity,
+                    split.train_embeddings(class_emb), train_steps)
+    result = net.predict(points, features, class_emb, intensity)  # warm-up
     runs = []
     for _ in range(repeats):
         timer = StageTimer(torch.device("cpu"))
-        net.predict(points, features, class_emb, timer)
+        net.predict(points, features, class_emb, intensity, timer)
         runs.append(timer.ms)
     stages = {s: round(float(np.median([r.get(s, 0.0) for r in runs])), 2) for s in STAGES}
     voxels = voxelize(points, cfg.voxel)
@@ -159,21 +164,23 @@ def tiny_timings(num_points: int, repeats: int, train_steps: int) -> dict:
             "instances": len(result.instances),
             "labelled_fraction": round(float((result.labels != UNLABELED).mean()), 3),
             "point_accuracy_in_range": round(float((result.labels == scene.gt_labels)[in_range].mean()), 3),
+            "trained_on": "base classes; novel: " + ", ".join(NOVEL),
         },
         "train_step_ms": round(step_ms, 2),
         "parameters": parameter_counts(net),
     }
 
 
-def train(net, targets: dict, points, features, class_emb, steps: int) -> float:
-    """AdamW steps on the one frame; returns the median step time (forward + loss + backward + update)."""
-    loss_fn = PanopticLoss()
+def train(net, cfg: PipelineConfig, targets, points, features, intensity, train_emb, steps: int) -> float:
+    """AdamW steps on the one frame (base classes only); returns the median step time (forward + loss +
+    backward + update)."""
+    loss_fn = PanopticLoss(cfg.loss)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
     net.train()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        loss = loss_fn(net(points, features, class_emb), targets)["total"]
+        loss = loss_fn(net(points, features, train_emb, intensity), targets)["total"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -205,7 +212,7 @@ def bench_core_model(quick: bool = False, threads: int = 1) -> dict:
             "active_voxels": f"level 0: {ASSUMED_LEVEL0_VOXELS} per preset; each coarser level has "
                              f"1/{ASSUMED_LEVEL_SHRINK:g} of the voxels of the finer one (compare "
                              "tiny.measured_active_voxels_per_level)",
-            "head": "queries = num_thing_queries + stuff classes of the preset vocabulary; masked cross-attention "
+            "head": "queries = num_queries + base stuff classes of the preset vocabulary; masked cross-attention "
                     "counted as dense over all voxels; predictions from the initial queries and every layer",
             "inputs": "synthetic street scene (ov_panoptic_ros.data.synthetic, 2 cameras), CLIP features = class "
                       "text direction + noise for the points the cameras see, zero for the others; the tiny "

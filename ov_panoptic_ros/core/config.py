@@ -63,6 +63,7 @@ class VoxelConfig:
     size: tuple[float, float, float] = (0.2, 0.2, 0.2)  # metres (cylindrical: radius m, angle rad, z m)
     range_min: tuple[float, float, float] = (-51.2, -51.2, -5.0)  # cylindrical: (r, theta, z)
     range_max: tuple[float, float, float] = (51.2, 51.2, 3.0)
+    intensity_scale: float = 1.0  # LiDAR intensity x this is an input channel (drivers differ: 0-1, 0-255, ...)
 
 
 @dataclass
@@ -74,10 +75,17 @@ class BackboneConfig:
 
 
 @dataclass
-class HeadConfig:
-    """P3Former-style query decoder."""
+class FusionConfig:
+    """How the learned LiDAR features meet the frozen CLIP voxel features before the decoder."""
 
-    num_thing_queries: int = 32
+    lidar_channels: int = 64  # the LiDAR branch is widened to this (linear + BatchNorm + ReLU) before fusion
+
+
+@dataclass
+class HeadConfig:
+    """P3Former-style query decoder: learnable queries (any class) plus one learned query per base stuff class."""
+
+    num_queries: int = 32
     hidden_dim: int = 64
     num_layers: int = 3
     num_heads: int = 4
@@ -86,8 +94,52 @@ class HeadConfig:
 
 @dataclass
 class MergeConfig:
-    score_threshold: float = 0.4
-    overlap_threshold: float = 0.8
+    score_threshold: float = 0.4  # a query is kept when its (thing-scaled) score is strictly above this
+    overlap_threshold: float = 0.8  # kept only if it wins at least this share of its own mask
+    thing_score_scale: float = 2.0  # P3Former doubles thing scores for the threshold and the voxel competition
+
+
+MODELS = ("ov", "pfc")
+VOXEL_DISTILL_DISTANCES = ("cosine", "l1")
+OBJECT_DISTILL_POOLINGS = ("soft", "binary")
+
+
+@dataclass
+class LossConfig:
+    """Training loss weights, focal parameters and matching costs (P3Former's values; distillation: the paper's)."""
+
+    class_weight: float = 1.0
+    mask_weight: float = 1.0
+    dice_weight: float = 2.0
+    object_distill_weight: float = 0.1  # small: the paper warns that a large L_O weight disrupts training
+    voxel_distill_weight: float = 1.0
+    voxel_distill_distance: str = "cosine"  # cosine | l1 (the reimplementation's), reconstructed vs CLIP voxel feature
+    object_distill_pooling: str = "soft"  # soft | binary: the query's own mask probabilities, or mask > 0.5
+    class_focal_alpha: float = 0.25
+    class_focal_gamma: float = 4.0
+    mask_focal_alpha: float = 0.25
+    mask_focal_gamma: float = 2.0
+    match_class_weight: float = 1.0  # not used for the first decoder output (initial queries): masks only
+    match_mask_weight: float = 1.0
+    match_dice_weight: float = 2.0
+    deep_supervision: bool = True  # supervise every decoder output, not only the last
+
+    def __post_init__(self) -> None:
+        if self.voxel_distill_distance not in VOXEL_DISTILL_DISTANCES:
+            raise ConfigError(f"loss.voxel_distill_distance {self.voxel_distill_distance!r} is not one of"
+                              f" {VOXEL_DISTILL_DISTANCES}")
+        if self.object_distill_pooling not in OBJECT_DISTILL_POOLINGS:
+            raise ConfigError(f"loss.object_distill_pooling {self.object_distill_pooling!r} is not one of"
+                              f" {OBJECT_DISTILL_POOLINGS}")
+
+
+@dataclass
+class PfcConfig:
+    """The PFC baseline's FC-CLIP geometric ensemble: p = p_net^(1 - e) * p_clip^e per class."""
+
+    base_clip_exponent: float = 0.4  # e for classes of the network's training vocabulary (FC-CLIP's alpha)
+    novel_clip_exponent: float = 0.8  # e for every other class (FC-CLIP's beta)
+    clip_temperature: float = 0.01  # softmax temperature of the mask-pooled CLIP cosines (CLIP's logit scale 100)
 
 
 @dataclass
@@ -106,6 +158,7 @@ class VocabularyConfig:
                                 "building,manmade structure", "vegetation,tree")
     stuff: tuple[str, ...] = ("road", "sidewalk", "building", "vegetation")
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    novel: tuple[str, ...] = ()  # classes held out of training (names of `classes` entries); the rest are base
 
 
 @dataclass
@@ -114,14 +167,26 @@ class PipelineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     checkpoint: str | None = None  # trained 3D network; None = the zero-shot baseline
+    model: str = "ov"  # ov: the paper's network (CLIP fusion + distillation) | pfc: the P3Former + FC-CLIP baseline
     clip: ClipConfig = field(default_factory=ClipConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     voxel: VoxelConfig = field(default_factory=VoxelConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     merge: MergeConfig = field(default_factory=MergeConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    pfc: PfcConfig = field(default_factory=PfcConfig)
     zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)
     vocabulary: VocabularyConfig = field(default_factory=VocabularyConfig)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"model {self.model!r} is not one of {MODELS}")
+        distill = {"loss.object_distill_weight": self.loss.object_distill_weight,
+                   "loss.voxel_distill_weight": self.loss.voxel_distill_weight}
+        if self.model == "pfc" and any(distill.values()):
+            raise ConfigError(f"model 'pfc' is the baseline without distillation, but {distill}: set both to 0")
 
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))

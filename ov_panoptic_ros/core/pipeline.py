@@ -1,6 +1,7 @@
 """PanopticPipeline: the one `Frame -> PanopticResult` call behind the node, bag replay, training and benchmarks.
 
-Zero-shot (CLIP only) when no 3D checkpoint is configured, the trained network otherwise. The device is
+Zero-shot (CLIP only) when no 3D checkpoint is configured, the trained network otherwise (the paper's 'ov'
+network or the 'pfc' baseline, as `config.model` says and the checkpoint must agree). The device is
 decided here, once. A vocabulary is embedded off the frame path (`prepare_vocabulary`) and swapped in with
 one reference assignment (`activate`), so a frame always sees exactly one vocabulary.
 """
@@ -84,7 +85,8 @@ class PanopticPipeline:
 
     @property
     def mode(self) -> str:
-        return "zeroshot" if self.network is None else "network"
+        """'zeroshot', or the trained network's model: 'ov' or 'pfc'."""
+        return "zeroshot" if self.network is None else self.network.model
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -116,7 +118,8 @@ class PanopticPipeline:
         if self.network is None:
             result = self.zeroshot(points, sampled, active, timer)
         else:
-            result = self.network.predict(points, sampled, active, timer)
+            intensity = None if frame.intensity is None else torch.from_numpy(frame.intensity).to(self.device)
+            result = self.network.predict(points, sampled, active, intensity=intensity, timer=timer)
         result.timings_ms = dict(timer.ms)
         result.timings_ms["total"] = float(np.sum(list(timer.ms.values())))
         return result

@@ -1,10 +1,15 @@
 """Saving and loading the trained network, with the metadata that must match before weights are used.
 
 A checkpoint is a dict of plain types plus the state dict, so `torch.load(weights_only=True)` reads it:
-format version, the network-shaping config sections (voxel, backbone, head), and the CLIP model it was
-trained against (open_clip model name, the encoder's `model_id`, feature width). Loading compares all of
-that with the running config first and only then builds a fresh network and loads the weights, so a
-failed load never leaves a half-loaded network behind.
+format version, the network-shaping config (`model`: 'ov' or 'pfc', and the voxel, backbone, fusion and
+head sections), the CLIP model it was trained against (open_clip model name, the encoder's `model_id`,
+feature width) and its training vocabulary (which sets the base-stuff queries; PFC also needs it at
+inference). Loading compares the config and CLIP with the running config first and only then builds a
+fresh network from the checkpoint's training vocabulary and loads the weights, so a failed load never
+leaves a half-loaded network behind. The run-time vocabulary may differ freely from the training one.
+
+Format 2 (the paper's heads): learned base-stuff queries, LiDAR intensity input, widened LiDAR branch,
+no self-reconstruction layer; format 1 files are refused.
 """
 from __future__ import annotations
 
@@ -15,11 +20,13 @@ from pathlib import Path
 import torch
 
 from ov_panoptic_ros.core.config import PipelineConfig
+from ov_panoptic_ros.core.frame import Vocabulary
 from ov_panoptic_ros.core.model.network import PanopticNetwork
 
 FORMAT = "ov_panoptic_ros.network"
-FORMAT_VERSION = 1
-NETWORK_SECTIONS = ("voxel", "backbone", "head")  # config that changes the weights' shapes or meaning
+FORMAT_VERSION = 2
+NETWORK_SECTIONS = ("voxel", "backbone", "fusion", "head")  # config that changes the weights' shapes or meaning
+MODEL_NAMES = {"ov": "the paper's network (CLIP fusion + distillation)", "pfc": "the P3Former + FC-CLIP baseline"}
 
 
 class CheckpointError(ValueError):
@@ -27,8 +34,9 @@ class CheckpointError(ValueError):
 
 
 def network_config(config: PipelineConfig) -> dict:
-    """The config sections a checkpoint must agree with, as plain JSON-like values."""
-    return {name: _plain(dataclasses.asdict(getattr(config, name))) for name in NETWORK_SECTIONS}
+    """The config a checkpoint must agree with, as plain JSON-like values."""
+    sections = {name: _plain(dataclasses.asdict(getattr(config, name))) for name in NETWORK_SECTIONS}
+    return {"model": config.model, **sections}
 
 
 def _plain(value):
@@ -47,6 +55,8 @@ def save_checkpoint(path: str | Path, network: PanopticNetwork, config: Pipeline
         "format_version": FORMAT_VERSION,
         "network_config": network_config(config),
         "clip": {"model_name": config.clip.model_name, "model_id": str(clip_model_id), "embed_dim": network.clip_dim},
+        "train_vocabulary": {"classes": list(network.train_vocabulary.classes),
+                             "stuff": list(network.stuff_names)},
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -93,6 +103,11 @@ def _differences(saved, current, where: str) -> list[str]:
 
 def check_compatible(payload: dict, config: PipelineConfig, path: str | Path = "checkpoint") -> None:
     """Raise CheckpointError listing every mismatch between the checkpoint's metadata and the config."""
+    saved_model = payload["network_config"].get("model")
+    if saved_model != config.model:
+        raise CheckpointError(
+            f"network checkpoint {str(path)!r} holds model {saved_model!r} ({MODEL_NAMES.get(saved_model, '?')})"
+            f" but the config asks for model {config.model!r} ({MODEL_NAMES[config.model]})")
     problems = _differences(payload["network_config"], network_config(config), "")
     saved_clip = payload["clip"]["model_name"]
     if saved_clip != config.clip.model_name:
@@ -110,7 +125,9 @@ def load_network(path: str | Path, config: PipelineConfig, device: torch.device 
     """
     payload = read_checkpoint(path)
     check_compatible(payload, config, path)
-    network = PanopticNetwork(config, payload["clip"]["embed_dim"], device=device)
+    trained = payload["train_vocabulary"]
+    train_vocabulary = Vocabulary(tuple(trained["classes"]), tuple(trained["stuff"]))
+    network = PanopticNetwork(config, payload["clip"]["embed_dim"], train_vocabulary, device=device)
     try:
         network.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as e:

@@ -1,9 +1,10 @@
 """P3Former / Mask2Former-style query decoder with an open-vocabulary classifier.
 
-Queries: `num_thing_queries` learned thing queries, then one query per stuff class of the active
-vocabulary, built by a linear projection of that class's text embedding (the normalized mean of its
-synonym rows: every synonym names the same class, and the mean uses all of them, where "first row"
-would ignore the rest). So a stuff class never seen in training still gets a query at run time.
+Queries (the paper's sec. 3): `num_queries` learnable queries, matched to ground truth by Hungarian
+assignment in training and free to take any class, then one learned query per base stuff class of the
+training vocabulary, supervised to that class for good. Both are parameters: the network's shape depends
+on the training vocabulary's stuff count, never on the run-time vocabulary. At inference every query is
+scored against the current vocabulary, so the learnable queries can name novel things and novel stuff.
 
 Each decoder layer: masked cross-attention over voxel features (a query only attends to voxels its
 previous mask prediction puts above 0.5; a query whose mask is empty attends everywhere, as in
@@ -22,7 +23,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ov_panoptic_ros.core.config import HeadConfig
@@ -32,14 +32,6 @@ CLIP_LOGIT_SCALE_INIT = math.log(1 / 0.07)  # CLIP's initial temperature
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp
 NO_OBJECT_PRIOR = 0.01  # initial class probability of an unaligned query (focal-loss prior)
 MASK_THRESHOLD = 0.5
-
-
-def stuff_text_embeddings(class_emb: ClassEmbeddings) -> tuple[torch.Tensor, torch.Tensor]:
-    """(stuff class indices (S,), their normalized mean synonym embeddings (S, D))."""
-    stuff = torch.nonzero(class_emb.is_stuff, as_tuple=False).flatten()
-    emb = class_emb.embeddings.float()
-    sums = emb.new_zeros((class_emb.num_classes, emb.shape[1])).index_add_(0, class_emb.synonym_class, emb)
-    return stuff, F.normalize(sums[stuff], dim=-1)
 
 
 def _mlp(dims: list[int]) -> nn.Sequential:
@@ -81,20 +73,17 @@ def attention_block_mask(mask_logits: torch.Tensor) -> torch.Tensor:
 
 
 class QueryHead(nn.Module):
-    def __init__(self, cfg: HeadConfig, clip_dim: int):
+    def __init__(self, cfg: HeadConfig, clip_dim: int, num_stuff_queries: int):
         super().__init__()
         if cfg.hidden_dim % cfg.num_heads:
             raise ValueError(f"head.hidden_dim {cfg.hidden_dim} is not divisible by head.num_heads {cfg.num_heads}")
-        if cfg.num_thing_queries < 1 or cfg.num_layers < 1:
+        if cfg.num_queries < 1 or cfg.num_layers < 1:
             raise ValueError(
-                f"head needs num_thing_queries >= 1 and num_layers >= 1,"
-                f" got {cfg.num_thing_queries} and {cfg.num_layers}"
-            )
+                f"head needs num_queries >= 1 and num_layers >= 1, got {cfg.num_queries} and {cfg.num_layers}")
         d = cfg.hidden_dim
-        self.num_thing_queries = cfg.num_thing_queries
-        self.clip_dim = clip_dim
-        self.thing_queries = nn.Parameter(torch.randn(cfg.num_thing_queries, d) * 0.02)
-        self.stuff_query_proj = nn.Linear(clip_dim, d)
+        self.num_learned_queries = cfg.num_queries
+        self.queries = nn.Parameter(torch.randn(cfg.num_queries, d) * 0.02)
+        self.stuff_queries = nn.Parameter(torch.randn(num_stuff_queries, d) * 0.02)
         self.query_norm = nn.LayerNorm(d)
         self.mask_features = nn.Linear(d, d)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_layers))
@@ -103,12 +92,6 @@ class QueryHead(nn.Module):
         self.class_embed = _mlp([d, d, clip_dim])
         self.logit_scale = nn.Parameter(torch.tensor(CLIP_LOGIT_SCALE_INIT))
         self.no_object_bias = nn.Parameter(torch.tensor(math.log((1 - NO_OBJECT_PRIOR) / NO_OBJECT_PRIOR)))
-
-    def initial_queries(self, class_emb: ClassEmbeddings) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Q, d) thing queries then stuff-class queries, and (S,) the stuff class of each stuff query."""
-        stuff_classes, stuff_text = stuff_text_embeddings(class_emb)
-        stuff_queries = self.stuff_query_proj(stuff_text.to(self.thing_queries.dtype))
-        return self.query_norm(torch.cat([self.thing_queries, stuff_queries], dim=0)), stuff_classes
 
     def predict(self, queries: torch.Tensor, mask_features: torch.Tensor, class_emb: ClassEmbeddings):
         """Mask logits (Q, V), class embedding (Q, D) and class logits (Q, C) from the current queries."""
@@ -125,7 +108,7 @@ class QueryHead(nn.Module):
         `all_layers=False` keeps only the last layer's predictions (inference); every layer's masks are
         still computed because the next layer's attention needs them.
         """
-        queries, stuff_classes = self.initial_queries(class_emb)
+        queries = self.query_norm(torch.cat([self.queries, self.stuff_queries], dim=0))
         mask_features = self.mask_features(voxel_features)
         preds = [self.predict(queries, mask_features, class_emb)]
         for layer in self.layers:
@@ -137,6 +120,4 @@ class QueryHead(nn.Module):
             "mask_logits": [p[0] for p in preds],
             "class_embed": [p[1] for p in preds],
             "class_logits": [p[2] for p in preds],
-            "stuff_classes": stuff_classes,
-            "num_thing_queries": self.num_thing_queries,
         }

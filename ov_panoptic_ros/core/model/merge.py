@@ -1,13 +1,19 @@
 """Panoptic inference: query masks and scores -> one label and instance id per voxel, then per point.
 
-Mask2Former / P3Former merge. Query score: class probabilities are per-class sigmoids (see head.py);
-a thing query's label is its most probable *thing* class (stuff classes have their own queries), a
-stuff query's label is its own class and its score that class's probability. Queries scoring above
-`score_threshold` compete for voxels: each voxel goes to the query with the largest
-score x mask probability. A query keeps the voxels it wins where its own mask probability is at
-least 0.5; if what it keeps is less than `overlap_threshold` of its original mask (prob >= 0.5), it
-is dropped. Things get instance ids 1, 2, ... in descending score order; stuff gets id 0; voxels no
-surviving query claims, and points outside the grid, are UNLABELED.
+Mask2Former / P3Former merge. Every query is scored against the active vocabulary: its label is its most
+probable class and its score that probability (per-class sigmoids, see head.py; the PFC baseline passes
+its ensembled probabilities). The label's `is_stuff` in the active vocabulary makes the query stuff or a
+thing, whichever query it is, so learned queries can name novel stuff and stuff queries can be renamed.
+
+As in P3Former, thing scores are multiplied by `thing_score_scale` (2) for the two decisions below, and not
+capped (only the order and the threshold matter there); the scores reported per point and per instance
+stay the unscaled probabilities, in [0, 1]. Queries whose scaled score is strictly above `score_threshold`
+compete for voxels: each voxel goes to the query with the largest scaled score x mask probability. A query
+keeps the voxels it wins where its own mask probability is at least 0.5; if what it keeps is less than
+`overlap_threshold` of its original mask (prob >= 0.5), it is dropped. Things get instance ids 1, 2, ... in
+descending scaled-score order; stuff gets id 0 (two stuff queries of one class are one class in the
+output, so nothing needs merging); voxels no surviving query claims, and points outside the grid, are
+UNLABELED.
 """
 from __future__ import annotations
 
@@ -36,45 +42,41 @@ class Segment:
 class VoxelPanoptic:
     labels: torch.Tensor  # (V,) long, UNLABELED where unclaimed
     instance_ids: torch.Tensor  # (V,) long, 0 for stuff and unclaimed
-    scores: torch.Tensor  # (V,) float, winning score x mask probability, 0 where unclaimed
+    scores: torch.Tensor  # (V,) float, the winner's (unscaled) score x mask probability, 0 where unclaimed
     segments: list[Segment]
 
 
-def query_scores(class_logits: torch.Tensor, num_thing_queries: int, stuff_classes: torch.Tensor,
-                 is_stuff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Q, C) class logits -> (Q,) score and (Q,) label per query (thing queries first, then stuff)."""
-    probs = class_logits.sigmoid()
-    thing_probs = probs[:num_thing_queries].masked_fill(is_stuff.unsqueeze(0), 0.0)
-    thing_scores, thing_labels = thing_probs.max(dim=1)  # all-stuff vocabulary: scores 0, never kept
-    stuff_rows = torch.arange(num_thing_queries, probs.shape[0], device=probs.device)
-    stuff_scores = probs[stuff_rows, stuff_classes]
-    return torch.cat([thing_scores, stuff_scores]), torch.cat([thing_labels, stuff_classes.long()])
+def query_scores(probs: torch.Tensor, is_stuff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Q, C) class probabilities -> (Q,) score, (Q,) label and (Q,) is-thing (the label's class is not stuff)."""
+    scores, labels = probs.max(dim=1)
+    return scores, labels, ~is_stuff.to(labels.device)[labels]
 
 
 def merge_panoptic(mask_logits: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
-                   is_thing_query: torch.Tensor, cfg: MergeConfig) -> VoxelPanoptic:
+                   is_thing: torch.Tensor, cfg: MergeConfig) -> VoxelPanoptic:
     """Resolve overlapping query masks (Q, V) into a panoptic labelling of the V voxels (no per-query loop)."""
     num_voxels, device = mask_logits.shape[1], mask_logits.device
     out_labels = torch.full((num_voxels,), UNLABELED, dtype=torch.long, device=device)
     out_ids = torch.zeros(num_voxels, dtype=torch.long, device=device)
     out_scores = torch.zeros(num_voxels, dtype=torch.float32, device=device)
-    kept = torch.nonzero(scores > cfg.score_threshold, as_tuple=False).flatten()
+    ranked = scores.float() * torch.where(is_thing, cfg.thing_score_scale, 1.0)
+    kept = torch.nonzero(ranked > cfg.score_threshold, as_tuple=False).flatten()
     if kept.numel() == 0 or num_voxels == 0:
         return VoxelPanoptic(out_labels, out_ids, out_scores, [])
-    kept = kept[torch.argsort(scores[kept], descending=True, stable=True)]  # instance ids follow score order
+    kept = kept[torch.argsort(ranked[kept], descending=True, stable=True)]  # instance ids follow score order
     mask_probs = mask_logits[kept].float().sigmoid()
-    best, owner = (scores[kept, None].float() * mask_probs).max(dim=0)
+    owner = (ranked[kept, None] * mask_probs).argmax(dim=0)
     voxel_index = torch.arange(num_voxels, device=device)
     won = mask_probs[owner, voxel_index] >= MASK_THRESHOLD  # the winner's own mask covers the voxel
     original_area = (mask_probs >= MASK_THRESHOLD).sum(dim=1)
     won_area = torch.bincount(owner[won], minlength=kept.numel())
     survives = (won_area > 0) & (won_area >= cfg.overlap_threshold * original_area)
-    thing = survives & is_thing_query[kept]
+    thing = survives & is_thing[kept]
     instance_id = torch.where(thing, torch.cumsum(thing.long(), dim=0), 0)
     claimed = won & survives[owner]
     out_labels[claimed] = labels[kept][owner[claimed]].long()
     out_ids[claimed] = instance_id[owner[claimed]]
-    out_scores[claimed] = best[claimed]
+    out_scores[claimed] = scores[kept].float()[owner[claimed]] * mask_probs[owner, voxel_index][claimed]
     segments = [
         Segment(int(q), int(lab), float(sc), int(iid), int(area))
         for q, lab, sc, iid, area, ok in zip(kept.tolist(), labels[kept].tolist(), scores[kept].tolist(),

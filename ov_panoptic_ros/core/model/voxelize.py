@@ -113,12 +113,16 @@ def voxel_centers(voxels: Voxels, cfg: VoxelConfig) -> torch.Tensor:
     return lo + (voxels.coords.float() + 0.5) * size
 
 
-def voxel_input_features(points: torch.Tensor, voxels: Voxels, cfg: VoxelConfig) -> torch.Tensor:
-    """(V, 7) backbone input: where the points sit inside their cell, where the cell is, how full it is.
+def voxel_input_features(points: torch.Tensor, voxels: Voxels, cfg: VoxelConfig,
+                         intensity: torch.Tensor | None = None) -> torch.Tensor:
+    """(V, 8) backbone input: where the points sit inside their cell, where the cell is, how full it is, and
+    how bright its points are.
 
     Channels: mean offset of the points from the cell center in cell sizes (3, in [-0.5, 0.5]);
     mean cartesian xyz divided by the largest absolute range bound (3, about [-1, 1], so the network
-    knows height and distance, which a pure offset loses); log1p(point count) (1).
+    knows height and distance, which a pure offset loses); log1p(point count) (1); mean LiDAR intensity
+    times `cfg.intensity_scale` (1; zeros when the cloud has no intensity, so such a cloud looks like a
+    uniformly dark one, and a network trained with intensity should be fed clouds that have it).
     """
     size = voxels.grid_points.new_tensor(cfg.size)
     centers = voxel_centers(voxels, cfg)
@@ -127,9 +131,13 @@ def voxel_input_features(points: torch.Tensor, voxels: Voxels, cfg: VoxelConfig)
     inside = p2v >= 0
     offsets[inside] = (voxels.grid_points[inside] - centers[p2v[inside]]) / size
     scale = max(max(abs(v) for v in cfg.range_min), max(abs(v) for v in cfg.range_max))
-    per_point = torch.cat([offsets, points.float() / scale], dim=1)
+    if intensity is None:
+        brightness = offsets.new_zeros((points.shape[0], 1))
+    else:
+        brightness = intensity.float().unsqueeze(1) * cfg.intensity_scale
+    per_point = torch.cat([offsets, points.float() / scale, brightness], dim=1)
     means = scatter_mean(per_point, p2v, voxels.num_voxels)
-    return torch.cat([means, torch.log1p(voxels.counts.float()).unsqueeze(1)], dim=1)
+    return torch.cat([means[:, :6], torch.log1p(voxels.counts.float()).unsqueeze(1), means[:, 6:]], dim=1)
 
 
-VOXEL_INPUT_CHANNELS = 7
+VOXEL_INPUT_CHANNELS = 8
