@@ -239,11 +239,12 @@ def test_writer_never_overwrites(tmp_path):
 
 def damage_chunk(path, chunk_number: int) -> None:
     """Overwrite the first records of one MCAP chunk with 0xFF (the footer and index stay valid)."""
-    from ov_panoptic_ros.data.bag.mcap_file import _iter_records
+    from mcap.reader import make_reader
 
-    buf = bytearray(path.read_bytes())
-    chunks = [pos for op, pos, _ in _iter_records(bytes(buf), 8) if op == 0x06]
+    with open(path, "rb") as f:
+        chunks = sorted(c.chunk_start_offset for c in make_reader(f).get_summary().chunk_indexes)
     assert len(chunks) > chunk_number, f"only {len(chunks)} chunks"
+    buf = bytearray(path.read_bytes())
     start = chunks[chunk_number] + 9 + 40  # record header, then start/end/size/crc/compression ''/length
     buf[start:start + 64] = b"\xff" * 64
     path.write_bytes(bytes(buf))
