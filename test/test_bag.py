@@ -261,3 +261,20 @@ def test_garbage_inside_the_bag_stops_reading_with_a_count(tmp_path):
         for msg in reader.messages():
             read.append(msg.topic)
     assert err.value.messages_read == len(read) > 10
+
+
+def test_salvage_stops_at_the_first_damaged_record(tmp_path):
+    """A file both damaged and cut short: the salvage keeps the messages before the damage, in order."""
+    path = tmp_path / "d.mcap"
+    write_synthetic_bag(path, n_frames=8, num_points=6000, image_size=(160, 120), seed=1)
+    with open_bag(path) as reader:
+        original = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+    damage_chunk(path, 1)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 9 // 10])
+    with open_bag(path) as reader:
+        assert "damaged" in reader.partial_reason
+        salvaged = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+        assert reader.message_counts["/lidar/points"] == sum(t == "/lidar/points" for t, _, _ in salvaged) >= 1
+    assert 0 < len(salvaged) < len(original) // 2
+    assert salvaged == original[: len(salvaged)]

@@ -1,45 +1,22 @@
-"""MCAP attachments (read and add) through the `mcap` library, and salvage of a file cut short (a recorder
-killed mid-drive)."""
+"""What rosbags does not do with MCAP, done through the `mcap` library: attachments (read and add), and
+salvage of a file cut short (a recorder killed mid-drive)."""
 from __future__ import annotations
 
-import struct
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from mcap.exceptions import McapError
+from mcap.exceptions import EndOfFile, McapError
 from mcap.reader import make_reader
-from mcap.records import Attachment, Channel, Header, Message, Metadata, Schema
-from mcap.stream_reader import StreamReader
+from mcap.records import Attachment, Channel, Chunk, DataEnd, Footer, Header, Message, Metadata, Schema
+from mcap.stream_reader import StreamReader, breakup_chunk
 from mcap.writer import CompressionType, Writer
 from rosbags.interfaces import Connection, ConnectionExtRosbag2
+from rosbags.rosbag2.metadata import parse_qos
 from rosbags.rosbag2.storage_mcap import Schema as RosbagsSchema
-from rosbags.rosbag2.storage_mcap import decompress, get_msgdef, get_qos
+from rosbags.rosbag2.storage_mcap import get_msgdef
 
 from ov_panoptic_ros.data.bag.errors import BagCorruptError
-
-MCAP_MAGIC = b"\x89MCAP0\r\n"
-
-
-def _u64(buf: bytes, pos: int) -> tuple[int, int]:
-    return struct.unpack_from("<Q", buf, pos)[0], pos + 8
-
-
-def _str(buf: bytes, pos: int) -> tuple[str, int]:
-    (n,) = struct.unpack_from("<I", buf, pos)
-    return bytes(buf[pos + 4:pos + 4 + n]).decode(), pos + 4 + n
-
-
-def _iter_records(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, bytes]]:
-    """(op, record offset, body) of consecutive MCAP records in buf[start:end]."""
-    pos, end = start, len(buf) if end is None else end
-    while pos + 9 <= end:
-        op = buf[pos]
-        (n,) = struct.unpack_from("<Q", buf, pos + 1)
-        if pos + 9 + n > end:
-            return
-        yield op, pos, buf[pos + 9:pos + 9 + n]
-        pos += 9 + n
 
 
 def read_mcap_attachments(path: str | Path) -> dict[str, bytes]:
@@ -95,111 +72,75 @@ def _copy(records: Iterable, writer: Writer) -> None:
 
 
 class McapSalvage:
-    """Reads an MCAP file without a valid footer record by record, up to the first damaged record.
+    """Reads an MCAP file without a valid footer record by record, up to the first cut or damaged record.
 
     Used only when the normal reader refuses a file: a recorder killed mid-drive leaves exactly this.
+    The library's StreamReader reads whole records, so a chunk cut short is lost with all its messages.
     """
 
     def __init__(self, path: Path):
         self.path = path
-        self.schemas: dict[int, tuple[str, str, str]] = {}
         self.connections: dict[int, Connection] = {}
         self.counts: dict[int, int] = {}
-        self.end = 8  # offset after the last complete top-level record
         self.reason = ""
         self.start_ns, self.end_ns = 2**63 - 1, 0
-        with open(path, "rb") as f:
-            head = f.read(8)
-        if head != MCAP_MAGIC:
-            raise BagCorruptError(f"{path} is not an MCAP file (bad magic)")
-        for conn_id, stamp, _ in self._scan(collect=True):
-            self.counts[conn_id] = self.counts.get(conn_id, 0) + 1
-            self.start_ns, self.end_ns = min(self.start_ns, stamp), max(self.end_ns, stamp)
-
-    def _scan(self, collect: bool) -> Iterator[tuple[int, int, bytes]]:
-        """(channel id, log time, data) in file order, time-sorted within each chunk."""
-        with open(self.path, "rb") as f:
-            f.seek(8)
-            while True:
-                pos = f.tell()
-                head = f.read(9)
-                if len(head) < 9:
-                    self._stop(collect, pos, "file ends inside a record header" if head else "")
-                    return
-                op, n = head[0], struct.unpack_from("<Q", head, 1)[0]
-                body = f.read(n)
-                if len(body) < n:
-                    if op == 0x06:  # an uncompressed chunk cut short still holds its complete messages
-                        yield from self._cut_chunk(body, collect)
-                    self._stop(collect, pos, f"record at byte {pos} is cut short ({len(body)} of {n} bytes)")
-                    return
-                if op in (0x0F, 0x02):  # DataEnd or Footer: the data section is complete
-                    self._stop(collect, pos, "")
-                    return
-                try:
-                    yield from self._records(op, body, collect)
-                except Exception as e:  # a damaged record: anything may fail while parsing it
-                    self._stop(collect, pos, f"record at byte {pos} is damaged ({e})")
-                    return
-                if collect:
-                    self.end = f.tell()
-
-    def _stop(self, collect: bool, pos: int, reason: str) -> None:
-        if collect:
-            size = self.path.stat().st_size
-            reason = reason or f"the data section ends at byte {pos} without a footer"
-            self.reason = f"MCAP file {self.path.name} ({size} bytes) is truncated or damaged: {reason}"
-
-    def _records(self, op: int, body: bytes, collect: bool) -> Iterator[tuple[int, int, bytes]]:
-        if op == 0x06:  # Chunk
-            start, end, size, crc = struct.unpack_from("<QQQI", body, 0)
-            compression, pos = _str(body, 28)
-            n, pos = _u64(body, pos)
-            raw = decompress(bytes(body[pos:pos + n]), compression, size, crc)
-            msgs = []
-            for inner_op, _, inner in _iter_records(raw):
-                msgs.extend(self._records(inner_op, inner, collect))
-            yield from sorted(msgs, key=lambda m: m[1])
-        elif op == 0x05:  # Message
-            channel, _, log_time, _ = struct.unpack_from("<HIQQ", body, 0)
-            if channel in self.connections:
-                yield channel, log_time, bytes(body[22:])
-        elif op == 0x03 and collect:
-            self._schema(body)
-        elif op == 0x04 and collect:
-            self._channel(body)
-
-    def _cut_chunk(self, body: bytes, collect: bool) -> Iterator[tuple[int, int, bytes]]:
-        try:
-            compression, pos = _str(body, 28)
-            _, pos = _u64(body, pos)
-        except (struct.error, UnicodeDecodeError):
-            return
-        if compression:
-            return
-        msgs = []
-        for op, _, inner in _iter_records(body, pos):
-            msgs.extend(self._records(op, inner, collect))
-        yield from sorted(msgs, key=lambda m: m[1])
-
-    def _schema(self, body: bytes) -> None:
-        (sid,) = struct.unpack_from("<H", body, 0)
-        name, pos = _str(body, 2)
-        encoding, pos = _str(body, pos)
-        (n,) = struct.unpack_from("<I", body, pos)
-        self.schemas[sid] = (name, encoding, bytes(body[pos + 4:pos + 4 + n]).decode())
-
-    def _channel(self, body: bytes) -> None:
-        cid, sid = struct.unpack_from("<HH", body, 0)
-        topic, pos = _str(body, 4)
-        encoding, pos = _str(body, pos)
-        (n,) = struct.unpack_from("<I", body, pos)
-        metadata = bytes(body[pos + 4:pos + 4 + n])
-        name, sch_enc, sch_data = self.schemas.get(sid, ("", "", ""))
-        msgdef = get_msgdef(RosbagsSchema(sid, name, sch_enc, sch_data) if name else None)
-        self.connections[cid] = Connection(cid, topic, name, msgdef, "", 0,
-                                           ConnectionExtRosbag2(encoding, get_qos(metadata)), self)
+        self._schemas: dict[int, Schema] = {}
+        for msg in self._scan(collect=True):
+            self.counts[msg.channel_id] = self.counts.get(msg.channel_id, 0) + 1
+            self.start_ns, self.end_ns = min(self.start_ns, msg.log_time), max(self.end_ns, msg.log_time)
 
     def messages(self) -> Iterator[tuple[Connection, int, bytes]]:
-        for cid, stamp, data in self._scan(collect=False):
-            yield self.connections[cid], stamp, data
+        for msg in self._scan(collect=False):
+            yield self.connections[msg.channel_id], msg.log_time, msg.data
+
+    def _scan(self, collect: bool) -> Iterator[Message]:
+        """Messages of known channels in file order, time-sorted within each chunk; stops at the first bad record."""
+        with open(self.path, "rb") as f:
+            records = StreamReader(f, emit_chunks=True).records
+            end = None  # offset after the last complete top-level record; None until the magic is read
+            while True:
+                try:
+                    record = next(records)
+                    inner = breakup_chunk(record) if isinstance(record, Chunk) else [record]
+                except StopIteration:
+                    return
+                except Exception as e:  # a cut or damaged record: anything may fail while parsing it
+                    self._stop(collect, end, e)
+                    return
+                end = f.tell()
+                if isinstance(record, (DataEnd, Footer)):
+                    self._stop(collect, end, None)
+                    return
+                yield from sorted(self._messages(inner, collect), key=lambda m: m.log_time)
+
+    def _messages(self, records: list, collect: bool) -> list[Message]:
+        if collect:
+            for r in records:
+                if isinstance(r, Schema):
+                    self._schemas[r.id] = r
+                elif isinstance(r, Channel):
+                    self._add_connection(r)
+        return [r for r in records if isinstance(r, Message) and r.channel_id in self.connections]
+
+    def _stop(self, collect: bool, end: int | None, error: Exception | None) -> None:
+        if end is None:
+            raise BagCorruptError(f"{self.path} is not an MCAP file ({type(error).__name__}: {error})")
+        if not collect:
+            return
+        if error is None:
+            reason = f"the data section ends at byte {end} without a footer"
+        elif isinstance(error, EndOfFile):
+            reason = f"the record after byte {end} is cut short"
+        else:
+            reason = f"the record after byte {end} is damaged ({type(error).__name__}: {error})"
+        size = self.path.stat().st_size
+        self.reason = f"MCAP file {self.path.name} ({size} bytes) is truncated or damaged: {reason}"
+
+    def _add_connection(self, channel: Channel) -> None:
+        schema = self._schemas.get(channel.schema_id)
+        msgtype = schema.name if schema else ""
+        msgdef = get_msgdef(RosbagsSchema(schema.id, schema.name, schema.encoding, schema.data.decode())
+                            if schema else None)
+        qos = parse_qos(channel.metadata.get("offered_qos_profiles", ""))
+        self.connections[channel.id] = Connection(channel.id, channel.topic, msgtype, msgdef, "", 0,
+                                                  ConnectionExtRosbag2(channel.message_encoding, qos), self)
