@@ -2,6 +2,7 @@
 salvage of a file cut short (a recorder killed mid-drive)."""
 from __future__ import annotations
 
+import struct
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -24,7 +25,7 @@ def read_mcap_attachments(path: str | Path) -> dict[str, bytes]:
     with open(path, "rb") as f:
         try:
             return {a.name: a.data for a in make_reader(f).iter_attachments()}
-        except (McapError, ValueError, OSError) as e:  # struct.error is a ValueError
+        except (McapError, struct.error, ValueError, OSError) as e:  # what a damaged file raised in a fuzz run
             raise BagCorruptError(f"{path}: cannot read the MCAP attachments ({type(e).__name__}: {e})") from e
 
 
