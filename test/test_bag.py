@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+from mcap.reader import make_reader
 from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 
@@ -205,6 +206,25 @@ def test_truncated_mcap_is_salvaged_up_to_the_cut(tmp_path):
     assert layout.camera_names == ["cam_front", "cam_back"]
 
 
+def test_mcap_cut_inside_its_first_chunk_keeps_the_complete_messages_of_that_chunk(tmp_path):
+    """A recorder killed before its first chunk (1 MiB) was closed: the chunk's complete messages still read."""
+    path = tmp_path / "short.mcap"
+    write_synthetic_bag(path, n_frames=8, num_points=6000, image_size=(160, 120), seed=1)
+    with open_bag(path) as reader:
+        original = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+    with open(path, "rb") as f:
+        first_chunk = min(make_reader(f).get_summary().chunk_indexes, key=lambda c: c.chunk_start_offset)
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(path.read_bytes()[: first_chunk.chunk_start_offset + first_chunk.chunk_length // 2])
+    with open_bag(cut) as reader:
+        assert "cut short" in reader.partial_reason
+        salvaged = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+        layout = reader.layout()
+    assert salvaged == original[: len(salvaged)]
+    assert sum(t == "/lidar/points" for t, _, _ in salvaged) >= 1
+    assert layout.camera_names == ["cam_front", "cam_back"]
+
+
 def test_reading_is_lazy(tmp_path):
     path = tmp_path / "lazy.db3"
     write_synthetic_bag(path, n_frames=6, num_points=3000, image_size=(64, 48))
@@ -239,8 +259,6 @@ def test_writer_never_overwrites(tmp_path):
 
 def damage_chunk(path, chunk_number: int) -> None:
     """Overwrite the first records of one MCAP chunk with 0xFF (the footer and index stay valid)."""
-    from mcap.reader import make_reader
-
     with open(path, "rb") as f:
         chunks = sorted(c.chunk_start_offset for c in make_reader(f).get_summary().chunk_indexes)
     assert len(chunks) > chunk_number, f"only {len(chunks)} chunks"

@@ -2,12 +2,16 @@
 salvage of a file cut short (a recorder killed mid-drive)."""
 from __future__ import annotations
 
+import io
+import os
 import struct
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from mcap.exceptions import EndOfFile, McapError
+from mcap.data_stream import ReadDataStream
+from mcap.exceptions import McapError
+from mcap.opcode import Opcode
 from mcap.reader import make_reader
 from mcap.records import Attachment, Channel, Chunk, DataEnd, Footer, Header, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader, breakup_chunk
@@ -72,11 +76,32 @@ def _copy(records: Iterable, writer: Writer) -> None:
             writer.add_attachment(r.create_time, r.log_time, r.name, r.media_type, r.data)
 
 
+def _head_of_cut_chunk(f, offset: int) -> list:
+    """The complete records at the head of the uncompressed chunk at `offset`, cut short by the end of the file.
+
+    StreamReader drops a cut record whole, and rosbags closes a chunk only past 1 MiB: a recorder killed
+    inside its first chunk would leave nothing. The library's Chunk.read keeps the data the file still
+    has, and a StreamReader over that data yields each record before the one the cut went through.
+    """
+    f.seek(offset)
+    stream, records = ReadDataStream(f), []
+    try:
+        if stream.read1() != Opcode.CHUNK:
+            return records
+        stream.read8()  # the record length, past the end of the file
+        chunk = Chunk.read(stream)
+        if not chunk.compression:  # a compressed chunk cut short cannot be decompressed
+            for record in StreamReader(io.BytesIO(chunk.data), skip_magic=True).records:
+                records.append(record)
+    except (McapError, struct.error, ValueError):  # EndOfFile where the cut went through, or a cut number or string
+        pass
+    return records
+
+
 class McapSalvage:
     """Reads an MCAP file without a valid footer record by record, up to the first cut or damaged record.
 
     Used only when the normal reader refuses a file: a recorder killed mid-drive leaves exactly this.
-    The library's StreamReader reads whole records, so a chunk cut short is lost with all its messages.
     """
 
     def __init__(self, path: Path):
@@ -98,21 +123,32 @@ class McapSalvage:
         """Messages of known channels in file order, time-sorted within each chunk; stops at the first bad record."""
         with open(self.path, "rb") as f:
             records = StreamReader(f, emit_chunks=True).records
-            end = None  # offset after the last complete top-level record; None until the magic is read
+            end = None  # offset after the last complete top-level record; None until the header is read
             while True:
                 try:
                     record = next(records)
-                    inner = breakup_chunk(record) if isinstance(record, Chunk) else [record]
                 except StopIteration:
                     return
                 except Exception as e:  # a cut or damaged record: anything may fail while parsing it
-                    self._stop(collect, end, e)
+                    error = e
+                    break
+                try:
+                    inner = breakup_chunk(record) if isinstance(record, Chunk) else [record]
+                except Exception as e:
+                    self._stop(collect, f"the chunk after byte {end} is damaged ({type(e).__name__}: {e})")
                     return
                 end = f.tell()
                 if isinstance(record, (DataEnd, Footer)):
-                    self._stop(collect, end, None)
+                    self._stop(collect, f"the data section ends at byte {end} without a footer")
                     return
-                yield from sorted(self._messages(inner, collect), key=lambda m: m.log_time)
+                yield from self._messages(inner, collect)
+            if end is None:
+                raise BagCorruptError(f"{self.path} is not an MCAP file ({type(error).__name__}: {error})")
+            if f.tell() < os.fstat(f.fileno()).st_size:  # the failing record did not run into the end of the file
+                self._stop(collect, f"the record after byte {end} is damaged ({type(error).__name__}: {error})")
+                return
+            yield from self._messages(_head_of_cut_chunk(f, end), collect)
+            self._stop(collect, f"the record after byte {end} is cut short")
 
     def _messages(self, records: list, collect: bool) -> list[Message]:
         if collect:
@@ -121,21 +157,13 @@ class McapSalvage:
                     self._schemas[r.id] = r
                 elif isinstance(r, Channel):
                     self._add_connection(r)
-        return [r for r in records if isinstance(r, Message) and r.channel_id in self.connections]
+        known = [r for r in records if isinstance(r, Message) and r.channel_id in self.connections]
+        return sorted(known, key=lambda m: m.log_time)
 
-    def _stop(self, collect: bool, end: int | None, error: Exception | None) -> None:
-        if end is None:
-            raise BagCorruptError(f"{self.path} is not an MCAP file ({type(error).__name__}: {error})")
-        if not collect:
-            return
-        if error is None:
-            reason = f"the data section ends at byte {end} without a footer"
-        elif isinstance(error, EndOfFile):
-            reason = f"the record after byte {end} is cut short"
-        else:
-            reason = f"the record after byte {end} is damaged ({type(error).__name__}: {error})"
-        size = self.path.stat().st_size
-        self.reason = f"MCAP file {self.path.name} ({size} bytes) is truncated or damaged: {reason}"
+    def _stop(self, collect: bool, reason: str) -> None:
+        if collect:
+            size = self.path.stat().st_size
+            self.reason = f"MCAP file {self.path.name} ({size} bytes) is truncated or damaged: {reason}"
 
     def _add_connection(self, channel: Channel) -> None:
         schema = self._schemas.get(channel.schema_id)
