@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
 from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 
@@ -143,6 +144,35 @@ def test_add_attachment_twice_keeps_both(tmp_path):
     add_mcap_attachment(path, "one.txt", b"1")
     add_mcap_attachment(path, "two.txt", b"22")
     assert read_mcap_attachments(path) == {"one.txt": b"1", "two.txt": b"22"}
+
+
+def test_adding_an_attachment_keeps_everything_else(tmp_path):
+    """The rewrite through the library keeps the header, rosbags' `rosbag2` metadata record, the schemas,
+    the channels with their QoS, and every message in file order."""
+    path = tmp_path / "k.mcap"
+    write_synthetic_bag(path, attach_calibration=False, **SMALL)
+
+    def contents():
+        with open(path, "rb") as f:
+            reader = make_reader(f)
+            header, summary = reader.get_header(), reader.get_summary()
+            metadata = [(m.name, m.metadata) for m in reader.iter_metadata()]
+            channels = sorted((c.topic, c.message_encoding, c.metadata, summary.schemas[c.schema_id].name,
+                               summary.schemas[c.schema_id].encoding, summary.schemas[c.schema_id].data)
+                              for c in summary.channels.values())
+            messages = [(c.topic, m.log_time, m.publish_time, m.sequence, m.data)
+                        for _, c, m in reader.iter_messages(log_time_order=False)]
+        return header.profile, header.library, metadata, channels, messages
+
+    before = contents()
+    add_mcap_attachment(path, "one.txt", b"1")
+    assert contents() == before
+    assert before[0] == "ros2" and [name for name, _ in before[2]] == ["rosbag2"]
+    assert len(before[4]) == 3 * 6 + 2
+    with open(path, "rb") as f:  # a ROS 2 reader (mcap-ros2-support) decodes it with the file's own schemas
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        decoded = [d for _, _, _, d in reader.iter_decoded_messages(topics=["/ov_panoptic/gt_classes"])]
+    assert gt_classes_from_json(decoded[0].data) == synthetic_classes()
 
 
 def test_missing_topics_are_all_named(tmp_path):
