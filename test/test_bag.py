@@ -146,6 +146,16 @@ def test_add_attachment_twice_keeps_both(tmp_path):
     assert read_mcap_attachments(path) == {"one.txt": b"1", "two.txt": b"22"}
 
 
+def test_adding_an_attachment_to_a_cut_file_is_refused_and_leaves_it_alone(tmp_path):
+    path = tmp_path / "x.mcap"
+    write_synthetic_bag(path, attach_calibration=False, **SMALL)
+    cut = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(cut)
+    with pytest.raises(BagCorruptError, match="x.mcap"):
+        add_mcap_attachment(path, "one.txt", b"1")
+    assert path.read_bytes() == cut and sorted(p.name for p in tmp_path.iterdir()) == ["x.mcap"]
+
+
 def test_adding_an_attachment_keeps_everything_else(tmp_path):
     """The rewrite through the library keeps the header, rosbags' `rosbag2` metadata record, the schemas,
     the channels with their QoS, and every message in file order."""

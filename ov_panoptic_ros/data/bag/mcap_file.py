@@ -52,6 +52,8 @@ def add_mcap_attachment(path: str | Path, name: str, data: bytes, media_type: st
             writer.add_attachment(stamp, stamp, name, media_type, data)
             writer.finish()
         tmp.replace(path)
+    except (McapError, struct.error, ValueError) as e:
+        raise BagCorruptError(f"{path}: cannot add an attachment to a damaged MCAP file ({type(e).__name__}: {e})") from e
     finally:
         tmp.unlink(missing_ok=True)
 
