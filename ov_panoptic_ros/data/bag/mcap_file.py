@@ -53,7 +53,8 @@ def add_mcap_attachment(path: str | Path, name: str, data: bytes, media_type: st
             writer.finish()
         tmp.replace(path)
     except (McapError, struct.error, ValueError) as e:
-        raise BagCorruptError(f"{path}: cannot add an attachment to a damaged MCAP file ({type(e).__name__}: {e})") from e
+        detail = f"{type(e).__name__}: {e}"
+        raise BagCorruptError(f"{path}: cannot add an attachment to a damaged MCAP file ({detail})") from e
     finally:
         tmp.unlink(missing_ok=True)
 
