@@ -3,6 +3,8 @@ import os
 
 import numpy as np
 import pytest
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
 from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 
@@ -144,6 +146,45 @@ def test_add_attachment_twice_keeps_both(tmp_path):
     assert read_mcap_attachments(path) == {"one.txt": b"1", "two.txt": b"22"}
 
 
+def test_adding_an_attachment_to_a_cut_file_is_refused_and_leaves_it_alone(tmp_path):
+    path = tmp_path / "x.mcap"
+    write_synthetic_bag(path, attach_calibration=False, **SMALL)
+    cut = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(cut)
+    with pytest.raises(BagCorruptError, match="x.mcap"):
+        add_mcap_attachment(path, "one.txt", b"1")
+    assert path.read_bytes() == cut and sorted(p.name for p in tmp_path.iterdir()) == ["x.mcap"]
+
+
+def test_adding_an_attachment_keeps_everything_else(tmp_path):
+    """The rewrite through the library keeps the header, rosbags' `rosbag2` metadata record, the schemas,
+    the channels with their QoS, and every message in file order."""
+    path = tmp_path / "k.mcap"
+    write_synthetic_bag(path, attach_calibration=False, **SMALL)
+
+    def contents():
+        with open(path, "rb") as f:
+            reader = make_reader(f)
+            header, summary = reader.get_header(), reader.get_summary()
+            metadata = [(m.name, m.metadata) for m in reader.iter_metadata()]
+            channels = sorted((c.topic, c.message_encoding, c.metadata, summary.schemas[c.schema_id].name,
+                               summary.schemas[c.schema_id].encoding, summary.schemas[c.schema_id].data)
+                              for c in summary.channels.values())
+            messages = [(c.topic, m.log_time, m.publish_time, m.sequence, m.data)
+                        for _, c, m in reader.iter_messages(log_time_order=False)]
+        return header.profile, header.library, metadata, channels, messages
+
+    before = contents()
+    add_mcap_attachment(path, "one.txt", b"1")
+    assert contents() == before
+    assert before[0] == "ros2" and [name for name, _ in before[2]] == ["rosbag2"]
+    assert len(before[4]) == 3 * 6 + 2
+    with open(path, "rb") as f:  # a ROS 2 reader (mcap-ros2-support) decodes it with the file's own schemas
+        reader = make_reader(f, decoder_factories=[DecoderFactory()])
+        decoded = [d for _, _, _, d in reader.iter_decoded_messages(topics=["/ov_panoptic/gt_classes"])]
+    assert gt_classes_from_json(decoded[0].data) == synthetic_classes()
+
+
 def test_missing_topics_are_all_named(tmp_path):
     write_synthetic_bag(tmp_path / "b.mcap", ground_truth=False, **SMALL)
     with open_bag(tmp_path / "b.mcap", BagTopics(lidar="/velodyne_points")) as reader:
@@ -205,6 +246,25 @@ def test_truncated_mcap_is_salvaged_up_to_the_cut(tmp_path):
     assert layout.camera_names == ["cam_front", "cam_back"]
 
 
+def test_mcap_cut_inside_its_first_chunk_keeps_the_complete_messages_of_that_chunk(tmp_path):
+    """A recorder killed before its first chunk (1 MiB) was closed: the chunk's complete messages still read."""
+    path = tmp_path / "short.mcap"
+    write_synthetic_bag(path, n_frames=8, num_points=6000, image_size=(160, 120), seed=1)
+    with open_bag(path) as reader:
+        original = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+    with open(path, "rb") as f:
+        first_chunk = min(make_reader(f).get_summary().chunk_indexes, key=lambda c: c.chunk_start_offset)
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(path.read_bytes()[: first_chunk.chunk_start_offset + first_chunk.chunk_length // 2])
+    with open_bag(cut) as reader:
+        assert "cut short" in reader.partial_reason
+        salvaged = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+        layout = reader.layout()
+    assert salvaged == original[: len(salvaged)]
+    assert sum(t == "/lidar/points" for t, _, _ in salvaged) >= 1
+    assert layout.camera_names == ["cam_front", "cam_back"]
+
+
 def test_reading_is_lazy(tmp_path):
     path = tmp_path / "lazy.db3"
     write_synthetic_bag(path, n_frames=6, num_points=3000, image_size=(64, 48))
@@ -239,11 +299,10 @@ def test_writer_never_overwrites(tmp_path):
 
 def damage_chunk(path, chunk_number: int) -> None:
     """Overwrite the first records of one MCAP chunk with 0xFF (the footer and index stay valid)."""
-    from ov_panoptic_ros.data.bag.mcap_file import _iter_records
-
-    buf = bytearray(path.read_bytes())
-    chunks = [pos for op, pos, _ in _iter_records(bytes(buf), 8) if op == 0x06]
+    with open(path, "rb") as f:
+        chunks = sorted(c.chunk_start_offset for c in make_reader(f).get_summary().chunk_indexes)
     assert len(chunks) > chunk_number, f"only {len(chunks)} chunks"
+    buf = bytearray(path.read_bytes())
     start = chunks[chunk_number] + 9 + 40  # record header, then start/end/size/crc/compression ''/length
     buf[start:start + 64] = b"\xff" * 64
     path.write_bytes(bytes(buf))
@@ -260,3 +319,20 @@ def test_garbage_inside_the_bag_stops_reading_with_a_count(tmp_path):
         for msg in reader.messages():
             read.append(msg.topic)
     assert err.value.messages_read == len(read) > 10
+
+
+def test_salvage_stops_at_the_first_damaged_record(tmp_path):
+    """A file both damaged and cut short: the salvage keeps the messages before the damage, in order."""
+    path = tmp_path / "d.mcap"
+    write_synthetic_bag(path, n_frames=8, num_points=6000, image_size=(160, 120), seed=1)
+    with open_bag(path) as reader:
+        original = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+    damage_chunk(path, 1)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 9 // 10])
+    with open_bag(path) as reader:
+        assert "damaged" in reader.partial_reason
+        salvaged = [(m.topic, m.log_time_ns, m.raw) for m in reader.messages()]
+        assert reader.message_counts["/lidar/points"] == sum(t == "/lidar/points" for t, _, _ in salvaged) >= 1
+    assert 0 < len(salvaged) < len(original) // 2
+    assert salvaged == original[: len(salvaged)]

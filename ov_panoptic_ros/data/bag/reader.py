@@ -5,7 +5,6 @@ frames before the damage are still evaluated.
 """
 from __future__ import annotations
 
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,7 +224,7 @@ class BagReader:
             return {}
         try:
             return read_mcap_attachments(files[0])
-        except (BagError, OSError, struct.error):
+        except (BagError, OSError):
             return {}
 
     def calibration_text(self) -> tuple[str, str]:
