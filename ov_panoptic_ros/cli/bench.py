@@ -19,6 +19,7 @@ BENCHMARKS = {
     "ros": ("ov_panoptic_ros.bench.ros", "bench_ros"),
     "metrics": ("ov_panoptic_ros.bench.metrics", "bench_metrics"),
     "replay": ("ov_panoptic_ros.bench.replay", "bench_replay"),
+    "live": ("ov_panoptic_ros.bench.live", "bench_live"),
 }
 
 
@@ -50,3 +51,8 @@ def bench(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float))
     typer.echo(f"benchmark report: {out}")
+    from ov_panoptic_ros.bench.targets import format_table, target_rows
+
+    rows = target_rows(report["results"])
+    if rows:
+        typer.echo("\n" + format_table(rows))
