@@ -1,5 +1,7 @@
 """The world's frame API: reproducible per (seed, frame), new streets per seed, moving things, all 16 classes,
 sensors as documented, and cameras whose pixels are the inverse of the pipeline's lens model."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.data.world import cameras as rig
+from ov_panoptic_ros.data.world.bench import bench_world
 from ov_panoptic_ros.data.world.classes import CLASS_INFO, CLASSES, NOVEL, label_of
 from ov_panoptic_ros.data.world.generator import World, WorldConfig
 from ov_panoptic_ros.data.world.lidar import LidarConfig
@@ -123,3 +126,11 @@ def test_config_is_checked():
         World(0, WorldConfig(rate_hz=0))
     short = World(0, WorldConfig(duration_s=1.0, lidar=LidarConfig(azimuth_steps=200), image_size=(32, 24)))
     assert short.num_frames == 10 and len(list(short.frames())) == 10
+
+
+def test_bench_reports_both_sensors():
+    report = bench_world(quick=True, config=WorldConfig(duration_s=2.0, image_size=(64, 48)))
+    assert report["frames"] == 3 and report["points_per_frame"] > 10_000
+    for key in ("lidar_frames_per_s", "cameras_frames_per_s", "frames_100_s"):
+        assert report[key]["wall"] > 0 and report[key]["cpu"] > 0
+    json.dumps(report)

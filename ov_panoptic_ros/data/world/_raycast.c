@@ -39,8 +39,9 @@ static const char *const KIND_NAMES[NKINDS] = {"box", "cylinder", "ellipsoid", "
    reaches these: directions are never 0 in the box test, and every other operand is a real or an infinity */
 static inline double dmin(double a, double b) { return a < b ? a : b; }
 static inline double dmax(double a, double b) { return a > b ? a : b; }
-#define LEAF_SIZE 4
+#define LEAF_SIZE 4 /* primitives a leaf may always hold */
 #define BINS 16
+#define PRIMITIVE_COST 1.0
 
 typedef struct {
     double lo[3], hi[3];
@@ -74,7 +75,8 @@ static void grow(double lo[3], double hi[3], const double plo[3], const double p
     }
 }
 
-/* The subtree of order[begin .. end): a leaf when small or when no binned split beats it. */
+/* The subtree of order[begin .. end): split where the surface-area heuristic says, over BINS bins of the
+   primitives' centres along each axis, or a leaf when no split beats testing every primitive. */
 static int32_t build(Tree *t, int32_t begin, int32_t end, int32_t depth)
 {
     const int32_t self = t->used++, count = end - begin;
@@ -86,48 +88,50 @@ static int32_t build(Tree *t, int32_t begin, int32_t end, int32_t depth)
         grow(clo, chi, t->mid[t->order[i]], t->mid[t->order[i]]);
     }
     t->depth = depth > t->depth ? depth : t->depth;
-    int axis = 0;
-    for (int a = 1; a < 3; a++) axis = chi[a] - clo[a] > chi[axis] - clo[axis] ? a : axis;
-    const double extent = chi[axis] - clo[axis];
     node->index = begin;
     node->count = count;
-    if (count <= LEAF_SIZE || !(extent > 0)) return self;
+    if (count <= LEAF_SIZE) return self;
 
-    int32_t bin_count[BINS] = {0};
-    double blo[BINS][3], bhi[BINS][3];
-    for (int b = 0; b < BINS; b++)
-        for (int a = 0; a < 3; a++) blo[b][a] = INFINITY, bhi[b][a] = -INFINITY;
-    const double scale = BINS * (1 - 1e-9) / extent;
-    for (int32_t i = begin; i < end; i++) {
-        const int32_t p = t->order[i];
-        const int b = (int)((t->mid[p][axis] - clo[axis]) * scale);
-        bin_count[b]++;
-        grow(blo[b], bhi[b], t->lo[p], t->hi[p]);
+    double best = INFINITY, best_scale = 0;
+    int best_axis = -1, best_split = -1;
+    for (int axis = 0; axis < 3; axis++) {
+        const double extent = chi[axis] - clo[axis];
+        if (!(extent > 0)) continue;
+        int32_t bin_count[BINS] = {0};
+        double blo[BINS][3], bhi[BINS][3];
+        for (int b = 0; b < BINS; b++)
+            for (int a = 0; a < 3; a++) blo[b][a] = INFINITY, bhi[b][a] = -INFINITY;
+        const double scale = BINS * (1 - 1e-9) / extent;
+        for (int32_t i = begin; i < end; i++) {
+            const int32_t p = t->order[i];
+            const int b = (int)((t->mid[p][axis] - clo[axis]) * scale);
+            bin_count[b]++;
+            grow(blo[b], bhi[b], t->lo[p], t->hi[p]);
+        }
+        /* cost of splitting after bin s: a sweep from the right, then one from the left */
+        double right_cost[BINS], lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
+        int32_t n = 0;
+        for (int s = BINS - 1; s > 0; s--) {
+            grow(lo, hi, blo[s], bhi[s]);
+            n += bin_count[s];
+            right_cost[s - 1] = n ? n * half_area(lo, hi) : 0;
+        }
+        n = 0;
+        for (int a = 0; a < 3; a++) lo[a] = INFINITY, hi[a] = -INFINITY;
+        for (int s = 0; s < BINS - 1; s++) {
+            grow(lo, hi, blo[s], bhi[s]);
+            n += bin_count[s];
+            const double cost = (n ? n * half_area(lo, hi) : 0) + right_cost[s];
+            if (n && n < count && cost < best) best = cost, best_axis = axis, best_split = s, best_scale = scale;
+        }
     }
-    /* cost of splitting after bin s: sweeps from the right, then from the left */
-    double right_cost[BINS], lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
-    int32_t n = 0;
-    for (int s = BINS - 1; s > 0; s--) {
-        grow(lo, hi, blo[s], bhi[s]);
-        n += bin_count[s];
-        right_cost[s - 1] = n ? n * half_area(lo, hi) : 0;
-    }
-    double best = INFINITY;
-    int split = -1;
-    n = 0;
-    for (int a = 0; a < 3; a++) lo[a] = INFINITY, hi[a] = -INFINITY;
-    for (int s = 0; s < BINS - 1; s++) {
-        grow(lo, hi, blo[s], bhi[s]);
-        n += bin_count[s];
-        const double cost = (n ? n * half_area(lo, hi) : 0) + right_cost[s];
-        if (n && n < count && cost < best) best = cost, split = s;
-    }
-    /* leaf cost: intersecting every primitive; a split adds about one box test per primitive */
-    if (split < 0 || (count <= 4 * LEAF_SIZE && best / half_area(node->lo, node->hi) + 1 >= count)) return self;
+    /* in units of one box test: a primitive test costs about PRIMITIVE_COST, a split one box test more */
+    if (best_axis < 0 || 1 + PRIMITIVE_COST * best / half_area(node->lo, node->hi) >= PRIMITIVE_COST * count)
+        return self;
     int32_t mid = begin, back = 0;
     for (int32_t i = begin; i < end; i++) { /* stable partition: bins <= split first, in input order */
         const int32_t p = t->order[i];
-        if ((int)((t->mid[p][axis] - clo[axis]) * scale) <= split) t->order[mid++] = p;
+        if ((int)((t->mid[p][best_axis] - clo[best_axis]) * best_scale) <= best_split) t->order[mid++] = p;
         else t->scratch[back++] = p;
     }
     for (int32_t i = 0; i < back; i++) t->order[mid + i] = t->scratch[i];
@@ -261,15 +265,32 @@ static inline void local_ray(const double *p, const double origin[3], const doub
     }
 }
 
-/* One ray through the tree; writes the outputs of ray i. Returns 1 on a hit. */
-static int trace(const Tree *t, const Scene *sc, const double origin[3], const double dir[3], Pending *stack,
-                 double *out_t, int64_t *out_p, float *out_local, float *out_normal)
+/* Test primitive `id` against the ray and keep it in *best when it is nearer (or as near with a lower index). */
+static inline void try_primitive(const Scene *sc, int64_t id, const double origin[3], const double dir[3],
+                                 double *best_t, int64_t *best, double best_n[3], double best_l[3])
+{
+    const double *p = sc->rows + (size_t)id * NCOL;
+    double o[3], d[3], n[3];
+    local_ray(p, origin, dir, o, d);
+    const double hit = enter((int)p[KIND], p + SA, o, d, n);
+    if (hit > T_MIN && hit < INFINITY && (hit < *best_t || (hit == *best_t && (*best < 0 || id < *best)))) {
+        *best_t = hit, *best = id;
+        for (int a = 0; a < 3; a++) best_n[a] = n[a], best_l[a] = o[a] + hit * d[a];
+    }
+}
+
+/* One ray through the tree; writes its outputs. `hint`, the primitive the previous ray hit (or -1), is
+   tried first: neighbouring rays mostly hit the same surface, and a near hit prunes most of the tree. The
+   result does not depend on it. Returns 1 on a hit. */
+static int trace(const Tree *t, const Scene *sc, const double origin[3], const double dir[3], int64_t hint,
+                 Pending *stack, double *out_t, int64_t *out_p, float *out_local, float *out_normal)
 {
     double inv[3];
     for (int a = 0; a < 3; a++) /* a huge finite inverse for 0: (bound - origin) * inv is never 0 * inf */
         inv[a] = 1 / (fabs(dir[a]) > 1e-30 ? dir[a] : copysign(1e-30, dir[a]));
     double best_t = sc->max_range, best_n[3] = {0, 0, 0}, best_l[3] = {0, 0, 0};
     int64_t best = -1;
+    if (hint >= 0) try_primitive(sc, hint, origin, dir, &best_t, &best, best_n, best_l);
     int32_t top = 0;
     const double root = box_entry(t->nodes[0].lo, t->nodes[0].hi, origin, inv, best_t);
     if (root < INFINITY) stack[top++] = (Pending){0, root};
@@ -278,17 +299,8 @@ static int trace(const Tree *t, const Scene *sc, const double origin[3], const d
         if (next.entry > best_t) continue; /* a nearer hit was found since it was pushed */
         const Node *node = &t->nodes[next.node];
         if (node->count) {
-            for (int32_t k = node->index; k < node->index + node->count; k++) {
-                const int32_t id = t->order[k];
-                const double *p = sc->rows + (size_t)id * NCOL;
-                double o[3], d[3], n[3];
-                local_ray(p, origin, dir, o, d);
-                const double hit = enter((int)p[KIND], p + SA, o, d, n);
-                if (hit > T_MIN && hit < INFINITY && (hit < best_t || (hit == best_t && (best < 0 || id < best)))) {
-                    best_t = hit, best = id;
-                    for (int a = 0; a < 3; a++) best_n[a] = n[a], best_l[a] = o[a] + hit * d[a];
-                }
-            }
+            for (int32_t k = node->index; k < node->index + node->count; k++)
+                try_primitive(sc, t->order[k], origin, dir, &best_t, &best, best_n, best_l);
             continue;
         }
         const int32_t left = next.node + 1, right = node->index;
@@ -450,8 +462,8 @@ static PyObject *cast(PyObject *self, PyObject *args)
     const Scene scene = {prim.buf, max_range};
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < nr; i++)
-        hits += trace(&tree, &scene, origin, dirs + 3 * i, stack, out_t + i, out_p + i, out_l + 3 * i,
-                      out_n + 3 * i);
+        hits += trace(&tree, &scene, origin, dirs + 3 * i, i ? out_p[i - 1] : -1, stack, out_t + i, out_p + i,
+                      out_l + 3 * i, out_n + 3 * i);
     Py_END_ALLOW_THREADS
     result = PyLong_FromSsize_t(hits);
 done:

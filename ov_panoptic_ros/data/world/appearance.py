@@ -106,15 +106,16 @@ def _weight(pattern: int, p: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def surface(materials: np.ndarray, material: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per hit: albedo (N, 3) float32 in 0..1 and LiDAR reflectivity (N,) from the material rows `material`
-    of `materials` at the hit points `local` (in the primitive's frame)."""
-    m = materials[material]
-    w = np.zeros(len(material))
+    """Per hit: albedo (N, 3) float32 in 0..1 and LiDAR reflectivity (N,) float32 from the material rows
+    `material` of `materials` at the hit points `local` (float32, in the primitive's frame; metres from the
+    primitive's centre, so float32 resolves far below a texel)."""
+    m = materials.astype(np.float32)[material]
+    w = np.zeros(len(material), np.float32)
     pattern = m[:, _C["pattern"]].astype(np.int64)
     for pid in np.unique(pattern):
         sel = np.flatnonzero(pattern == pid)
-        w[sel] = _weight(int(pid), local[sel].astype(np.float64), m[sel])
-    w = w[:, None]
-    albedo = (1 - w) * m[:, _C["r"]:_C["b"] + 1] + w * m[:, _C["r2"]:_C["b2"] + 1]
-    refl = (1 - w[:, 0]) * m[:, _C["reflectivity"]] + w[:, 0] * m[:, _C["reflectivity2"]]
-    return albedo.astype(np.float32), refl.astype(np.float32)
+        w[sel] = _weight(int(pid), local[sel], m[sel])
+    first, second = m[:, _C["r"]:_C["b"] + 1], m[:, _C["r2"]:_C["b2"] + 1]
+    albedo = first + w[:, None] * (second - first)
+    refl = m[:, _C["reflectivity"]] + w * (m[:, _C["reflectivity2"]] - m[:, _C["reflectivity"]])
+    return albedo, refl

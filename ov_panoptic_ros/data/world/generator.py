@@ -1,8 +1,9 @@
 """The world's frame API: `World(seed, config).frame(i)` and `.frames(n)`.
 
 A frame depends on (seed, index) alone: the street is drawn from the seed's layout stream once, and frame i
-poses it at time i / rate and draws its sensor noise from its own stream, so a data loader can ask for any
-frame in any order, and two processes agree on it.
+poses it at time i / rate and draws each sensor's noise from its own stream, so a data loader can ask for
+any frame in any order, and two processes agree on it. `sweep(i)` and `views(i)` make one sensor's part of
+frame i (a 2D teacher needs no LiDAR).
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from ov_panoptic_ros.core.frame import CameraModel, Frame, Vocabulary
 from ov_panoptic_ros.data.world import cameras as rig
 from ov_panoptic_ros.data.world.classes import CLASS_INFO, ClassInfo, vocabulary
 from ov_panoptic_ros.data.world.layout import Layout, make_layout
-from ov_panoptic_ros.data.world.lidar import LidarConfig, sweep
-from ov_panoptic_ros.data.world.render import render
+from ov_panoptic_ros.data.world.lidar import LidarConfig, Sweep, sweep
+from ov_panoptic_ros.data.world.render import Rendering, render
 from ov_panoptic_ros.data.world.scene import Posed
 
 LAYOUT_STREAM, FRAME_STREAM = 0x57A7, 0xF4A3  # seed-sequence keys: one street per seed, noise per frame
@@ -86,21 +87,32 @@ class World:
         t = self.time_of(index)
         return self.layout.scene.at(t, self.layout.ego.pose(t)[:3, 3], self.config.view_radius_m)
 
-    def frame(self, index: int) -> WorldFrame:
+    def _check(self, index: int) -> float:
         if not 0 <= index < self.num_frames:
             raise IndexError(f"frame {index} is outside the drive's {self.num_frames} frames")
-        t = self.time_of(index)
-        pose = self.layout.ego.pose(t)
-        posed = self.primitives(index)
-        materials = self.layout.scene.materials
-        rng = np.random.default_rng([FRAME_STREAM, self.seed, index])
-        scan = sweep(posed, materials, pose, self.config.lidar, rng)
-        views = [render(posed, materials, self.layout.lighting, cam, rays, pose, rng)
-                 for cam, rays in zip(self.cameras, self._rays)]
+        return self.time_of(index)
+
+    def sweep(self, index: int) -> Sweep:
+        """Frame `index`'s LiDAR sweep alone (what `frame` returns, without rendering the images)."""
+        pose = self.layout.ego.pose(self._check(index))
+        rng = np.random.default_rng([FRAME_STREAM, self.seed, index, 0])
+        return sweep(self.primitives(index), self.layout.scene.materials, pose, self.config.lidar, rng)
+
+    def views(self, index: int) -> list[Rendering]:
+        """Frame `index`'s camera images and their label maps alone (no LiDAR), one per camera."""
+        pose = self.layout.ego.pose(self._check(index))
+        posed, materials = self.primitives(index), self.layout.scene.materials
+        return [render(posed, materials, self.layout.lighting, cam, rays, pose,
+                       np.random.default_rng([FRAME_STREAM, self.seed, index, 1 + k]))
+                for k, (cam, rays) in enumerate(zip(self.cameras, self._rays))]
+
+    def frame(self, index: int) -> WorldFrame:
+        t = self._check(index)
+        scan, views = self.sweep(index), self.views(index)
         frame = Frame(points=scan.points, images=[v.image for v in views], cameras=self.cameras,
                       intensity=scan.intensity, stamp_ns=EPOCH_NS + round(t * 1e9), frame_id=self.config.frame_id)
         return WorldFrame(index, t, frame, scan.labels, scan.instance_ids, scan.rings, [v.labels for v in views],
-                          [v.instance_ids for v in views], [v.depth for v in views], pose)
+                          [v.instance_ids for v in views], [v.depth for v in views], self.layout.ego.pose(t))
 
     def frames(self, n: int | None = None, start: int = 0) -> Iterator[WorldFrame]:
         """Frames start .. start + n - 1 (to the end of the drive without n)."""

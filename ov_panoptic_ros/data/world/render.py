@@ -33,16 +33,19 @@ def render(posed: Posed, materials: np.ndarray, light: Lighting, cam: CameraMode
     world_T_cam = world_T_lidar @ np.linalg.inv(cam.T_cam_lidar)
     dirs = rays @ world_T_cam[:3, :3].T
     hits = cast(posed.table, world_T_cam[:3, 3], dirs)
-    hit = np.flatnonzero(hits.hit)
+    hit = hits.hit
     prim = hits.primitive[hit]
     albedo, _ = surface(materials, posed.material[prim], hits.local[hit])
-    sun = np.clip(hits.normal[hit] @ light.sun, 0, None)
-    sky_light = 0.75 + 0.25 * hits.normal[hit, 2]  # surfaces facing up see more sky
-    shaded = albedo * (light.ambient * sky_light + light.sun_strength * sun)[:, None]
-    fog = np.exp(-hits.distance[hit] / light.visibility_m)[:, None]
-    rgb = _sky(dirs, light)
-    rgb[hit] = fog * shaded + (1 - fog) * light.horizon
-    rgb = rgb * rng.uniform(0.95, 1.05) * 255 + rng.normal(0, NOISE_SIGMA, rgb.shape)
+    normal = hits.normal[hit]
+    gain = np.float32(255 * rng.uniform(0.95, 1.05))  # exposure
+    irradiance = (np.float32(light.ambient) * (0.75 + 0.25 * normal[:, 2])  # facing up: more sky light
+                  + np.float32(light.sun_strength) * np.maximum(normal @ light.sun.astype(np.float32), 0))
+    fog = np.exp(hits.distance[hit] / -light.visibility_m).astype(np.float32)[:, None]
+    rgb = np.empty((len(dirs), 3), np.float32)
+    rgb[hit] = (fog * irradiance[:, None]) * albedo + (1 - fog) * light.horizon.astype(np.float32)
+    rgb[~hit] = _sky(dirs[~hit], light)
+    rgb *= gain
+    rgb += rng.standard_normal(rgb.shape, dtype=np.float32) * np.float32(NOISE_SIGMA)
     shape = (cam.height, cam.width)
     labels = np.full(len(dirs), UNLABELED, np.uint16)
     instances = np.zeros(len(dirs), np.uint32)
@@ -55,4 +58,4 @@ def _sky(dirs: np.ndarray, light: Lighting) -> np.ndarray:
     """Horizon to zenith gradient with a glow around the sun."""
     up = np.clip(dirs[:, 2] * 2.5, 0, 1)[:, None] ** 0.7
     glow = np.clip(dirs @ light.sun, 0, 1)[:, None] ** 32 * 0.35
-    return (1 - up) * light.horizon + up * light.zenith + glow
+    return ((1 - up) * light.horizon + up * light.zenith + glow).astype(np.float32)
