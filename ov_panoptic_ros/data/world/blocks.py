@@ -48,6 +48,11 @@ class Side:
     def taken(self, x: float, v: float, radius: float) -> None:
         self._discs = np.vstack([self._discs, [x, v, radius]])
 
+    def keep_clear(self, v: float, half_width: float) -> None:
+        """Nothing is placed within `half_width` of the line at depth v (where people walk)."""
+        for x in np.arange(self.x0, self.x1 + half_width, half_width):
+            self.taken(x, v, half_width)
+
     def place(self, shape, name: str, v0: float, v1: float, z: float = 0.0, yaw: float | None = None) -> bool:
         spot = self.spot(0.5 * np.hypot(shape.length, shape.width), v0, v1)
         if spot is not None:
@@ -131,8 +136,7 @@ def park(s: Side) -> None:
     path = s.rng.uniform(5, depth - 10)
     s.sb.slab(s.x0, s.x1, *sorted((s.sign * (s.front + path), s.sign * (s.front + path + 2.5))), 0.03,
               label_of("sidewalk"), s.pal.paving())
-    for x in np.arange(s.x0, s.x1, 2.0):  # the path's band is kept clear
-        s.taken(x, path + 1.25, 1.6)
+    s.keep_clear(path + 1.25, 1.6)
     if s.rng.random() < 0.5:
         lo, hi = path + 4.5, min(path + 4.5 + s.rng.uniform(5, 10), depth - 1)
         a = s.rng.uniform(s.x0, max(s.x0, s.x1 - 18))
@@ -159,11 +163,23 @@ def park(s: Side) -> None:
 
 
 def plaza(s: Side) -> None:
-    """A paved square with crowds, bicycle and motorcycle rows, a fountain, a kiosk, planters and a shelter."""
-    depth, z = s.rng.uniform(15, 30), 0.0
-    s.sb.slab(s.x0, s.x1, *sorted((s.sign * s.front, s.sign * (s.front + depth))), z + 0.12, label_of("sidewalk"),
+    """A paved square with crowds, bicycle and motorcycle rows, a fountain, a kiosk, planters and a shelter;
+    people walk across it on two promenades kept clear of everything else."""
+    depth, z = s.rng.uniform(15, 30), 0.12
+    s.sb.slab(s.x0, s.x1, *sorted((s.sign * s.front, s.sign * (s.front + depth))), z, label_of("sidewalk"),
               s.pal.paving())
-    z += 0.12
+    promenades = (s.rng.uniform(7, depth / 2), s.rng.uniform(depth / 2 + 1, depth - 1.5))
+    for v in promenades:
+        s.keep_clear(v, 0.8)
+    if s.rng.random() < 0.5:  # crowd-control barriers along the square's front
+        at = s.rng.uniform(s.x0, s.x1 - 6)
+        for _ in range(int(s.rng.integers(2, 6))):
+            shape = barrier(s.rng, s.pal)
+            if at + shape.length > s.x1:
+                break
+            s.sb.add(shape, label_of("barrier"), True, s.at(at + shape.length / 2, 0.6, z))
+            s.taken(at + shape.length / 2, 0.6, shape.length / 2)
+            at += shape.length + 0.2
     s.place(bus_shelter(s.rng, s.pal), "manmade", 0.0, 6.0, z, s.facing)
     if s.rng.random() < 0.6:  # a fountain: a stone basin, its water surface just above the rim
         radius = s.rng.uniform(2.0, 3.5)
@@ -174,21 +190,14 @@ def plaza(s: Side) -> None:
             s.sb.add(PartsBuilder().cylinder((0, 0, 0.255), radius - 0.3, 0.51, s.pal.water()).build(),
                      label_of("other_flat"), False, s.at(*spot, z))
     for name, make, pitch in (("bicycle", bicycle, 0.7), ("motorcycle", motorcycle, 1.1)):
-        spot = s.spot(4.0, 0, depth)
+        spot = s.spot(4.0, 0, depth)  # a row across x, at most 6 m long
         if spot:
-            for k in range(int(s.rng.integers(3, 9))):
-                s.sb.add(make(s.rng, s.pal), label_of(name), True, s.at(spot[0] - 3 + pitch * k, spot[1], z),
+            count = int(s.rng.integers(3, 6 / pitch + 1))
+            for k in range(count):
+                x = spot[0] + pitch * (k - (count - 1) / 2)
+                s.sb.add(make(s.rng, s.pal), label_of(name), True, s.at(x, spot[1], z),
                          np.pi / 2 + s.rng.choice([0, np.pi]))
     s.place(kiosk(s.rng, s.pal), "manmade", 0, depth, z)
-    if s.rng.random() < 0.5:  # crowd-control barriers along the square's front
-        at = s.rng.uniform(s.x0, s.x1 - 6)
-        for _ in range(int(s.rng.integers(2, 6))):
-            shape = barrier(s.rng, s.pal)
-            if at + shape.length > s.x1:
-                break
-            s.sb.add(shape, label_of("barrier"), True, s.at(at + shape.length / 2, 0.6, z))
-            s.taken(at + shape.length / 2, 0.6, shape.length / 2)
-            at += shape.length + 0.2
     for _ in range(int(s.rng.integers(1, 5))):
         planter = PartsBuilder().box((0, 0, 0.3), (1.5, 1.5, 0.6), s.pal.concrete()).build()
         spot = s.spot(1.2, 0, depth)
@@ -200,7 +209,7 @@ def plaza(s: Side) -> None:
     for _ in range(int(s.rng.integers(2, 5))):
         s.crowd(0, depth, z)
     for _ in range(int(s.rng.integers(2, 7))):
-        s.stroll(s.rng.uniform(1, depth - 1), z)
+        s.stroll(promenades[int(s.rng.integers(2))] + s.rng.uniform(-0.2, 0.2), z)
 
 
 def construction(s: Side) -> None:
