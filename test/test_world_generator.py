@@ -134,3 +134,27 @@ def test_bench_reports_both_sensors():
     for key in ("lidar_frames_per_s", "cameras_frames_per_s", "frames_100_s"):
         assert report[key]["wall"] > 0 and report[key]["cpu"] > 0
     json.dumps(report)
+
+
+def _boxes(table):
+    """World-axis bounding boxes of kernel rows, shrunk by 2 cm (parts that only touch do not count)."""
+    rotation, half = np.abs(table[:, 4:13].reshape(-1, 3, 3)), table[:, 13:16].copy()
+    cone = table[:, 0] == 3
+    half[cone, :2] = np.maximum(table[cone, 13], table[cone, 14])[:, None]
+    extent = np.einsum("pla,pl->pa", rotation, half) - 0.02
+    return table[:, 1:4] - extent, table[:, 1:4] + extent
+
+
+def test_moving_things_never_run_into_anything():
+    scene = World(2, SMALL).layout.scene
+    moving = np.arange(len(scene.static.table), len(scene.static.table) + len(scene.moving.table))
+    assert len(moving) > 500
+    for t in (0.0, 7.0, 19.9):
+        posed = scene.at(t)
+        lo, hi = _boxes(posed.table)
+        solid = ~(np.isin(posed.label, [label_of(n) for n in ("driveable_surface", "sidewalk", "other_flat",
+                                                                "terrain")]) & (hi[:, 2] < 0.6))  # not the ground
+        for chunk in np.array_split(moving, 20):
+            touch = (lo[None] < hi[chunk, None]).all(-1) & (lo[chunk, None] < hi[None]).all(-1)
+            touch &= (posed.instance[None] != posed.instance[chunk, None]) & solid[None]
+            assert not touch.any(), f"at {t} s a moving part overlaps part(s) {np.nonzero(touch)[1][:5]}"

@@ -29,6 +29,7 @@ class Side:
         self.sign, self.front = SIGNS[side], cs.frontage(side)
         self.facing = 0.0 if self.sign > 0 else np.pi  # yaw that turns a body's -y towards the road
         self._discs = np.zeros((0, 3))
+        self._lines: dict[float, tuple[int, float, list[float]]] = {}  # walking lines: direction, speed, starts
 
     def at(self, x: float, v: float, z: float = 0.0) -> tuple[float, float, float]:
         return x, self.sign * (self.front + v), z
@@ -40,7 +41,7 @@ class Side:
         for _ in range(tries):
             x, v = self.rng.uniform(self.x0 + radius, self.x1 - radius), self.rng.uniform(v0 + radius, v1 - radius)
             gap = np.hypot(self._discs[:, 0] - x, self._discs[:, 1] - v) - self._discs[:, 2]
-            if not np.any(gap < radius):
+            if not np.any(gap < radius + 0.1):
                 self.taken(x, v, radius)
                 return x, v
         return None
@@ -73,14 +74,19 @@ class Side:
                             self.at(x, v, z), self.rng.uniform(0, 2 * np.pi))
 
     def stroll(self, v: float, z: float) -> None:
-        """Someone walking along x at depth v who stays inside the block during the drive."""
-        speed = self.rng.uniform(0.7, 1.4)
+        """Someone walking along x on the line at depth v, inside the block for the whole drive. Everyone on a
+        line walks one way at one speed, at least 1.5 m apart, so they never meet."""
+        forward, speed, starts = self._lines.setdefault(
+            v, (int(self.rng.choice([-1, 1])), self.rng.uniform(0.7, 1.4), []))
         room = self.x1 - self.x0 - 1.0 - speed * self.duration
-        if room > 0:
-            forward = self.rng.choice([-1, 1])
-            start = self.x0 + 0.5 + self.rng.uniform(0, room) + (0 if forward > 0 else speed * self.duration)
-            self.sb.add(pedestrian(self.rng, self.pal, walking=True), label_of("pedestrian"), True,
-                        self.at(start, v, z), 0.0 if forward > 0 else np.pi, (forward * speed, 0.0))
+        if room <= 0:
+            return
+        start = self.x0 + 0.5 + self.rng.uniform(0, room) + (0 if forward > 0 else speed * self.duration)
+        if any(abs(start - other) < 1.5 for other in starts):
+            return
+        starts.append(start)
+        self.sb.add(pedestrian(self.rng, self.pal, walking=True), label_of("pedestrian"), True,
+                    self.at(start, v, z), 0.0 if forward > 0 else np.pi, (forward * speed, 0.0))
 
 
 def buildings(s: Side) -> None:
@@ -96,7 +102,7 @@ def buildings(s: Side) -> None:
         if gap > 0.5:
             green = s.rng.random() < 0.4
             filler = hedge(gap, s.rng, s.pal) if green else wall(gap, s.rng, s.pal)
-            s.sb.add(filler, label_of("vegetation" if green else "manmade"), False, s.at(at + gap / 2, garden + 0.5))
+            s.sb.add(filler, label_of("vegetation" if green else "manmade"), False, s.at(at + gap / 2, garden + 0.7))
         at += gap
     for _ in range(int(garden * (s.x1 - s.x0) / 25)):
         s.place(bush(s.rng, s.pal), "vegetation", 0.0, garden)
@@ -105,17 +111,17 @@ def buildings(s: Side) -> None:
 def parking(s: Side) -> None:
     """A lot with one aisle along x between two rows of bays, cars parked nose in, a hedge at the front."""
     aisle, bay = s.rng.uniform(2.8, 3.5), 2.6
-    depth = 2 * (aisle + 5.2) + 1.0
+    depth = 2 * (aisle + 6.8)  # bays 5 m deep on each side of the aisle, 1.5 m clear of the hedge and lamps
     s.sb.slab(s.x0, s.x1, *sorted((s.sign * s.front, s.sign * (s.front + depth))), 0.0,
               label_of("driveable_surface"), s.pal.parking_lot(aisle))
     entrance = s.rng.uniform(s.x0 + 2, s.x1 - 8)
     for a, b in ((s.x0, entrance), (entrance + 6, s.x1)):
         if b - a > 1:
-            s.sb.add(hedge(b - a, s.rng, s.pal), label_of("vegetation"), False, s.at((a + b) / 2, 0.5))
+            s.sb.add(hedge(b - a, s.rng, s.pal), label_of("vegetation"), False, s.at((a + b) / 2, 0.7))
     centre = (s.x0 + s.x1) / 2
     occupied = s.rng.uniform(0.4, 0.9)
     for row in (-1, 1):
-        v = depth / 2 + row * (aisle + 2.5)
+        v = depth / 2 + row * (aisle + 2.6)
         for k in range(int(np.floor((s.x0 + 0.5 - centre) / bay)), int(np.ceil((s.x1 - 0.5 - centre) / bay))):
             x = centre + (k + 0.5) * bay
             if not (s.x0 + 1.2 < x < s.x1 - 1.2) or s.rng.random() > occupied:
@@ -125,7 +131,7 @@ def parking(s: Side) -> None:
     for x in np.arange(s.x0 + 5, s.x1 - 3, s.rng.uniform(15, 25)):
         s.sb.add(street_lamp(s.rng, s.pal), label_of("manmade"), False, s.at(x, depth + 0.5), s.facing)
     for _ in range(int(s.rng.integers(0, 4))):
-        s.stroll(depth / 2 + s.rng.uniform(-1, 1), 0.0)
+        s.stroll(depth / 2 + s.rng.choice([-0.7, 0.7]), 0.0)
 
 
 def park(s: Side) -> None:
@@ -209,7 +215,7 @@ def plaza(s: Side) -> None:
     for _ in range(int(s.rng.integers(2, 5))):
         s.crowd(0, depth, z)
     for _ in range(int(s.rng.integers(2, 7))):
-        s.stroll(promenades[int(s.rng.integers(2))] + s.rng.uniform(-0.2, 0.2), z)
+        s.stroll(promenades[int(s.rng.integers(2))], z)
 
 
 def construction(s: Side) -> None:

@@ -15,70 +15,78 @@ from ov_panoptic_ros.data.world.vehicles import bicycle, bus, car, motorcycle, t
 
 
 def parking_lane(sb: SceneBuilder, pal: Palette, rng: np.random.Generator, cs: CrossSection, side: int,
-                 x0: float, x1: float, bus_stop: bool) -> tuple[float, float]:
-    """Parked vehicles nose to tail, facing the side's traffic; a bus at a bus stop, with people waiting in the
-    kerb band. Returns the x range of the bus stop (empty without one)."""
+                 x0: float, x1: float, bus_stop: bool) -> tuple[list, list]:
+    """Parked vehicles nose to tail, facing the side's traffic, and gaps, some reserved by a cone or a barrier;
+    a bus at a bus stop with people waiting in the kerb band. Returns the x ranges the kerb band must keep
+    clear: of everything (the waiting people) and of trees (tall vehicles, which a crown would reach into)."""
     sign = SIGNS[side]
     y, yaw = sign * (cs.carriageway + cs.parking[side] / 2), 0.0 if sign < 0 else np.pi
     kinds = ["car", "truck", "trailer", "motorcycle", "gap"]
     makers = {"car": car, "truck": truck, "trailer": trailer, "motorcycle": motorcycle}
     at = x0 + rng.uniform(0.5, 4.0)
-    stop = (at, at)
+    waiting, tall = [], []
     if bus_stop:
         shape = bus(rng, pal)
         if at + shape.length < x1:
             sb.add(shape, label_of("bus"), True, (at + shape.length / 2, y, 0.0), yaw)
-            for k in range(int(rng.integers(1, 5))):
+            for k in range(int(rng.integers(1, 5))):  # clear of the bus's overhang into the kerb band
                 sb.add(pedestrian(rng, pal, walking=False), label_of("pedestrian"), True,
-                       (at + 1.5 + 1.1 * k, sign * (cs.kerb_line(side) + KERB_BAND / 2), cs.kerb), rng.uniform(0, 6.3))
-            stop = (at, at + shape.length)
+                       (at + 1.5 + 1.1 * k, sign * (cs.kerb_line(side) + 0.5), cs.kerb), rng.uniform(0, 6.3))
+            waiting.append((at, at + shape.length))
+            tall.append((at, at + shape.length))
             at += shape.length + rng.uniform(2, 5)
     while True:
         kind = rng.choice(kinds, p=[0.7, 0.05, 0.06, 0.09, 0.1])
-        if kind == "gap":  # a free space, sometimes reserved with cones or a barrier
+        if kind == "gap":
             length = rng.uniform(3, 12)
-            if at + length < x1 and rng.random() < 0.35:
-                movable, name = (barrier(rng, pal), "barrier") if rng.random() < 0.4 else (
-                    traffic_cone(rng, pal), "traffic_cone")
+            movable, name = (barrier(rng, pal), "barrier") if rng.random() < 0.4 else (
+                traffic_cone(rng, pal), "traffic_cone")
+            if at + length < x1 and movable.length + 1 < length and rng.random() < 0.35:
                 sb.add(movable, label_of(name), True, (at + length / 2, y, 0.0), rng.uniform(-0.2, 0.2))
             at += length
             continue
         shape = makers[kind](rng, pal)
         if at + shape.length > x1:
-            return stop
+            return waiting, tall
         sb.add(shape, label_of(kind), True, (at + shape.length / 2, y, 0.0), yaw)
+        if kind in ("truck", "trailer"):
+            tall.append((at, at + shape.length))
         at += shape.length + rng.uniform(0.6, 2.5)
 
 
 def closure(sb: SceneBuilder, pal: Palette, rng: np.random.Generator, cs: CrossSection, side: int,
             x0: float, x1: float) -> None:
-    """Road works: the parking lane (or the kerb band) closed by a line of cones and a row of barriers."""
+    """Road works: the parking lane closed by a line of cones along the traffic and a row of barriers behind
+    it; without a parking lane, one row of barriers and cones in the kerb band."""
     sign = SIGNS[side]
     if cs.parking[side]:
-        cone_y, barrier_y, z = cs.carriageway + 0.35, cs.carriageway + cs.parking[side] / 2 + 0.3, 0.0
+        for x in np.arange(x0 + 1, x1 - 1, rng.uniform(2.0, 4.0)):
+            sb.add(traffic_cone(rng, pal), label_of("traffic_cone"), True, (x, sign * (cs.carriageway + 0.35), 0.0),
+                   rng.uniform(0, 6.3))
+        row, z = cs.carriageway + cs.parking[side] / 2 + 0.3, 0.0
     else:
-        cone_y, barrier_y, z = cs.kerb_line(side) + 0.25, cs.kerb_line(side) + 0.55, cs.kerb
-    for x in np.arange(x0 + 1, x1 - 1, rng.uniform(2.0, 4.0)):
-        sb.add(traffic_cone(rng, pal), label_of("traffic_cone"), True, (x, sign * cone_y, z), rng.uniform(0, 6.3))
+        row, z = cs.kerb_line(side) + KERB_BAND / 2, cs.kerb
     at = x0 + rng.uniform(1, 3)
     while True:
-        shape = barrier(rng, pal)
+        cone = not cs.parking[side] and rng.random() < 0.4
+        shape = traffic_cone(rng, pal) if cone else barrier(rng, pal)
         if at + shape.length > x1 - 1:
             return
-        sb.add(shape, label_of("barrier"), True, (at + shape.length / 2, sign * barrier_y, z))
+        sb.add(shape, label_of("traffic_cone" if cone else "barrier"), True, (at + shape.length / 2, sign * row, z))
         at += shape.length + rng.uniform(0.1, 0.8)
 
 
 def kerb_band(sb: SceneBuilder, pal: Palette, rng: np.random.Generator, cs: CrossSection, side: int,
-              x0: float, x1: float, trees: bool, clear: tuple[float, float] = (0.0, 0.0)) -> None:
+              x0: float, x1: float, trees: bool, clear: tuple[list, list] = ([], [])) -> None:
     """Lamps, signs, bins and bollards, and street trees where a parking lane keeps their crowns off traffic;
-    nothing in the x range `clear` (a bus stop's waiting people)."""
+    nothing in the x ranges clear[0], no tree within 3 m of the ranges clear[1] (see parking_lane)."""
     sign, manmade = SIGNS[side], label_of("manmade")
-    y, z = sign * (cs.kerb_line(side) + KERB_BAND / 2), cs.kerb
+    y, z = sign * (cs.kerb_line(side) + 0.5), cs.kerb  # clear of a parked truck's overhang (up to 0.15 m)
     for x in np.arange(x0 + rng.uniform(1, 5), x1 - 1, rng.uniform(5, 12)):
-        if clear[0] - 1.5 < x < clear[1] + 1.5:
+        if any(a - 1.5 < x < b + 1.5 for a, b in clear[0]):
             continue
-        kind = rng.choice(["tree", "lamp", "sign", "bin"], p=[0.45, 0.2, 0.15, 0.2] if trees else [0, 0.35, 0.3, 0.35])
+        shade = trees and not any(a - 3 < x < b + 3 for a, b in clear[1])
+        kind = rng.choice(["tree", "lamp", "sign", "bin"], p=[0.45, 0.2, 0.15, 0.2] if shade else [0, 0.35, 0.3, 0.35])
         if kind == "tree":
             sb.add(tree(rng, pal, street=True), label_of("vegetation"), False, (x, y, z))
         else:

@@ -136,13 +136,13 @@ def _side(sb: SceneBuilder, pal: Palette, rng: np.random.Generator, cs: street.C
           x1: float, kind: str, duration: float) -> None:
     if x1 - x0 < 3:
         return
-    stop = (0.0, 0.0)
+    clear = ([], [])
     if kind == "construction":  # the closure takes the parking lane, or else the kerb band
         kerbside.closure(sb, pal, rng, cs, side, x0, x1)
     elif cs.parking[side]:
-        stop = kerbside.parking_lane(sb, pal, rng, cs, side, x0, x1, bus_stop=rng.random() < 0.35)
+        clear = kerbside.parking_lane(sb, pal, rng, cs, side, x0, x1, bus_stop=rng.random() < 0.35)
     if kind != "construction" or cs.parking[side]:
         kerbside.kerb_band(sb, pal, rng, cs, side, x0, x1, trees=bool(cs.parking[side]) and kind != "construction",
-                           clear=stop)
+                           clear=clear)
     kerbside.frontage_band(sb, pal, rng, cs, side, x0, x1)
     getattr(blocks, kind)(blocks.Side(sb, pal, rng, cs, side, x0, x1, duration))

@@ -50,8 +50,8 @@ def sign_post(rng: np.random.Generator, pal: Palette) -> Shape:
 
 
 def traffic_light(arm: float, rng: np.random.Generator, pal: Palette) -> Shape:
-    """A pole with an arm reaching over the road (along -y) and signal heads."""
-    h = rng.uniform(4.5, 6.0)
+    """A pole with an arm reaching over the road (along -y) and signal heads, high enough for a double-decker."""
+    h = rng.uniform(5.6, 6.5)
     b = PartsBuilder()
     metal, dark = pal.metal(), pal.dark()
     b.cylinder((0, 0, h / 2), 0.09, h, metal)

@@ -25,7 +25,7 @@ def pedestrian(rng: np.random.Generator, pal: Palette, walking: bool) -> Shape:
     b.ellipsoid((0.01, 0, H - 1.05 * head), (1.7 * head, 1.5 * head, 2.1 * head), pal.skin_and_hair(head))
     if rng.random() < 0.3:
         b.box((-0.18 * s, 0, shoulder - 0.2 * s), (0.14 * s, 0.3 * s, 0.38 * s), pal.trousers())
-    return b.shape(0.5 * s + 2 * stride, 0.55 * s)
+    return b.shape(0.5 * s + 2 * stride, 0.6 * s)
 
 
 def barrier(rng: np.random.Generator, pal: Palette) -> Shape:
@@ -73,7 +73,8 @@ def tree(rng: np.random.Generator, pal: Palette, street: bool = False) -> Shape:
     for _ in range(int(rng.integers(1, 5))):
         size = crown * rng.uniform(0.6, 1.0, 3) * (1, 1, rng.uniform(0.7, 1.1))
         offset = rng.normal(0, 0.18 * crown, 3) * (1, 1, 0.5)
-        b.ellipsoid((offset[0], offset[1], trunk_h + 0.4 * size[2] + offset[2]), size, leaves)
+        height = max(trunk_h + 0.4 * size[2] + offset[2], 2.2 + size[2] / 2)  # people walk under the leaves
+        b.ellipsoid((offset[0], offset[1], height), size, leaves)
     return b.shape(1.3 * crown, 1.3 * crown)
 
 

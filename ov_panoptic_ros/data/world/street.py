@@ -35,7 +35,7 @@ class CrossSection:
     def random(rng: np.random.Generator) -> CrossSection:
         lanes = int(rng.integers(1, 3))
         return CrossSection(lanes, rng.uniform(3.0, 3.6), rng.uniform(1.2, 3.0) if lanes == 2 and rng.random() < 0.4
-                            else 0.0, tuple(rng.uniform(2.2, 2.5) if rng.random() < 0.75 else 0.0 for _ in SIGNS),
+                            else 0.0, tuple(rng.uniform(2.3, 2.6) if rng.random() < 0.75 else 0.0 for _ in SIGNS),
                             tuple(rng.uniform(2.6, 5.0) for _ in SIGNS), rng.uniform(0.1, 0.17))
 
     @property
