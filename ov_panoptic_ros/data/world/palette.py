@@ -133,7 +133,9 @@ class Palette:
         if style == 1:  # plastic, red and white
             return self.materials.add(STRIPES, (210, 30, 30), (240, 240, 240), scale=0.8, p0=0, p1=0.5,
                                       reflectivity=0.35, reflectivity2=0.8)
-        return self.materials.add(STRIPES, (240, 200, 20), (20, 20, 20), scale=0.45, p0=3, p1=0.5, reflectivity=0.6)
+        # a fence barrier: white with red diagonal stripes (not yellow and black: that is the machines' look)
+        return self.materials.add(STRIPES, (240, 240, 236), (200, 28, 28), scale=0.45, p0=3, p1=0.5, reflectivity=0.8,
+                                  reflectivity2=0.5)
 
     def cone(self, band_from: float, band_to: float) -> int:
         return self.materials.add(BAND, self._jitter((250, 100, 12), 6), (240, 240, 240), p0=band_from, p1=band_to,
