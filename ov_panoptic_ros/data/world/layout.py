@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ov_panoptic_ros.data.world import blocks, kerbside, street
+from ov_panoptic_ros.data.world.side import Side
 from ov_panoptic_ros.data.world.appearance import Materials
 from ov_panoptic_ros.data.world.classes import label_of
 from ov_panoptic_ros.data.world.palette import Palette
@@ -145,4 +146,4 @@ def _side(sb: SceneBuilder, pal: Palette, rng: np.random.Generator, cs: street.C
         kerbside.kerb_band(sb, pal, rng, cs, side, x0, x1, trees=bool(cs.parking[side]) and kind != "construction",
                            clear=clear)
     kerbside.frontage_band(sb, pal, rng, cs, side, x0, x1)
-    getattr(blocks, kind)(blocks.Side(sb, pal, rng, cs, side, x0, x1, duration))
+    getattr(blocks, kind)(Side(sb, pal, rng, cs, side, x0, x1, duration))
