@@ -179,6 +179,12 @@ class Palette:
         return self.materials.add(NOISE, base, base * np.array([0.8, 0.7, 0.6]), scale=self.rng.uniform(1, 3),
                                   reflectivity=0.22)
 
+    def verge(self) -> int:
+        """The street's grass verges: one mown lawn for the whole street."""
+        if "verge" not in self._shared:
+            self._shared["verge"] = self.grass()
+        return self._shared["verge"]
+
     def dirt(self) -> int:
         base = self._jitter((132, 106, 76), 8)
         return self.materials.add(NOISE, base, base * 0.72, scale=self.rng.uniform(0.8, 2.0), reflectivity=0.2)

@@ -3,7 +3,8 @@
 World frame: the main road runs along x, its centre line on y = 0, right-hand traffic (lanes towards +x on
 y < 0). Side 0 is the right (y < 0), side 1 the left. A side's sidewalk is split into bands, so that
 things placed on it never overlap things walking on it: street furniture by the kerb, walkers in the
-middle, standing people and parked bicycles along the frontage.
+middle, standing people and parked bicycles along the frontage. Some streets have a grass verge (terrain)
+between the kerb and the paving; the furniture and street trees then stand on it.
 """
 from __future__ import annotations
 
@@ -28,15 +29,19 @@ class CrossSection:
     lane_width: float
     median: float  # width of a raised median island (other_flat), 0 for none
     parking: tuple[float, float]  # parking lane width per side, 0 for none
-    sidewalk: tuple[float, float]  # per side
+    sidewalk: tuple[float, float]  # per side, from the kerb to the frontage, verge included
+    verge: tuple[float, float]  # per side, width of the grass verge along the kerb, 0 for none
     kerb: float  # height of the sidewalks above the road
 
     @staticmethod
     def random(rng: np.random.Generator) -> CrossSection:
         lanes = int(rng.integers(1, 3))
-        return CrossSection(lanes, rng.uniform(3.0, 3.6), rng.uniform(1.2, 3.0) if lanes == 2 and rng.random() < 0.4
-                            else 0.0, tuple(rng.uniform(2.3, 2.6) if rng.random() < 0.75 else 0.0 for _ in SIGNS),
-                            tuple(rng.uniform(2.6, 5.0) for _ in SIGNS), rng.uniform(0.1, 0.17))
+        median = rng.uniform(1.2, 3.0) if lanes == 2 and rng.random() < 0.4 else 0.0
+        parking = tuple(rng.uniform(2.3, 2.6) if rng.random() < 0.75 else 0.0 for _ in SIGNS)
+        sidewalk = tuple(rng.uniform(2.6, 5.0) for _ in SIGNS)
+        verge = tuple(rng.uniform(0.9, min(2.0, w - 2.0)) if w > 3.2 and rng.random() < 0.4 else 0.0
+                      for w in sidewalk)  # leaving at least 2 m of paving
+        return CrossSection(lanes, rng.uniform(3.0, 3.6), median, parking, sidewalk, verge, rng.uniform(0.1, 0.17))
 
     @property
     def carriageway(self) -> float:
@@ -57,7 +62,8 @@ class CrossSection:
 
     def walk_tracks(self, side: int) -> np.ndarray:
         """|y| of the lines people walk along on a side's sidewalk, 0.8 m apart."""
-        lo, hi = self.kerb_line(side) + KERB_BAND + 0.4, self.frontage(side) - FRONTAGE_BAND - 0.4
+        lo = self.kerb_line(side) + max(KERB_BAND, self.verge[side]) + 0.4
+        hi = self.frontage(side) - FRONTAGE_BAND - 0.4
         return np.arange(lo, hi + 1e-9, 0.8) if hi >= lo else np.array([(lo + hi) / 2])
 
 
@@ -76,7 +82,11 @@ def road(sb: SceneBuilder, pal: Palette, cs: CrossSection, x0: float, x1: float)
         if cs.parking[side]:
             sb.slab(x0, x1, *sorted((sign * cs.carriageway, sign * cs.kerb_line(side))), 0.0, drive,
                     pal.plain_asphalt())
-        sb.slab(x0, x1, *sorted((sign * cs.kerb_line(side), sign * cs.frontage(side))), cs.kerb, walk, pal.paving())
+        paving = cs.kerb_line(side) + cs.verge[side]
+        if cs.verge[side]:
+            sb.slab(x0, x1, *sorted((sign * cs.kerb_line(side), sign * paving)), cs.kerb, label_of("terrain"),
+                    pal.verge())
+        sb.slab(x0, x1, *sorted((sign * paving, sign * cs.frontage(side))), cs.kerb, walk, pal.paving())
 
 
 def junction(sb: SceneBuilder, pal: Palette, rng: np.random.Generator, cs: CrossSection, x0: float, x1: float,
@@ -175,7 +185,7 @@ def walkers(sb: SceneBuilder, pal: Palette, rng: np.random.Generator, cs: CrossS
     for side, sign in enumerate(SIGNS):
         for track in cs.walk_tracks(side):
             forward, speed = rng.choice([-1, 1]), rng.uniform(0.9, 1.6)
-            at, end, spacing = x0 - speed * duration, x1 + speed * duration, rng.uniform(4, 30)
+            at, end, spacing = x0 - speed * duration, x1 + speed * duration, rng.uniform(3, 18)
             while at < end:
                 sb.add(pedestrian(rng, pal, walking=True), label_of("pedestrian"), True,
                        (at, sign * track, cs.kerb), 0.0 if forward > 0 else np.pi, (forward * speed, 0.0))
