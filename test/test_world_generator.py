@@ -10,7 +10,7 @@ from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.data.world import cameras as rig
 from ov_panoptic_ros.data.world.bench import bench_world
-from ov_panoptic_ros.data.world.classes import CLASS_INFO, CLASSES, NOVEL, label_of
+from ov_panoptic_ros.data.world.classes import CLASSES, NOVEL, label_of
 from ov_panoptic_ros.data.world.generator import World, WorldConfig
 from ov_panoptic_ros.data.world.lidar import LidarConfig
 
@@ -61,8 +61,9 @@ def test_frame_contents_match_the_documented_sensors():
         assert image.shape == (320, 480, 3) and cam.distortion_model == "plumb_bob" and cam.D[0] < -0.2
         np.testing.assert_array_equal(world.calibration.cameras[cam.name].T_cam_lidar, cam.T_cam_lidar)
     assert world.calibration.lidar_frame == "lidar_top"
-    assert [c.name for c in world.classes if c.novel] == sorted(NOVEL)
-    assert [c.name for c in world.classes] == list(CLASSES) == list(world.vocabulary.names)
+    assert [world.classes.names[i] for i in world.classes.group("novel")] == sorted(NOVEL)
+    assert list(world.classes.names) == list(CLASSES) == list(world.vocabulary.names)
+    assert world.classes.group("things") == tuple(range(10)) and world.classes.ignore == ()
     with pytest.raises(IndexError):
         world.frame(world.num_frames)
     with pytest.raises(IndexError):
@@ -100,7 +101,6 @@ def test_every_class_is_seen_by_both_sensors_over_a_few_seeds():
     everything = set(range(len(CLASSES)))
     assert in_points == everything, [CLASSES[c] for c in everything - in_points]
     assert in_pixels == everything, [CLASSES[c] for c in everything - in_pixels]
-    assert sum(c.thing for c in CLASS_INFO) == 10
 
 
 @pytest.mark.parametrize("count", [2, 6])

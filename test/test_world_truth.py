@@ -9,7 +9,7 @@ from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.data.world import _raycast
-from ov_panoptic_ros.data.world.classes import CLASS_INFO
+from ov_panoptic_ros.data.world.classes import WORLD_CLASSES
 from ov_panoptic_ros.data.world.generator import World, WorldConfig
 from ov_panoptic_ros.data.world.lidar import LidarConfig
 
@@ -96,14 +96,14 @@ def test_panoptic_ids_are_consistent_within_a_drive(exact_world):
     frames = [exact_world.frame(i) for i in (0, 30)]
     label_of = {}
     for wf in frames:
-        thing = np.array([CLASS_INFO[c].thing for c in range(16)])[wf.labels]
+        thing = np.array(WORLD_CLASSES.is_thing)[wf.labels]
         assert (wf.instance_ids[~thing] == 0).all() and (wf.instance_ids[thing] > 0).all()
         for inst, label in zip(wf.instance_ids[thing].tolist(), wf.labels[thing].tolist()):
             assert label_of.setdefault(inst, label) == label  # one class per instance, in every frame
         for lab, inst in zip(wf.image_labels, wf.image_instance_ids):
             sky = lab == UNLABELED
             assert sky.any() and (inst[sky] == 0).all() and (lab[~sky] < 16).all()
-            thing_px = np.array([CLASS_INFO[c].thing for c in range(16)] + [False])[np.minimum(lab, 16)]
+            thing_px = np.array([*WORLD_CLASSES.is_thing, False])[np.minimum(lab, 16)]
             assert (inst[thing_px] > 0).all() and (inst[~thing_px] == 0).all()
     shared = set(np.unique(frames[0].instance_ids)) & set(np.unique(frames[1].instance_ids)) - {0}
     assert len(shared) > 5  # things seen 3 s apart keep their ids

@@ -15,7 +15,8 @@ import numpy as np
 from ov_panoptic_ros.core.calibration import Calibration
 from ov_panoptic_ros.core.frame import CameraModel, Frame, Vocabulary
 from ov_panoptic_ros.data.world import cameras as rig
-from ov_panoptic_ros.data.world.classes import CLASS_INFO, ClassInfo, vocabulary
+from ov_panoptic_ros.core.classes import ClassInfo
+from ov_panoptic_ros.data.world.classes import WORLD_CLASSES, vocabulary
 from ov_panoptic_ros.data.world.layout import Layout, make_layout
 from ov_panoptic_ros.data.world.lidar import LidarConfig, Sweep, sweep
 from ov_panoptic_ros.data.world.render import Rendering, render
@@ -68,8 +69,9 @@ class World:
         self._rays = [rig.image_rays(cam) for cam in self.cameras]
 
     @property
-    def classes(self) -> tuple[ClassInfo, ...]:
-        return CLASS_INFO
+    def classes(self) -> ClassInfo:
+        """What the labels index: the 16 classes with their thing and novel flags."""
+        return WORLD_CLASSES
 
     @property
     def vocabulary(self) -> Vocabulary:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ov_panoptic_ros.data.world.classes import CLASS_INFO, label_of
+from ov_panoptic_ros.data.world.classes import WORLD_CLASSES, label_of
 from ov_panoptic_ros.data.world.palette import Palette
 from ov_panoptic_ros.data.world.people_and_plants import pedestrian
 from ov_panoptic_ros.data.world.scene import SceneBuilder
@@ -50,7 +50,7 @@ class Side:
         spot = self.spot(0.5 * np.hypot(shape.length, shape.width), v0, v1)
         if spot is not None:
             yaw = self.rng.uniform(0, 2 * np.pi) if yaw is None else yaw
-            self.sb.add(shape, label_of(name), CLASS_INFO[label_of(name)].thing, self.at(*spot, z), yaw)
+            self.sb.add(shape, label_of(name), WORLD_CLASSES.is_thing[label_of(name)], self.at(*spot, z), yaw)
         return spot is not None
 
     def crowd(self, v0: float, v1: float, z: float) -> None:
