@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ov_panoptic_ros.core.calibration import Calibration
+from ov_panoptic_ros.core.classes import ClassInfo
 from ov_panoptic_ros.core.frame import CameraModel, Frame, Vocabulary
 from ov_panoptic_ros.data.world import cameras as rig
-from ov_panoptic_ros.core.classes import ClassInfo
 from ov_panoptic_ros.data.world.classes import WORLD_CLASSES, vocabulary
 from ov_panoptic_ros.data.world.layout import Layout, make_layout
 from ov_panoptic_ros.data.world.lidar import LidarConfig, Sweep, sweep
