@@ -16,7 +16,7 @@ include mk/oracle.mk
 venv: $(STAMP)
 
 $(STAMP): requirements.txt setup.py ov_panoptic_ros/bridge/_interleave.c ov_panoptic_ros/core/_projection.c ov_panoptic_ros/core/_clustering.c \
-		ov_panoptic_ros/core/_boxes.c ov_panoptic_ros/core/_buffers.h
+		ov_panoptic_ros/core/_boxes.c ov_panoptic_ros/core/_buffers.h ov_panoptic_ros/data/world/_raycast.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .

@@ -21,7 +21,9 @@ setup(
                            extra_compile_args=["-O3"]),
                  *(Extension(f"{PACKAGE}.core.{name}", [f"{PACKAGE}/core/{name}.c"], extra_compile_args=["-O3"],
                              depends=[f"{PACKAGE}/core/_buffers.h"])
-                   for name in ("_projection", "_clustering", "_boxes"))],
+                   for name in ("_projection", "_clustering", "_boxes")),
+                 Extension(f"{PACKAGE}.data.world._raycast", [f"{PACKAGE}/data/world/_raycast.c"],
+                           extra_compile_args=["-O3"], depends=[f"{PACKAGE}/core/_buffers.h"])],
     install_requires=["setuptools"],
     zip_safe=False,
     maintainer="ov_panoptic_ros developers",
