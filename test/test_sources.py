@@ -73,3 +73,30 @@ def test_a_camera_with_a_bad_camera_info_is_left_out_with_its_problem_kind(tmp_p
         source.close()
     assert [[c.name for c in f.cameras] for f in frames] == [["cam_front"]] * 3
     assert dict(source.problems.cameras) == {"cam_back: camera_info_bad_k": 3}
+
+
+def test_the_world_by_name_and_recorded_by_the_synth_command(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    source = open_source("world:3", frames=2)
+    items = list(source)
+    assert len(items) == 2 and source.classes.n_classes == 16 and "bus" in source.classes.names
+    with pytest.raises(ValueError, match="seed after ':' must be an integer"):
+        open_source("world:three")
+
+    bag = tmp_path / "w.mcap"
+    cli = str(Path(sys.executable).parent / "ov-panoptic")
+    made = subprocess.run([cli, "synth", "--out", str(bag), "--frames", "2", "--seed", "3"], capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0 and "2 frames of world seed 3" in made.stdout, made.stderr
+    replayed = open_source(bag)
+    try:
+        for (f0, t0), (f1, t1) in zip(items, replayed):  # the bag holds exactly the world's frames
+            np.testing.assert_array_equal(f1.points, f0.points)
+            np.testing.assert_array_equal(t1.labels, t0.labels)
+    finally:
+        replayed.close()
+    again = subprocess.run([cli, "synth", "--out", str(bag), "--frames", "2"], capture_output=True, text=True)
+    assert again.returncode == 2 and "exists already" in again.stderr

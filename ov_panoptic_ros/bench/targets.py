@@ -44,6 +44,8 @@ TARGETS = (
            _below(0.5)),
     Target("live", "clouds_dropped_total", "clouds dropped over the live replays of the demo drive", "0",
            _at_most(0)),
+    Target("world", "frames_100_s.wall", "synthetic world: 100 frames, 2 cameras, one core", "< 120 s",
+           _below(120.0)),
     Target("live", "ctrl_c.exit_s", "Ctrl-C to exit of a live replay", "<= 2 s", _at_most(2.0)),
 )
 

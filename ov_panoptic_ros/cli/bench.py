@@ -20,6 +20,7 @@ BENCHMARKS = {
     "metrics": ("ov_panoptic_ros.bench.metrics", "bench_metrics"),
     "replay": ("ov_panoptic_ros.bench.replay", "bench_replay"),
     "live": ("ov_panoptic_ros.bench.live", "bench_live"),
+    "world": ("ov_panoptic_ros.data.world.bench", "bench_world"),
 }
 
 

@@ -5,18 +5,32 @@ from pathlib import Path
 
 from ov_panoptic_ros.data.source import FrameSource
 
-SYNTHETIC = "synthetic"
+SYNTHETIC, WORLD = "synthetic", "world"
+
+
+def _seed(text: str) -> int:
+    seed = text.partition(":")[2]
+    try:
+        return int(seed) if seed else 0
+    except ValueError:
+        raise ValueError(f"source {text!r}: the seed after ':' must be an integer") from None
 
 
 def open_source(spec: str | Path, **options) -> FrameSource:
-    """'synthetic[:SEED]' -> the synthetic street (options: frames, num_points, ...); anything else is a bag
-    path in the evaluation layout (options: topics, calibration_file, every, max_frames, ...)."""
+    """A source by name or path:
+    - 'world[:SEED]': a drive of the synthetic world, 16 nuScenes classes (options: frames, start, config);
+    - 'synthetic[:SEED]': the small synthetic street (options: frames, num_points, num_cameras, image_size);
+    - anything else: a bag in the evaluation layout (options: topics, calibration_file, every, max_frames)."""
     text = str(spec)
-    if text == SYNTHETIC or text.startswith(SYNTHETIC + ":"):
+    name = text.partition(":")[0]
+    if name == WORLD:
+        from ov_panoptic_ros.data.world.source import WorldSource
+
+        return WorldSource(seed=_seed(text), **options)
+    if name == SYNTHETIC:
         from ov_panoptic_ros.data.synthetic_drive import SyntheticSource
 
-        seed = text.partition(":")[2]
-        return SyntheticSource(seed=int(seed) if seed else 0, **options)
+        return SyntheticSource(seed=_seed(text), **options)
     from ov_panoptic_ros.data.bag.source import BagFrameSource
 
     return BagFrameSource.open(spec, **options)
