@@ -22,9 +22,12 @@ class RosSession:
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
+        from rclpy.signals import SignalHandlerOptions
 
         self.context = Context()
-        rclpy.init(context=self.context)
+        # The tool keeps Python's own Ctrl-C (KeyboardInterrupt): rclpy's handlers would swallow it, and a
+        # replay or playback would run on to the end of the bag (seen: 17 s after Ctrl-C).
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = Node(node_name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
