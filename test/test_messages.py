@@ -10,7 +10,7 @@ from ov_panoptic_ros.bridge._interleave import interleave
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ov_panoptic_ros.bridge.camera_info import camera_model_from_info
+from ov_panoptic_ros.bridge.camera_info import CameraModels, camera_model_from_info
 from ov_panoptic_ros.bridge.clouds import (
     DEFAULT_MAX_POINTS,
     FLOAT32,
@@ -38,7 +38,7 @@ from ov_panoptic_ros.bridge.packing import (
     panoptic_fields,
     to_pointcloud2,
 )
-from ov_panoptic_ros.bridge.problems import CameraInfoError, CloudError, ImageError
+from ov_panoptic_ros.bridge.problems import CameraInfoError, CloudError, ImageError, InputError
 from ov_panoptic_ros.core.calibration import CameraExtrinsics
 from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
 from ov_panoptic_ros.testing.scene_msgs import DRIVER_POINT_STEP, driver_cloud
@@ -744,10 +744,86 @@ def test_camera_models_from_info():
     assert camera_model_from_info("f", _info("", d=()), EXT).distortion_model == "none"
 
 
+def _info_error(info, kind: str) -> str:
+    with pytest.raises(CameraInfoError) as e:
+        camera_model_from_info("front", info, EXT)
+    assert e.value.kind == kind, str(e.value)
+    assert "front" not in str(e.value)  # the caller names the camera, once (issue 10: it said so three times)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("model, n", [("plumb_bob", 5), ("rational_polynomial", 8), ("none", 5)])
+def test_nonfinite_distortion_coefficients_are_a_camera_info_problem(bad, model, n):
+    """Issue 10: a NaN or inf coefficient reached the core, whose field-of-view search failed every frame."""
+    d = [0.0] * n
+    d[n // 2] = bad
+    assert "not all finite" in _info_error(_info(model, d=d), "camera_info_bad_distortion")
+
+
+def test_nonfinite_camera_models_are_refused_by_the_core():
+    """The core refuses them too, naming the camera, whoever builds the model."""
+    from ov_panoptic_ros.core.frame import CameraModel
+
+    k = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+    for kw in ({"D": [0.1, np.nan, 0, 0, 0], "distortion_model": "plumb_bob"}, {"K": np.where(k == 50, np.inf, k)},
+               {"T_cam_lidar": np.full((4, 4), np.nan)}):
+        with pytest.raises(ValueError, match="camera 'front': .* not all finite"):
+            CameraModel(**{"name": "front", "width": 100, "height": 80, "K": k, **kw})
+
+
+@pytest.mark.parametrize("k, why", [
+    ((100.0, 0, 50, 0, 100.0, 40, 0, 0, 0), "K[2,2] = 0"),
+    ((100.0, 0, 50, 0, 100.0, 40, 0, 0, 2), "K[2,2] = 2: the projection reads fx, fy, cx, cy, skew only"),
+    ((100.0, 0, 50, 3, 100.0, 40, 0, 0, 1), "K[1,0] != 0"),
+    ((100.0, 0, 50, 0, -100.0, 40, 0, 0, 1), "negative fy"),
+    ((100.0, 0, np.nan, 0, 100.0, 40, 0, 0, 1), "NaN cx"),
+    ((100.0, 0, 50, 0, 100.0, 40, 0, 0), "8 values"),
+])
+def test_camera_info_k_must_be_an_intrinsic_matrix(k, why):
+    assert "K is not [[fx, s, cx], [0, fy, cy], [0, 0, 1]]" in _info_error(_info(k=k), "camera_info_bad_k"), why
+
+
+def test_camera_info_of_no_size_is_its_own_problem():
+    """Issue 10: 0x0 went to a generic camera_info_bad counter the README did not list."""
+    info = _info()
+    info.width = info.height = 0
+    assert "0x0" in _info_error(info, "camera_info_bad_size")
+
+
+def test_camera_models_notice_a_binning_or_roi_change():
+    """Issue 10: with K, D and size unchanged, a new binning or ROI kept the cached model in use."""
+    models = CameraModels({"front": EXT})
+    models.update("front", _info())
+    assert models.model("front").width == 100
+    binned = _info()
+    binned.binning_x = 2
+    roi = _info()
+    roi.roi.x_offset, roi.roi.width, roi.roi.height = 10, 50, 40
+    for info, reason in ((binned, "binning"), (roi, "region of interest")):
+        models.update("front", info)
+        with pytest.raises(CameraInfoError, match=reason) as e:
+            models.model("front")
+        assert e.value.kind == "camera_info_unsupported"
+        models.update("front", _info())
+        assert models.model("front").width == 100
+    full = _info()
+    full.roi.width, full.roi.height = 100, 80  # the whole image: no region of interest
+    assert camera_model_from_info("front", full, EXT).width == 100
+
+
+def test_every_input_error_kind_is_a_counter():
+    """A kind outside PROBLEMS would reach no /diagnostics counter: refused where it is raised."""
+    with pytest.raises(ValueError, match="unknown problem kind 'image_bad'"):
+        ImageError("something", kind="image_bad")
+    with pytest.raises(ValueError, match="unknown problem kind None"):
+        CameraInfoError("no kind given")
+    assert InputError("x", kind="cloud_too_large").kind == "cloud_too_large"
+    assert CloudError("x").kind == "cloud_bad_layout"
+
+
 def test_camera_info_errors():
-    with pytest.raises(CameraInfoError, match="focal") as e:
-        camera_model_from_info("f", _info(k=[0.0] * 9), EXT)
-    assert e.value.kind == "camera_info_bad_k"
+    assert "K is not" in _info_error(_info(k=[0.0] * 9), "camera_info_bad_k")
     with pytest.raises(CameraInfoError, match="unknown distortion model 'equidistant'") as e:
         camera_model_from_info("f", _info("equidistant", d=[0.1] * 4), EXT)
     assert e.value.kind == "camera_info_bad_distortion"
@@ -755,8 +831,7 @@ def test_camera_info_errors():
         camera_model_from_info("f", _info(d=[0.1] * 4), EXT)
     info = _info()
     info.width = 0
-    with pytest.raises(CameraInfoError, match="size"):
-        camera_model_from_info("f", info, EXT)
+    assert "size 0x80" in _info_error(info, "camera_info_bad_size")
 
 
 def test_converters_import_no_rclpy_and_no_message_packages():
