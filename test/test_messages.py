@@ -1,8 +1,11 @@
 """Message conversion: PointCloud2/Image/CompressedImage/CameraInfo <-> numpy, for rclpy and rosbags messages."""
 import array
 import io
+import struct
 import subprocess
 import sys
+import zlib
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -711,6 +714,44 @@ def test_compressed_images_decode():
     np.testing.assert_array_equal(png, rgb)
     jpg = compressed_to_rgb(CompressedImage(format="bgr8; jpeg compressed bgr8", data=_jpeg(rgb)))
     assert jpg.shape == rgb.shape and np.abs(jpg.astype(int) - rgb).mean() < 6
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height but whose pixel data is a 4x4 image's: as cheap to send as it
+    is expensive to decode, were it decoded."""
+    small = _jpeg(np.zeros((4, 4, 3), np.uint8), "PNG")
+    ihdr = struct.pack(">II", width, height) + small[24:29]
+    return small[:16] + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + small[33:]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # what the header claims, never decoded
+def test_compressed_size_is_checked_before_decoding():
+    """Issue 10: a 291 KB 10000x10000 PNG was decoded in full (2.9 s, +438 MB) before the size check."""
+    from PIL import ImageFile
+
+    png = _jpeg(RNG.integers(0, 256, (24, 32, 3)).astype(np.uint8), "PNG")
+    jpeg = _jpeg(RNG.integers(0, 256, (24, 32, 3)).astype(np.uint8))
+    decode = ImageFile.ImageFile.load
+    with mock.patch.object(ImageFile.ImageFile, "load", autospec=True, side_effect=decode) as load:
+        for fmt, data in (("png", png), ("jpeg", jpeg), ("png", png_claiming_size(10000, 10000))):
+            with pytest.raises(ImageError, match="but CameraInfo says 32x12") as e:
+                compressed_to_rgb(CompressedImage(format=fmt, data=data), size=(32, 12))
+            assert e.value.kind == "image_size_mismatch"
+        assert load.call_count == 0
+        for fmt, data in (("png", png), ("jpeg", jpeg)):
+            assert compressed_to_rgb(CompressedImage(format=fmt, data=data), size=(32, 24)).shape == (24, 32, 3)
+        assert load.call_count >= 2  # the spy sees every decode
+    with pytest.raises(ImageError, match="but CameraInfo says 30x24") as e:
+        image_to_rgb(_image(RNG.integers(0, 256, (24, 32, 3)).astype(np.uint8)), size=(30, 24))
+    assert e.value.kind == "image_size_mismatch"
+
+
+def test_only_jpeg_and_png_are_decoded():
+    """Whatever the format string says, PIL never picks another decoder (a BMP sent as 'jpeg' is corrupt)."""
+    bmp = _jpeg(np.zeros((4, 4, 3), np.uint8), "BMP")
+    with pytest.raises(ImageError, match="corrupt jpeg") as e:
+        compressed_to_rgb(CompressedImage(format="jpeg", data=bmp))
+    assert e.value.kind == "image_corrupt"
 
 
 def test_compressed_errors():

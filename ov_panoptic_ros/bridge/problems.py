@@ -19,7 +19,7 @@ PROBLEMS = {
     "image_bad_encoding": "unsupported image encoding or compressed format",
     "image_bad_layout": "image data length, step or size inconsistent",
     "image_corrupt": "compressed image that cannot be decoded",
-    "image_size_mismatch": "image size differs from its CameraInfo",
+    "image_size_mismatch": "image size (a compressed image's header) differs from its CameraInfo",
     "camera_info_missing": "no CameraInfo received yet",
     "camera_info_bad_size": "CameraInfo with a zero width or height",
     "camera_info_bad_k": "CameraInfo K not [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with finite values, fx > 0, fy > 0",
