@@ -204,6 +204,45 @@ def test_too_many_points_rejected_before_touching_the_payload():
     _bad(driver_cloud(_xyz(11), None, 0, "l"), "cloud_too_large", max_points=10)
 
 
+def _xyz_cloud(fields, step, n=4):
+    """n points of `step` bytes with distinct float32 bit patterns everywhere, and the given field table."""
+    data = np.arange(n * step // 4, dtype=np.float32).tobytes() + bytes(n * step % 4)
+    return PointCloud2(height=1, width=n, point_step=step, row_step=n * step, data=data,
+                       fields=[PointField(name=a, offset=o, datatype=d, count=c) for a, o, d, c in fields])
+
+
+XYZ = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1)]
+
+
+def test_overlapping_or_twice_declared_fields_are_rejected():
+    """Issue 10: y at x's offset, or a second x, gave wrong points silently."""
+    y_on_x = _xyz_cloud([("x", 0, FLOAT32, 1), ("y", 0, FLOAT32, 1), ("z", 8, FLOAT32, 1)], 12)
+    assert "'x' and 'y' overlap" in _bad(y_on_x, "cloud_bad_layout")
+    second_x = _xyz_cloud(XYZ + [("x", 12, FLOAT32, 1)], 16)
+    assert "'x' is declared twice" in _bad(second_x, "cloud_bad_layout")
+    straddling = _xyz_cloud([("x", 0, FLOAT32, 1), ("y", 2, FLOAT32, 1), ("z", 8, FLOAT32, 1)], 12)
+    assert "overlap" in _bad(straddling, "cloud_bad_layout")
+    intensity_on_z = _xyz_cloud(XYZ + [("intensity", 10, UINT16, 1)], 12)
+    assert "'z' and 'intensity' overlap" in _bad(intensity_on_z, "cloud_bad_layout")
+    intensity_array_into_x = _xyz_cloud([("intensity", 0, FLOAT32, 2), ("x", 4, FLOAT32, 1), ("y", 8, FLOAT32, 1),
+                                         ("z", 12, FLOAT32, 1)], 16)
+    assert "overlap" in _bad(intensity_array_into_x, "cloud_bad_layout")
+    twice_label = _xyz_cloud(XYZ + [("label", 12, UINT16, 1), ("label", 14, UINT16, 1)], 16)
+    with pytest.raises(CloudError, match="'label' is declared twice"):
+        read_fields(twice_label, ["label"])
+    # fields that are not read may repeat or overlap (PCL names padding `_`)
+    padded = _xyz_cloud(XYZ + [("_", 12, UINT8, 1), ("_", 13, UINT8, 1), ("ring", 12, UINT16, 1)], 16)
+    np.testing.assert_array_equal(read_cloud(padded).xyz, np.arange(16, dtype=np.float32).reshape(4, 4)[:, :3])
+
+
+def test_intensity_with_count_above_one_gives_its_first_element():
+    """Issue 10: such a cloud lost its intensity without a word; now its first element (what RViz shows)."""
+    cloud = read_cloud(_xyz_cloud(XYZ + [("intensity", 12, FLOAT32, 3)], 24))
+    np.testing.assert_array_equal(cloud.intensity, np.arange(4, dtype=np.float32) * 6 + 3)
+    empty = read_cloud(_xyz_cloud(XYZ + [("intensity", 12, UINT8, 2)], 16, n=0))
+    assert empty.intensity.shape == (0,)
+
+
 # ------------------------------------------------------------------------------------------- read_fields
 def _as_struct(packed: PackedCloud) -> np.ndarray:
     """A PackedCloud's payload through a structured dtype built from its own field table."""

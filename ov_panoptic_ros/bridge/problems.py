@@ -11,7 +11,8 @@ from dataclasses import dataclass
 # kind -> what it means (the README's bad-input table says what happens then)
 PROBLEMS = {
     "cloud_missing_xyz": "PointCloud2 without x/y/z fields",
-    "cloud_bad_layout": "point_step/row_step inconsistent with the data, or fields outside point_step",
+    "cloud_bad_layout": "point_step/row_step inconsistent with the data, fields outside point_step, or x/y/z/intensity"
+                        " overlapping or declared twice",
     "cloud_big_endian": "big-endian PointCloud2",
     "cloud_bad_field_type": "x/y/z not one float32 each",
     "cloud_too_large": "more points than max_points",
