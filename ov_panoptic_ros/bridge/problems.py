@@ -17,6 +17,7 @@ PROBLEMS = {
     "cloud_bad_field_type": "x/y/z not one float32 each",
     "cloud_too_large": "more points than max_points",
     "cloud_missing_field": "a named field (e.g. a ground-truth label) is missing",
+    "cloud_duplicate_stamp": "the same stamp as the cloud accepted before it (a republished message)",
     "image_bad_encoding": "unsupported image encoding or compressed format",
     "image_bad_layout": "image data length, step or size inconsistent",
     "image_corrupt": "compressed image that cannot be decoded",
