@@ -1,8 +1,11 @@
 """Message conversion: PointCloud2/Image/CompressedImage/CameraInfo <-> numpy, for rclpy and rosbags messages."""
 import array
 import io
+import struct
 import subprocess
 import sys
+import zlib
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ from ov_panoptic_ros.bridge._interleave import interleave
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ov_panoptic_ros.bridge.camera_info import camera_model_from_info
+from ov_panoptic_ros.bridge.camera_info import CameraModels, camera_model_from_info
 from ov_panoptic_ros.bridge.clouds import (
     DEFAULT_MAX_POINTS,
     FLOAT32,
@@ -38,7 +41,7 @@ from ov_panoptic_ros.bridge.packing import (
     panoptic_fields,
     to_pointcloud2,
 )
-from ov_panoptic_ros.bridge.problems import CameraInfoError, CloudError, ImageError
+from ov_panoptic_ros.bridge.problems import CameraInfoError, CloudError, ImageError, InputError
 from ov_panoptic_ros.core.calibration import CameraExtrinsics
 from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
 from ov_panoptic_ros.testing.scene_msgs import DRIVER_POINT_STEP, driver_cloud
@@ -199,6 +202,45 @@ def test_too_many_points_rejected_before_touching_the_payload():
     assert "max_points" in _bad(msg, "cloud_too_large")
     assert read_cloud(driver_cloud(_xyz(10), None, 0, "l"), max_points=10).num_points == 10
     _bad(driver_cloud(_xyz(11), None, 0, "l"), "cloud_too_large", max_points=10)
+
+
+def _xyz_cloud(fields, step, n=4):
+    """n points of `step` bytes with distinct float32 bit patterns everywhere, and the given field table."""
+    data = np.arange(n * step // 4, dtype=np.float32).tobytes() + bytes(n * step % 4)
+    return PointCloud2(height=1, width=n, point_step=step, row_step=n * step, data=data,
+                       fields=[PointField(name=a, offset=o, datatype=d, count=c) for a, o, d, c in fields])
+
+
+XYZ = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1)]
+
+
+def test_overlapping_or_twice_declared_fields_are_rejected():
+    """Issue 10: y at x's offset, or a second x, gave wrong points silently."""
+    y_on_x = _xyz_cloud([("x", 0, FLOAT32, 1), ("y", 0, FLOAT32, 1), ("z", 8, FLOAT32, 1)], 12)
+    assert "'x' and 'y' overlap" in _bad(y_on_x, "cloud_bad_layout")
+    second_x = _xyz_cloud(XYZ + [("x", 12, FLOAT32, 1)], 16)
+    assert "'x' is declared twice" in _bad(second_x, "cloud_bad_layout")
+    straddling = _xyz_cloud([("x", 0, FLOAT32, 1), ("y", 2, FLOAT32, 1), ("z", 8, FLOAT32, 1)], 12)
+    assert "overlap" in _bad(straddling, "cloud_bad_layout")
+    intensity_on_z = _xyz_cloud(XYZ + [("intensity", 10, UINT16, 1)], 12)
+    assert "'z' and 'intensity' overlap" in _bad(intensity_on_z, "cloud_bad_layout")
+    intensity_array_into_x = _xyz_cloud([("intensity", 0, FLOAT32, 2), ("x", 4, FLOAT32, 1), ("y", 8, FLOAT32, 1),
+                                         ("z", 12, FLOAT32, 1)], 16)
+    assert "overlap" in _bad(intensity_array_into_x, "cloud_bad_layout")
+    twice_label = _xyz_cloud(XYZ + [("label", 12, UINT16, 1), ("label", 14, UINT16, 1)], 16)
+    with pytest.raises(CloudError, match="'label' is declared twice"):
+        read_fields(twice_label, ["label"])
+    # fields that are not read may repeat or overlap (PCL names padding `_`)
+    padded = _xyz_cloud(XYZ + [("_", 12, UINT8, 1), ("_", 13, UINT8, 1), ("ring", 12, UINT16, 1)], 16)
+    np.testing.assert_array_equal(read_cloud(padded).xyz, np.arange(16, dtype=np.float32).reshape(4, 4)[:, :3])
+
+
+def test_intensity_with_count_above_one_gives_its_first_element():
+    """Issue 10: such a cloud lost its intensity without a word; now its first element (what RViz shows)."""
+    cloud = read_cloud(_xyz_cloud(XYZ + [("intensity", 12, FLOAT32, 3)], 24))
+    np.testing.assert_array_equal(cloud.intensity, np.arange(4, dtype=np.float32) * 6 + 3)
+    empty = read_cloud(_xyz_cloud(XYZ + [("intensity", 12, UINT8, 2)], 16, n=0))
+    assert empty.intensity.shape == (0,)
 
 
 # ------------------------------------------------------------------------------------------- read_fields
@@ -713,6 +755,44 @@ def test_compressed_images_decode():
     assert jpg.shape == rgb.shape and np.abs(jpg.astype(int) - rgb).mean() < 6
 
 
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height but whose pixel data is a 4x4 image's: as cheap to send as it
+    is expensive to decode, were it decoded."""
+    small = _jpeg(np.zeros((4, 4, 3), np.uint8), "PNG")
+    ihdr = struct.pack(">II", width, height) + small[24:29]
+    return small[:16] + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + small[33:]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # what the header claims, never decoded
+def test_compressed_size_is_checked_before_decoding():
+    """Issue 10: a 291 KB 10000x10000 PNG was decoded in full (2.9 s, +438 MB) before the size check."""
+    from PIL import ImageFile
+
+    png = _jpeg(RNG.integers(0, 256, (24, 32, 3)).astype(np.uint8), "PNG")
+    jpeg = _jpeg(RNG.integers(0, 256, (24, 32, 3)).astype(np.uint8))
+    decode = ImageFile.ImageFile.load
+    with mock.patch.object(ImageFile.ImageFile, "load", autospec=True, side_effect=decode) as load:
+        for fmt, data in (("png", png), ("jpeg", jpeg), ("png", png_claiming_size(10000, 10000))):
+            with pytest.raises(ImageError, match="but CameraInfo says 32x12") as e:
+                compressed_to_rgb(CompressedImage(format=fmt, data=data), size=(32, 12))
+            assert e.value.kind == "image_size_mismatch"
+        assert load.call_count == 0
+        for fmt, data in (("png", png), ("jpeg", jpeg)):
+            assert compressed_to_rgb(CompressedImage(format=fmt, data=data), size=(32, 24)).shape == (24, 32, 3)
+        assert load.call_count >= 2  # the spy sees every decode
+    with pytest.raises(ImageError, match="but CameraInfo says 30x24") as e:
+        image_to_rgb(_image(RNG.integers(0, 256, (24, 32, 3)).astype(np.uint8)), size=(30, 24))
+    assert e.value.kind == "image_size_mismatch"
+
+
+def test_only_jpeg_and_png_are_decoded():
+    """Whatever the format string says, PIL never picks another decoder (a BMP sent as 'jpeg' is corrupt)."""
+    bmp = _jpeg(np.zeros((4, 4, 3), np.uint8), "BMP")
+    with pytest.raises(ImageError, match="corrupt jpeg") as e:
+        compressed_to_rgb(CompressedImage(format="jpeg", data=bmp))
+    assert e.value.kind == "image_corrupt"
+
+
 def test_compressed_errors():
     with pytest.raises(ImageError) as e:
         compressed_to_rgb(CompressedImage(format="jpeg", data=b"\xff\xd8 definitely not a jpeg"))
@@ -744,10 +824,86 @@ def test_camera_models_from_info():
     assert camera_model_from_info("f", _info("", d=()), EXT).distortion_model == "none"
 
 
+def _info_error(info, kind: str) -> str:
+    with pytest.raises(CameraInfoError) as e:
+        camera_model_from_info("front", info, EXT)
+    assert e.value.kind == kind, str(e.value)
+    assert "front" not in str(e.value)  # the caller names the camera, once (issue 10: it said so three times)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("model, n", [("plumb_bob", 5), ("rational_polynomial", 8), ("none", 5)])
+def test_nonfinite_distortion_coefficients_are_a_camera_info_problem(bad, model, n):
+    """Issue 10: a NaN or inf coefficient reached the core, whose field-of-view search failed every frame."""
+    d = [0.0] * n
+    d[n // 2] = bad
+    assert "not all finite" in _info_error(_info(model, d=d), "camera_info_bad_distortion")
+
+
+def test_nonfinite_camera_models_are_refused_by_the_core():
+    """The core refuses them too, naming the camera, whoever builds the model."""
+    from ov_panoptic_ros.core.frame import CameraModel
+
+    k = np.array([[100.0, 0, 50], [0, 100.0, 40], [0, 0, 1]])
+    for kw in ({"D": [0.1, np.nan, 0, 0, 0], "distortion_model": "plumb_bob"}, {"K": np.where(k == 50, np.inf, k)},
+               {"T_cam_lidar": np.full((4, 4), np.nan)}):
+        with pytest.raises(ValueError, match="camera 'front': .* not all finite"):
+            CameraModel(**{"name": "front", "width": 100, "height": 80, "K": k, **kw})
+
+
+@pytest.mark.parametrize("k, why", [
+    ((100.0, 0, 50, 0, 100.0, 40, 0, 0, 0), "K[2,2] = 0"),
+    ((100.0, 0, 50, 0, 100.0, 40, 0, 0, 2), "K[2,2] = 2: the projection reads fx, fy, cx, cy, skew only"),
+    ((100.0, 0, 50, 3, 100.0, 40, 0, 0, 1), "K[1,0] != 0"),
+    ((100.0, 0, 50, 0, -100.0, 40, 0, 0, 1), "negative fy"),
+    ((100.0, 0, np.nan, 0, 100.0, 40, 0, 0, 1), "NaN cx"),
+    ((100.0, 0, 50, 0, 100.0, 40, 0, 0), "8 values"),
+])
+def test_camera_info_k_must_be_an_intrinsic_matrix(k, why):
+    assert "K is not [[fx, s, cx], [0, fy, cy], [0, 0, 1]]" in _info_error(_info(k=k), "camera_info_bad_k"), why
+
+
+def test_camera_info_of_no_size_is_its_own_problem():
+    """Issue 10: 0x0 went to a generic camera_info_bad counter the README did not list."""
+    info = _info()
+    info.width = info.height = 0
+    assert "0x0" in _info_error(info, "camera_info_bad_size")
+
+
+def test_camera_models_notice_a_binning_or_roi_change():
+    """Issue 10: with K, D and size unchanged, a new binning or ROI kept the cached model in use."""
+    models = CameraModels({"front": EXT})
+    models.update("front", _info())
+    assert models.model("front").width == 100
+    binned = _info()
+    binned.binning_x = 2
+    roi = _info()
+    roi.roi.x_offset, roi.roi.width, roi.roi.height = 10, 50, 40
+    for info, reason in ((binned, "binning"), (roi, "region of interest")):
+        models.update("front", info)
+        with pytest.raises(CameraInfoError, match=reason) as e:
+            models.model("front")
+        assert e.value.kind == "camera_info_unsupported"
+        models.update("front", _info())
+        assert models.model("front").width == 100
+    full = _info()
+    full.roi.width, full.roi.height = 100, 80  # the whole image: no region of interest
+    assert camera_model_from_info("front", full, EXT).width == 100
+
+
+def test_every_input_error_kind_is_a_counter():
+    """A kind outside PROBLEMS would reach no /diagnostics counter: refused where it is raised."""
+    with pytest.raises(ValueError, match="unknown problem kind 'image_bad'"):
+        ImageError("something", kind="image_bad")
+    with pytest.raises(ValueError, match="unknown problem kind None"):
+        CameraInfoError("no kind given")
+    assert InputError("x", kind="cloud_too_large").kind == "cloud_too_large"
+    assert CloudError("x").kind == "cloud_bad_layout"
+
+
 def test_camera_info_errors():
-    with pytest.raises(CameraInfoError, match="focal") as e:
-        camera_model_from_info("f", _info(k=[0.0] * 9), EXT)
-    assert e.value.kind == "camera_info_bad_k"
+    assert "K is not" in _info_error(_info(k=[0.0] * 9), "camera_info_bad_k")
     with pytest.raises(CameraInfoError, match="unknown distortion model 'equidistant'") as e:
         camera_model_from_info("f", _info("equidistant", d=[0.1] * 4), EXT)
     assert e.value.kind == "camera_info_bad_distortion"
@@ -755,8 +911,7 @@ def test_camera_info_errors():
         camera_model_from_info("f", _info(d=[0.1] * 4), EXT)
     info = _info()
     info.width = 0
-    with pytest.raises(CameraInfoError, match="size"):
-        camera_model_from_info("f", info, EXT)
+    assert "size 0x80" in _info_error(info, "camera_info_bad_size")
 
 
 def test_converters_import_no_rclpy_and_no_message_packages():

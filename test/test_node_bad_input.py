@@ -1,12 +1,15 @@
 """Bad input, one test each: a clear throttled log, a counter in /diagnostics, the node keeps going.
 
-After every bad message a good frame must come out normally, labeled through both cameras.
+After every bad message a good frame must come out normally, labeled through both cameras. The cases
+marked "issue 10" were found by a fuzz over real DDS; test_fuzz_bridge.py fuzzes the bridge behind them.
 """
 import copy
 
 import numpy as np
 import pytest
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import PointCloud2, PointField
+from test_messages import png_claiming_size
 from test_node import output_arrays
 from test_node_sync import labeled_fraction
 
@@ -53,11 +56,25 @@ def _big_endian(m):
     return c
 
 
+def _y_at_x_offset(m):  # issue 10: accepted, with y read from x's bytes
+    c = copy.deepcopy(m.cloud)
+    c.fields[1].offset = c.fields[0].offset
+    return c
+
+
+def _second_x_field(m):  # issue 10: accepted, with x read from the intensity's bytes
+    c = copy.deepcopy(m.cloud)
+    c.fields.append(PointField(name="x", offset=12, datatype=PointField.FLOAT32, count=1))
+    return c
+
+
 CLOUD_CASES = {
     "no_xyz_fields": (_no_xyz, "cloud_missing_xyz"),
     "point_step_inconsistent": (_point_step_vs_data, "cloud_bad_layout"),
     "row_step_inconsistent": (_row_step_vs_data, "cloud_bad_layout"),
     "big_endian": (_big_endian, "cloud_big_endian"),
+    "y_at_x_offset": (_y_at_x_offset, "cloud_bad_layout"),
+    "x_declared_twice": (_second_x_field, "cloud_bad_layout"),
 }
 
 
@@ -107,6 +124,39 @@ def test_empty_cloud_publishes_empty_labeled_cloud(start_node, scenes):
     _good_frame_follows(probe, scenes[2], scenes[2].frame.stamp_ns + NS // 10)
 
 
+def test_intensity_with_count_above_one_gives_its_first_element(start_node, scenes):
+    """Issue 10: the intensity of such a cloud was dropped from the output without a word."""
+    _, probe = start_node()
+    scene = scenes[1]
+    xyz, n = scene.frame.points, scene.frame.num_points
+    rows = np.zeros((n, 5), np.float32)
+    rows[:, :3] = xyz
+    rows[:, 3], rows[:, 4] = np.arange(n), -1.0  # first and second return
+    msgs = scene_messages(scene)
+    msgs.cloud = PointCloud2(header=msgs.cloud.header, height=1, width=n, point_step=20, row_step=20 * n,
+                             data=rows.tobytes(), fields=[
+                                 PointField(name=a, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                                 for i, a in enumerate("xyz")] + [
+                                 PointField(name="intensity", offset=12, datatype=PointField.FLOAT32, count=2)])
+    probe.publish_scene(msgs)
+    assert wait_until(lambda: probe.clouds(), 30.0)
+    np.testing.assert_array_equal(output_arrays(probe.clouds()[0])["intensity"], np.arange(n, dtype=np.float32))
+
+
+def test_duplicate_stamp_is_skipped_and_counted(start_node, scenes):
+    """Issue 10: a cloud republished with the same stamp was processed twice, with no counter."""
+    _, probe = start_node()
+    scene = scenes[2]
+    msgs = scene_messages(scene)
+    probe.publish_scene(msgs)
+    assert wait_until(lambda: probe.clouds(), 30.0)
+    probe.cloud_pub.publish(msgs.cloud)
+    assert probe.wait_for_counter("cloud_duplicate_stamp", 1)
+    _good_frame_follows(probe, scene, scene.frame.stamp_ns + NS // 10)
+    stamps = [(c.header.stamp.sec, c.header.stamp.nanosec) for c in probe.clouds()]
+    assert len(stamps) == len(set(stamps)) == 2
+
+
 @pytest.mark.slow
 def test_two_million_point_cloud_rejected_before_conversion(start_node, scenes):
     """2M points (44 MB) is above the default max_points (1M): rejected cheaply, counted, node unaffected."""
@@ -140,19 +190,40 @@ def _corrupt_jpeg(m):
     m.images["cam_back"].data = bytes(m.images["cam_back"].data)[:200]  # truncated JPEG
 
 
+def _nan_distortion(m):  # issue 10: every frame was lost (the core's field-of-view search failed)
+    m.infos["cam_back"].d = [0.0, float("nan"), 0.0, 0.0, 0.0]
+
+
+def _k22_zero(m):  # issue 10: a generic camera_info_bad counter the README did not list
+    m.infos["cam_back"].k[8] = 0.0
+
+
+def _zero_size_info(m):  # issue 10: the same
+    m.infos["cam_back"].width = m.infos["cam_back"].height = 0
+
+
+def _png_claiming_10000x10000(m):  # issue 10: decoded in full (seconds, hundreds of MB) before the size check
+    m.images["cam_back"].data = png_claiming_size(10000, 10000)
+
+
 CAMERA_CASES = {
     "unsupported_encoding": (_bad_encoding, "image_bad_encoding", "rgb8"),
     "image_size_not_matching_camera_info": (_size_mismatch, "image_size_mismatch", "rgb8"),
     "camera_info_zero_k": (_zero_k, "camera_info_bad_k", "rgb8"),
     "unknown_distortion_model": (_unknown_distortion, "camera_info_bad_distortion", "rgb8"),
     "corrupt_compressed_image": (_corrupt_jpeg, "image_corrupt", "jpeg"),
+    "nan_distortion_coefficient": (_nan_distortion, "camera_info_bad_distortion", "rgb8"),
+    "camera_info_k22_zero": (_k22_zero, "camera_info_bad_k", "rgb8"),
+    "camera_info_zero_size": (_zero_size_info, "camera_info_bad_size", "rgb8"),
+    "png_header_larger_than_camera_info": (_png_claiming_10000x10000, "image_size_mismatch", "png"),
 }
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the size the PNG claims
 @pytest.mark.parametrize("case", sorted(CAMERA_CASES))
-def test_bad_camera_input_skips_that_camera_not_the_frame(case, start_node, scenes):
+def test_bad_camera_input_skips_that_camera_not_the_frame(case, start_node, scenes, capfd):
     spoil, counter, encoding = CAMERA_CASES[case]
-    compressed = encoding == "jpeg"
+    compressed = encoding in ("jpeg", "png")
     # A generous camera timeout: on a loaded machine the spoiled image must still be matched (and so
     # decoded and counted) rather than missed by the synchronizer, which would pass the label checks
     # below for the wrong reason. It costs nothing here: every image arrives.
@@ -184,6 +255,42 @@ def test_bad_camera_input_skips_that_camera_not_the_frame(case, start_node, scen
     probe.publish_scene(good)  # a good CameraInfo/image afterwards restores the camera
     assert wait_until(lambda: len(probe.clouds()) > n, 30.0)
     assert labeled_fraction(output_arrays(probe.clouds()[-1]), behind=True) > 0.05
+    assert probe.counter("pipeline_errors") == 0
+    lines = [line for line in capfd.readouterr().err.splitlines() if f"[{counter}]" in line]
+    assert lines and all(line.count("cam_back'") == 1 for line in lines), lines  # the camera, named once
+
+
+@pytest.mark.parametrize("change", ["binning", "roi"])
+def test_camera_info_gaining_binning_or_roi_skips_that_camera(change, start_node, scenes):
+    """Issue 10: with K, D and size unchanged, the camera was used as before and nothing was counted."""
+    _, probe = start_node({"sync.camera_timeout_s": 3.0})
+    scene = scenes[3]
+    probe.publish_scene(scene_messages(scene))
+    assert wait_until(lambda: probe.clouds(), 30.0)
+    assert labeled_fraction(output_arrays(probe.clouds()[0]), behind=True) > 0.05  # cam_back in use
+    for i in range(1, 4):  # DDS orders no topics: a frame may still meet the old CameraInfo
+        msgs = scene_messages(scene, stamp_ns=scene.frame.stamp_ns + i * NS // 10)
+        info = msgs.infos["cam_back"]
+        if change == "binning":
+            info.binning_x = info.binning_y = 2
+        else:
+            info.roi.x_offset, info.roi.width, info.roi.height = 8, info.width - 8, info.height
+        n = len(probe.clouds())
+        probe.publish_scene(msgs)
+        assert wait_until(lambda: len(probe.clouds()) > n, 30.0)
+        if labeled_fraction(output_arrays(probe.clouds()[-1]), behind=True) == 0.0:
+            break
+    assert labeled_fraction(output_arrays(probe.clouds()[-1]), behind=True) == 0.0, "cam_back still used"
+    assert labeled_fraction(output_arrays(probe.clouds()[-1]), behind=False) > 0.05
+    assert probe.wait_for_counter("camera_info_unsupported", 1)
+
+
+def test_undeclared_parameter_is_named(start_node):
+    """Issue 10: `ros2 param set` of an undeclared name answered "...undeclared parameter(s): []"."""
+    _, probe = start_node()
+    typo = Parameter("vocabulay", value=["car"])
+    for result in (probe.set_parameters([typo])[0], probe.set_parameters_atomically([typo])):
+        assert not result.successful and "'vocabulay'" in result.reason, result.reason
 
 
 # --------------------------------------------------------------------------------------------- throttling

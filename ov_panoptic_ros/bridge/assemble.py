@@ -13,7 +13,7 @@ import numpy as np
 from ov_panoptic_ros.bridge.camera_info import CameraModels
 from ov_panoptic_ros.bridge.clouds import CloudArrays
 from ov_panoptic_ros.bridge.images import compressed_to_rgb, image_to_rgb
-from ov_panoptic_ros.bridge.problems import ImageError, InputError, Problem
+from ov_panoptic_ros.bridge.problems import InputError, Problem
 from ov_panoptic_ros.core.frame import CameraModel, Frame
 
 
@@ -28,11 +28,8 @@ class CameraStream:
 def camera_image(stream: CameraStream, msg, models: CameraModels) -> tuple[np.ndarray, CameraModel]:
     """One camera's decoded RGB image and model; InputError (with its problem kind) when it cannot be used."""
     model = models.model(stream.name)
-    rgb = compressed_to_rgb(msg) if stream.compressed else image_to_rgb(msg)
-    if rgb.shape[:2] != (model.height, model.width):
-        raise ImageError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo says {model.width}x{model.height}",
-                         kind="image_size_mismatch")
-    return rgb, model
+    decode = compressed_to_rgb if stream.compressed else image_to_rgb
+    return decode(msg, size=(model.width, model.height)), model  # the size is checked before decoding
 
 
 def assemble_frame(cloud: CloudArrays, stamp_ns: int, frame_id: str, matched: Mapping[str, object | None],

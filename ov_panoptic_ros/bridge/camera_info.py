@@ -12,6 +12,9 @@ _DISTORTION_COEFFS = {"plumb_bob": 5, "rational_polynomial": 8}
 def _distortion(info) -> tuple[str, np.ndarray]:
     model = str(info.distortion_model).strip()
     d = np.asarray(info.d, dtype=np.float64).reshape(-1)
+    if not np.isfinite(d).all():
+        raise CameraInfoError(f"distortion coefficients {d.tolist()} are not all finite",
+                              kind="camera_info_bad_distortion")
     if model in ("", "none"):
         if np.any(d != 0):
             raise CameraInfoError(f"distortion coefficients {d.tolist()} given without a distortion model",
@@ -30,33 +33,51 @@ def _distortion(info) -> tuple[str, np.ndarray]:
     return model, d
 
 
-def camera_model_from_info(name: str, info, extrinsics) -> CameraModel:
-    """sensor_msgs/CameraInfo + calibration extrinsics -> CameraModel (K and D of the raw image)."""
+def _intrinsics(info) -> np.ndarray:
+    """K as the projection reads it: fx, fy, cx, cy and skew, nothing else (so the rest must be 0 0 0 1)."""
     k = np.asarray(info.k, dtype=np.float64).reshape(-1)
-    if k.size != 9 or not np.isfinite(k).all() or k[0] <= 0 or k[4] <= 0:
-        raise CameraInfoError(f"camera {name!r}: CameraInfo K has no valid focal length: {k.tolist()}",
-                              kind="camera_info_bad_k")
-    if max(int(getattr(info, "binning_x", 0)), int(getattr(info, "binning_y", 0))) > 1:
-        raise CameraInfoError(f"camera {name!r}: binning is not supported", kind="camera_info_unsupported")
+    if (k.size != 9 or not np.isfinite(k).all() or not (k[0] > 0 and k[4] > 0)
+            or (k[3], k[6], k[7], k[8]) != (0.0, 0.0, 0.0, 1.0)):
+        raise CameraInfoError(f"CameraInfo K is not [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with finite values and"
+                              f" fx, fy > 0: {k.tolist()}", kind="camera_info_bad_k")
+    return k.reshape(3, 3)
+
+
+def _roi_used(info) -> bool:
+    """Whether the CameraInfo describes a region of interest: anything but all zeros or the full image."""
     roi = getattr(info, "roi", None)
-    if roi is not None and int(roi.width) and int(roi.height) and (int(roi.width), int(roi.height)) != (
-        int(info.width), int(info.height)
-    ):
-        raise CameraInfoError(f"camera {name!r}: a region of interest is not supported", kind="camera_info_unsupported")
+    if roi is None:
+        return False
+    box = (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))
+    return box not in ((0, 0, 0, 0), (0, 0, int(info.width), int(info.height)))
+
+
+def camera_model_from_info(name: str, info, extrinsics) -> CameraModel:
+    """sensor_msgs/CameraInfo + calibration extrinsics -> CameraModel (K and D of the raw image).
+
+    Checks everything CameraModel would, so a CameraInfo is either a model or a CameraInfoError with its
+    problem kind. Messages leave the camera out: every caller reports the camera with the problem.
+    """
+    width, height = int(info.width), int(info.height)
+    if width <= 0 or height <= 0:
+        raise CameraInfoError(f"CameraInfo image size {width}x{height} is empty", kind="camera_info_bad_size")
+    k = _intrinsics(info)
+    if max(int(getattr(info, "binning_x", 0)), int(getattr(info, "binning_y", 0))) > 1:
+        raise CameraInfoError("binning is not supported", kind="camera_info_unsupported")
+    if _roi_used(info):
+        raise CameraInfoError("a region of interest is not supported", kind="camera_info_unsupported")
     model, d = _distortion(info)
-    try:
-        return CameraModel(
-            name=name, width=int(info.width), height=int(info.height), K=k.reshape(3, 3), D=d,
-            distortion_model=model, T_cam_lidar=extrinsics.T_cam_lidar, time_offset_s=extrinsics.time_offset_s,
-        )
-    except ValueError as e:
-        raise CameraInfoError(f"camera {name!r}: {e}") from e
+    return CameraModel(name=name, width=width, height=height, K=k, D=d, distortion_model=model,
+                       T_cam_lidar=extrinsics.T_cam_lidar, time_offset_s=extrinsics.time_offset_s)
 
 
 def camera_info_key(info) -> tuple:
-    """What identifies a CameraInfo's content, to rebuild a CameraModel only when it changes."""
+    """Every CameraInfo field `camera_model_from_info` reads, to rebuild a CameraModel only when one changes."""
+    roi = getattr(info, "roi", None)
     return (int(info.width), int(info.height), str(info.distortion_model),
-            tuple(float(v) for v in info.k), tuple(float(v) for v in info.d))
+            tuple(float(v) for v in info.k), tuple(float(v) for v in info.d),
+            int(getattr(info, "binning_x", 0)), int(getattr(info, "binning_y", 0)),
+            None if roi is None else (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)))
 
 
 class CameraModels:

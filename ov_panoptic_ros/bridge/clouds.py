@@ -2,7 +2,9 @@
 
 Policy (the README's "Bad input"): a cloud above `max_points` points is rejected before its payload is
 touched (default 1,000,000: a 2M-point cloud at 10 Hz is a misconfigured or merged source, not something
-to slow the whole stack down with silently; raise the `max_points` parameter to accept it).
+to slow the whole stack down with silently; raise the `max_points` parameter to accept it). The fields read
+(x, y, z, intensity) must each be declared once and must not overlap: either would give wrong points. An
+`intensity` with count > 1 (one value per return) gives its first element, the one RViz shows.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ class CloudArrays:
     """A PointCloud2 as arrays. `xyz` may be a read-only strided view into the message payload."""
 
     xyz: np.ndarray  # (N, 3) float32, may contain NaN/inf
-    intensity: np.ndarray | None  # (N,) float32
+    intensity: np.ndarray | None  # (N,) float32; the first element of a field with count > 1
     finite: np.ndarray  # (N,) bool: all of x, y, z finite
     num_points: int
 
@@ -57,8 +59,16 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _field_table(msg) -> dict[str, tuple[int, int, int]]:
-    return {f.name: (int(f.offset), int(f.datatype), int(f.count)) for f in msg.fields}
+def _field_table(msg, used: Iterable[str]) -> dict[str, tuple[int, int, int]]:
+    """name -> (offset, datatype, count). A field that is read must be declared once (which `x` would it be?);
+    others may repeat (PCL names padding `_`)."""
+    table: dict[str, tuple[int, int, int]] = {}
+    for f in msg.fields:
+        name = str(f.name)
+        if name in table and name in used:
+            raise CloudError(f"field {name!r} is declared twice (offsets {table[name][0]} and {int(f.offset)})")
+        table[name] = (int(f.offset), int(f.datatype), int(f.count))
+    return table
 
 
 def _check_cloud_header(msg, fields: dict, max_points: int) -> int:
@@ -87,14 +97,21 @@ def _check_cloud_header(msg, fields: dict, max_points: int) -> int:
     return n
 
 
-def _check_cloud_layout(msg, fields: dict, n: int, data_len: int) -> None:
+def _check_cloud_layout(msg, fields: dict, used: Iterable[str], n: int, data_len: int) -> None:
     step, row_step, width, height = int(msg.point_step), int(msg.row_step), int(msg.width), int(msg.height)
+    spans = {}  # name -> (first byte, end byte) within a point
     for name, (offset, datatype, count) in fields.items():
         size = POINTFIELD_DTYPES[datatype].itemsize if datatype in POINTFIELD_DTYPES else None
         if size is None:
             raise CloudError(f"field {name!r} has unknown datatype {datatype}")
-        if offset < 0 or offset + size * max(count, 1) > step:
+        spans[name] = (offset, offset + size * max(count, 1))
+        if offset < 0 or spans[name][1] > step:
             raise CloudError(f"field {name!r} (offset {offset}) does not fit in point_step {step}")
+    read = sorted((spans[name], name) for name in set(used) if name in spans)
+    for ((_, end), a), ((start, _), b) in zip(read, read[1:]):  # sorted by start: a neighbour overlaps if any does
+        if start < end:
+            raise CloudError(f"fields {a!r} and {b!r} overlap: {a!r} spans bytes {spans[a][0]}-{end - 1},"
+                             f" {b!r} starts at {start}")
     if n and row_step < width * step:
         raise CloudError(f"row_step {row_step} is smaller than width*point_step = {width}*{step}")
     if data_len != row_step * height:
@@ -119,7 +136,7 @@ def read_fields(msg, names: Iterable[str]) -> dict[str, np.ndarray]:
     `cloud_missing_field`) naming every missing field, and the same layout errors as `read_cloud`.
     """
     names = list(names)
-    fields = _field_table(msg)
+    fields = _field_table(msg, names)
     missing = [n for n in names if n not in fields]
     if missing:
         raise CloudError(f"PointCloud2 has no {', '.join(repr(n) for n in missing)} field(s);"
@@ -129,7 +146,7 @@ def read_fields(msg, names: Iterable[str]) -> dict[str, np.ndarray]:
     width, height, step, row_step = int(msg.width), int(msg.height), int(msg.point_step), int(msg.row_step)
     n = width * height
     raw = as_uint8(msg.data)
-    _check_cloud_layout(msg, fields, n, raw.size)
+    _check_cloud_layout(msg, fields, names, n, raw.size)
     out = {}
     for name in names:
         offset, datatype, count = fields[name]
@@ -149,12 +166,15 @@ def read_fields(msg, names: Iterable[str]) -> dict[str, np.ndarray]:
     return out
 
 
+_READ = ("x", "y", "z", "intensity")  # the fields read_cloud reads
+
+
 def read_cloud(msg, max_points: int = DEFAULT_MAX_POINTS) -> CloudArrays:
     """PointCloud2 (rclpy or rosbags) -> arrays; zero-copy for xyz when x, y, z are packed together."""
-    fields = _field_table(msg)
+    fields = _field_table(msg, _READ)
     n = _check_cloud_header(msg, fields, max_points)
     raw = as_uint8(msg.data)
-    _check_cloud_layout(msg, fields, n, raw.size)
+    _check_cloud_layout(msg, fields, _READ, n, raw.size)
     step = int(msg.point_step)
     if n == 0:
         empty = np.zeros((0, 3), np.float32)
@@ -169,7 +189,7 @@ def read_cloud(msg, max_points: int = DEFAULT_MAX_POINTS) -> CloudArrays:
     else:
         xyz = np.stack([_strided(raw, o, f32, n, step) for o in (ox, oy, oz)], axis=1)
     intensity = None
-    if "intensity" in fields and fields["intensity"][2] == 1:
+    if "intensity" in fields:
         off, dt, _ = fields["intensity"]
         intensity = _strided(raw, off, POINTFIELD_DTYPES[dt], n, step).astype(np.float32, copy=False)
     finite = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1]) & np.isfinite(xyz[:, 2])  # 20x faster than on (N, 3)

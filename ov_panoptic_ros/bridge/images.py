@@ -11,8 +11,15 @@ from ov_panoptic_ros.bridge.problems import ImageError
 _RAW_ENCODINGS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
 
-def image_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W, 3) uint8 RGB (a read-only view into the message for tight rgb8)."""
+def _check_size(width: int, height: int, size: tuple[int, int] | None) -> None:
+    if size is not None and (width, height) != tuple(size):
+        raise ImageError(f"image is {width}x{height} but CameraInfo says {size[0]}x{size[1]}",
+                         kind="image_size_mismatch")
+
+
+def image_to_rgb(msg, size: tuple[int, int] | None = None) -> np.ndarray:
+    """sensor_msgs/Image -> (H, W, 3) uint8 RGB (a read-only view into the message for tight rgb8).
+    `size` (width, height), when given, is what the camera's CameraInfo says: any other is image_size_mismatch."""
     enc = str(msg.encoding).lower()
     if enc not in _RAW_ENCODINGS:
         raise ImageError(
@@ -29,6 +36,7 @@ def image_to_rgb(msg) -> np.ndarray:
     if raw.size != step * h:
         raise ImageError(f"image data has {raw.size} bytes but step*height = {step}*{h} = {step * h}",
                          kind="image_bad_layout")
+    _check_size(w, h, size)
     px = raw.reshape(h, step)[:, : w * channels].reshape(h, w, channels)
     if enc == "rgb8":
         return px if px.flags.c_contiguous else np.ascontiguousarray(px)
@@ -40,10 +48,15 @@ def image_to_rgb(msg) -> np.ndarray:
 
 
 _COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
+_PIL_FORMATS = ("JPEG", "PNG")  # the only decoders PIL may pick, whatever the payload claims to be
 
 
-def compressed_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg or png, image_transport format strings too) -> (H, W, 3) uint8 RGB."""
+def compressed_to_rgb(msg, size: tuple[int, int] | None = None) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png, image_transport format strings too) -> (H, W, 3) uint8 RGB.
+
+    The size in the header is compared with `size` (width, height; the camera's CameraInfo) before any pixel
+    is decoded: a 291 KB PNG can claim 10000x10000 pixels, which would cost seconds and hundreds of MB.
+    """
     from PIL import Image  # the node imports PIL only when a camera is configured as compressed
 
     fmt = str(msg.format).lower()
@@ -51,7 +64,10 @@ def compressed_to_rgb(msg) -> np.ndarray:
         raise ImageError(f"unsupported compressed format {msg.format!r} (supported: jpeg, png)",
                          kind="image_bad_encoding")
     try:
-        with Image.open(io.BytesIO(as_uint8(msg.data).tobytes())) as img:
+        with Image.open(io.BytesIO(as_uint8(msg.data).tobytes()), formats=_PIL_FORMATS) as img:
+            _check_size(*img.size, size)  # Image.open reads only the header
             return np.array(img.convert("RGB"))  # writable: torch.from_numpy warns on read-only arrays
+    except ImageError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError(f"corrupt {fmt} image: {e}", kind="image_corrupt") from e

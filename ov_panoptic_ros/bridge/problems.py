@@ -11,45 +11,49 @@ from dataclasses import dataclass
 # kind -> what it means (the README's bad-input table says what happens then)
 PROBLEMS = {
     "cloud_missing_xyz": "PointCloud2 without x/y/z fields",
-    "cloud_bad_layout": "point_step/row_step inconsistent with the data, or fields outside point_step",
+    "cloud_bad_layout": "point_step/row_step inconsistent with the data, fields outside point_step, or x/y/z/intensity"
+                        " overlapping or declared twice",
     "cloud_big_endian": "big-endian PointCloud2",
     "cloud_bad_field_type": "x/y/z not one float32 each",
     "cloud_too_large": "more points than max_points",
     "cloud_missing_field": "a named field (e.g. a ground-truth label) is missing",
+    "cloud_duplicate_stamp": "the same stamp as the cloud accepted before it (a republished message)",
     "image_bad_encoding": "unsupported image encoding or compressed format",
     "image_bad_layout": "image data length, step or size inconsistent",
     "image_corrupt": "compressed image that cannot be decoded",
-    "image_size_mismatch": "image size differs from its CameraInfo",
+    "image_size_mismatch": "image size (a compressed image's header) differs from its CameraInfo",
     "camera_info_missing": "no CameraInfo received yet",
-    "camera_info_bad_k": "CameraInfo K without a valid focal length",
-    "camera_info_bad_distortion": "unknown distortion model or wrong coefficient count",
+    "camera_info_bad_size": "CameraInfo with a zero width or height",
+    "camera_info_bad_k": "CameraInfo K not [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with finite values, fx > 0, fy > 0",
+    "camera_info_bad_distortion": "unknown distortion model, wrong coefficient count, or a NaN/inf coefficient",
     "camera_info_unsupported": "binning or region of interest",
-    "camera_info_bad": "CameraInfo that describes no usable camera",
     "sync_miss": "no image within sync.max_offset_s of the cloud",
 }
 
 
 class InputError(ValueError):
-    """A message that cannot be used. `kind` names the diagnostics counter it increments."""
+    """A message that cannot be used. `kind`, a PROBLEMS key, names the diagnostics counter it increments;
+    an unknown kind is a programming error and raises at once, so every reason reaches a counter."""
 
-    kind = "bad_input"
+    default_kind: str | None = None
 
     def __init__(self, reason: str, kind: str | None = None):
         super().__init__(reason)
-        if kind is not None:
-            self.kind = kind
+        self.kind = kind or self.default_kind
+        if self.kind not in PROBLEMS:
+            raise ValueError(f"unknown problem kind {self.kind!r} for: {reason}")
 
 
 class CloudError(InputError):
-    kind = "cloud_bad_layout"
+    default_kind = "cloud_bad_layout"
 
 
 class ImageError(InputError):
-    kind = "image_bad"
+    pass
 
 
 class CameraInfoError(InputError):
-    kind = "camera_info_bad"
+    pass
 
 
 @dataclass

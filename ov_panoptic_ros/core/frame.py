@@ -140,6 +140,10 @@ class CameraModel:
             )
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"camera {self.name!r}: image size {self.width}x{self.height} is not positive")
+        for what, values in (("intrinsic matrix K", self.K), ("distortion coefficients D", self.D),
+                             ("T_cam_lidar", self.T_cam_lidar)):
+            if not np.isfinite(values).all():  # NaN would leave projection without a field of view
+                raise ValueError(f"camera {self.name!r}: {what} is not all finite: {values.tolist()}")
         if self.K[0, 0] <= 0 or self.K[1, 1] <= 0 or self.K[2, 2] == 0:
             raise ValueError(f"camera {self.name!r}: intrinsic matrix K has no valid focal length: {self.K.tolist()}")
 

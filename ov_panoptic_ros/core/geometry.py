@@ -166,6 +166,8 @@ def field_of_view_radius(cam: CameraModel, coeffs: np.ndarray, grow_px: float = 
     yd = (corners_v - K[1, 2]) / K[1, 1]
     xd = (corners_u - K[0, 2] - K[0, 1] * yd) / K[0, 0]
     corner_radius = float(np.sqrt(xd**2 + yd**2).max())
+    if np.isnan(corner_radius):  # intrinsics so extreme that the corners overflow (inf - inf): no bound from them
+        corner_radius = np.inf
     r = _RADIUS_GRID
     r2 = r * r
     radial = _radial_factor(r2, k1, k2, k3, k4, k5, k6)

@@ -86,7 +86,8 @@ class _CloudItem:
 class _GroupedParameterService(ParameterService):
     """rclpy's parameter services, except that SetParameters applies the vocabulary parameters of
     one request together (rclpy sets them one at a time, so a new vocabulary plus its new stuff
-    classes would each be rejected against the other's old value)."""
+    classes would each be rejected against the other's old value), and that both set services name
+    undeclared parameters."""
 
     def _set_parameters_callback(self, request, response):
         node = self._get_node()
@@ -102,11 +103,19 @@ class _GroupedParameterService(ParameterService):
                 response.results.append(self._set(node, [p]))
         return response
 
+    def _set_parameters_atomically_callback(self, request, response):
+        response.result = self._set(self._get_node(), [Parameter.from_parameter_msg(p) for p in request.parameters])
+        return response
+
     @staticmethod
     def _set(node: Node, parameters: list[Parameter]) -> SetParametersResult:
+        undeclared = [p.name for p in parameters if not node.has_parameter(p.name)]
+        if undeclared:  # rclpy's ParameterNotDeclaredException would name none of them (it lists a spent generator)
+            return SetParametersResult(successful=False, reason=f"undeclared parameter(s) {undeclared}; see the"
+                                                                " README's parameter table")
         try:
             return node.set_parameters_atomically(parameters)
-        except Exception as e:  # ParameterNotDeclaredException and friends: answer, never crash the service
+        except Exception as e:  # rclpy's parameter exceptions: answer, never crash the service
             return SetParametersResult(successful=False, reason=str(e))
 
 
@@ -326,6 +335,7 @@ class PanopticNode(Node):
         self._image_topics = {c.name: c.image_topic for c in self.cameras}
         self.max_points = self._p("max_points")
         self.budget_ms = self._p("budget_ms")
+        self._last_cloud_stamp: int | None = None  # of the last cloud accepted (clouds arrive in one callback group)
 
     def _setup_threads(self) -> None:
         self._cond = threading.Condition()
@@ -374,10 +384,15 @@ class PanopticNode(Node):
         except InputError as e:
             self._bad_input(e.kind, f"PointCloud2 on {self._p('lidar_topic')}: {e}")
             return
+        stamp = stamp_to_ns(msg.header.stamp)
+        if stamp == self._last_cloud_stamp:
+            self._bad_input("cloud_duplicate_stamp", f"PointCloud2 on {self._p('lidar_topic')} has the stamp of the"
+                                                     f" cloud before it ({stamp} ns)")
+            return
+        self._last_cloud_stamp = stamp
         self._count_cloud_quality(cloud)
         with self._lock:
-            self.assembler.add_cloud(stamp_to_ns(msg.header.stamp), _CloudItem(msg.header, cloud, time.monotonic()),
-                                     time.monotonic())
+            self.assembler.add_cloud(stamp, _CloudItem(msg.header, cloud, time.monotonic()), time.monotonic())
         self._poll()
 
     def _count_cloud_quality(self, cloud: CloudArrays) -> None:
