@@ -1,4 +1,4 @@
-"""Text embeddings of a vocabulary in CLIP space: prompts, synonyms, template ensembling, a cache.
+"""Text embeddings of a vocabulary in the vision-language space: prompts, synonyms, template ensembling, a cache.
 
 `ClassEmbeddings` is what both the zero-shot baseline and the trained head score against.
 """
@@ -14,7 +14,7 @@ from ov_panoptic_ros.core.config import DEFAULT_TEMPLATES
 from ov_panoptic_ros.core.frame import Vocabulary
 
 if TYPE_CHECKING:
-    from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder
+    from ov_panoptic_ros.core.vision.backend import TextTower
 
 
 @dataclass
@@ -54,14 +54,14 @@ def fill_template(template: str, name: str) -> str:
 
 
 class TextEncoder:
-    """Embeds vocabularies with the CLIP text tower; one prompt is encoded once per model and cached.
+    """Embeds vocabularies with a text tower (backend.py); one prompt is encoded once per model and cached.
 
     Thread-safe: the node embeds a new vocabulary in a worker thread while frames run. The lock is held
     while missing prompts are encoded, so two overlapping requests never encode the same prompt twice.
     """
 
-    def __init__(self, encoder: DenseClipEncoder, batch_size: int = 256):
-        self.encoder = encoder
+    def __init__(self, tower: TextTower, batch_size: int = 256):
+        self.tower = tower
         self.batch_size = batch_size
         self._cache: dict[tuple[str, str], torch.Tensor] = {}  # (model_id, prompt) -> (D,) unit, CPU float32
         self._lock = threading.Lock()
@@ -80,12 +80,12 @@ class TextEncoder:
             embeddings=embeddings,
             synonym_class=torch.tensor([c for c, _ in synonyms], dtype=torch.long),
             is_stuff=torch.from_numpy(vocabulary.is_stuff.copy()),
-            model_id=self.encoder.model_id,
+            model_id=self.tower.model_id,
         )
 
     def prompt_embeddings(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """Unit embedding per prompt, encoding only those not cached yet."""
-        model_id = self.encoder.model_id
+        model_id = self.tower.model_id
         with self._lock:
             missing = list(dict.fromkeys(p for p in prompts if (model_id, p) not in self._cache))
             for start in range(0, len(missing), self.batch_size):
@@ -95,9 +95,6 @@ class TextEncoder:
             return {p: self._cache[(model_id, p)] for p in prompts}
 
     def _encode(self, prompts: list[str]) -> torch.Tensor:
-        encoder = self.encoder
-        with torch.inference_mode():
-            tokens = encoder.tokenizer(prompts).to(encoder.device)
-            emb = encoder.model.encode_text(tokens, normalize=True)
+        emb = self.tower.encode_prompts(prompts)
         self.prompts_encoded += len(prompts)
-        return emb.float().cpu().clone()  # a normal (non-inference) tensor, safe to use anywhere
+        return emb
