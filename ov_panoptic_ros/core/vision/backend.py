@@ -6,7 +6,9 @@ A backend is two towers that share one embedding space:
 - a `TextTower` turns prompts into unit rows of the same width (`TextEncoder` adds templates, synonyms, cache).
 Each has a `model_id` derived from its weights; a 3D network records the image encoder's and refuses another.
 
-`clip.model_name` picks the backend: an open_clip architecture (both towers are the one CLIP model).
+`clip.model_name` picks the backend: an open_clip architecture (both towers are the one CLIP model), or
+`teacher`, the dense image encoder trained here (train/teacher.py) with the frozen sentence encoder it was
+aligned to; the teacher's architecture and its text model come from its checkpoint (`clip.checkpoint`).
 """
 from __future__ import annotations
 
@@ -17,13 +19,17 @@ import torch
 
 from ov_panoptic_ros.core.config import ClipConfig
 from ov_panoptic_ros.core.vision.features import DenseFeatures
+from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder
+from ov_panoptic_ros.core.vision.teacher import load_teacher
+
+TEACHER = "teacher"  # the clip.model_name that selects the teacher backend
 
 
 @runtime_checkable
 class DenseImageEncoder(Protocol):
     """Frozen: (H, W, 3) uint8 RGB images -> unit per-location features, one map per image."""
 
-    model_id: str  # identity of the weights, e.g. "ov-tiny-vit@random", "ViT-B-16@<sha256[:16]>"
+    model_id: str  # identity of the weights, e.g. "ov-tiny-vit@random", "teacher@<sha256[:16]>"
     embed_dim: int
     device: torch.device
 
@@ -42,7 +48,7 @@ class TextTower(Protocol):
 
 def build_encoders(clip_cfg: ClipConfig, device: torch.device) -> tuple[DenseImageEncoder, TextTower]:
     """The configured backend's image encoder and text tower, on `device`."""
-    from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder
-
+    if clip_cfg.model_name == TEACHER:
+        return load_teacher(clip_cfg, device)
     clip = DenseClipEncoder(clip_cfg, device)
     return clip, clip
