@@ -146,3 +146,11 @@ def test_returned_rows_survive_the_eviction_of_their_slot(encoder):
     assert text.prompts_encoded == 6
     for p in kept:
         assert torch.equal(again[p], kept[p]) and torch.equal(held[p], kept[p])
+
+
+def test_a_zero_bound_turns_the_cache_off(encoder):
+    text = TextEncoder(encoder, max_cache_bytes=0)
+    vocab = Vocabulary(("car", "truck"), templates=TEMPLATES)
+    first, second = text.embed(vocab), text.embed(vocab)
+    assert text.prompts_encoded == 12 and len(text.cache) == 0 and text.cache.nbytes == 0
+    assert torch.equal(first.embeddings, second.embeddings)
