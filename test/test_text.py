@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from ov_panoptic_ros.core.config import DEFAULT_TEMPLATES, ClipConfig
 from ov_panoptic_ros.core.frame import Vocabulary
 from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder
-from ov_panoptic_ros.core.vision.text import TextEncoder
+from ov_panoptic_ros.core.vision.text import ENTRY_OVERHEAD_BYTES, TextEncoder
 
 TEMPLATES = ("a photo of a {}.", "there is a {} in the scene.", "a {} on the road.")
 
@@ -98,3 +98,59 @@ def test_concurrent_embeds_agree_and_never_encode_a_prompt_twice(encoder):
     for i, emb in results.items():
         expected = sequential.embed(vocabularies[i % len(vocabularies)]).embeddings
         assert torch.allclose(emb, expected, atol=1e-6)
+
+
+# ---- the bounded prompt cache (issue 10, fuzz defect 4) ----------------------------------------------
+
+ENTRY = 64 * 4 + ENTRY_OVERHEAD_BYTES  # one cached 64-d prompt, as the bound counts it
+
+
+def test_distinct_large_vocabularies_never_grow_the_cache_past_its_bound(encoder):
+    bound = 100 * ENTRY
+    text = TextEncoder(encoder, batch_size=64, max_cache_bytes=bound)
+    reference = TextEncoder(encoder)  # unbounded for these sizes: the embeddings a bound must not change
+    for round_ in range(4):  # each vocabulary: 50 classes x 3 templates = 150 prompts, more than the bound holds
+        vocab = Vocabulary(tuple(f"thing{round_}x{i}" for i in range(50)), templates=TEMPLATES)
+        emb = text.embed(vocab)
+        assert text.cache.nbytes <= bound and len(text.cache) == text.cache.capacity == 100
+        assert torch.allclose(emb.embeddings, reference.embed(vocab).embeddings, atol=1e-6)
+    assert text.prompts_encoded == 4 * 150
+
+
+def test_cache_evicts_the_least_recently_used_prompts(encoder):
+    text = TextEncoder(encoder, max_cache_bytes=12 * ENTRY)
+    a = Vocabulary(("car", "truck"), templates=TEMPLATES)  # 6 prompts each
+    b = Vocabulary(("bus", "tree"), templates=TEMPLATES)
+    text.embed(a)
+    text.embed(b)
+    text.embed(a)  # a is now the most recently used
+    assert text.prompts_encoded == 12
+    text.embed(Vocabulary(("road",), templates=TEMPLATES))  # 3 new prompts evict 3 of b's, none of a's
+    text.embed(a)
+    assert text.prompts_encoded == 15
+    text.embed(b)  # b's 3 cached prompts are touched first, then its 3 evicted ones push out "road"
+    assert text.prompts_encoded == 18
+    text.embed(a)
+    assert text.prompts_encoded == 18
+    text.embed(Vocabulary(("road",), templates=TEMPLATES))
+    assert text.prompts_encoded == 21
+    assert len(text.cache) == 12 and text.cache.nbytes == 12 * ENTRY
+
+
+def test_returned_rows_survive_the_eviction_of_their_slot(encoder):
+    text = TextEncoder(encoder, max_cache_bytes=3 * ENTRY)
+    held = text.prompt_embeddings(["a car", "a bus", "a tree"])
+    again = text.prompt_embeddings(["a car", "a bus", "a tree"])  # cache hits
+    kept = {p: row.clone() for p, row in again.items()}
+    text.prompt_embeddings(["a road", "a sign", "a wall"])  # overwrites every slot
+    assert text.prompts_encoded == 6
+    for p in kept:
+        assert torch.equal(again[p], kept[p]) and torch.equal(held[p], kept[p])
+
+
+def test_a_zero_bound_turns_the_cache_off(encoder):
+    text = TextEncoder(encoder, max_cache_bytes=0)
+    vocab = Vocabulary(("car", "truck"), templates=TEMPLATES)
+    first, second = text.embed(vocab), text.embed(vocab)
+    assert text.prompts_encoded == 12 and len(text.cache) == 0 and text.cache.nbytes == 0
+    assert torch.equal(first.embeddings, second.embeddings)

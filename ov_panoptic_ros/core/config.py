@@ -38,11 +38,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class ClipConfig:
-    """The frozen open_clip vision-language model."""
+    """The frozen vision-language model: an open_clip model, or the teacher trained here (core/vision/backend.py)."""
 
-    model_name: str = "ov-tiny-vit"  # an open_clip model name (built-in or registered from model_configs/)
-    checkpoint: str | None = None  # local weights file; None = random init (only sensible for tiny models)
-    image_size: int | None = None  # short side the images are resized to; None = the model's own size
+    # an open_clip model name (built-in or registered from model_configs/), or "teacher" (checkpoint required)
+    model_name: str = "ov-tiny-vit"
+    # local weights file; None = random init (open_clip only, and only sensible for tiny models)
+    checkpoint: str | None = None
+    # short side the images are resized to; None = the model's own size (the teacher: the size it was trained at)
+    image_size: int | None = None
     precision: str = "fp32"  # fp32 | fp16 | bf16 (half precisions apply on CUDA only)
 
 

@@ -16,7 +16,8 @@ import torch
 from ov_panoptic_ros.core.config import PipelineConfig
 from ov_panoptic_ros.core.frame import Frame, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
-from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_seen_point_features
+from ov_panoptic_ros.core.vision.backend import build_encoders
+from ov_panoptic_ros.core.vision.open_clip_dense import sample_seen_point_features
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings, TextEncoder
 from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
 
@@ -59,8 +60,8 @@ class PanopticPipeline:
         self.config = config
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
-        self.encoder = DenseClipEncoder(config.clip, self.device)
-        self.text = TextEncoder(self.encoder)
+        self.encoder, text_tower = build_encoders(config.clip, self.device)
+        self.text = TextEncoder(text_tower)
         self.network = self._load_network() if config.checkpoint else None
         self.zeroshot = ZeroShotSegmenter(config.zeroshot)
         if vocabulary is None:

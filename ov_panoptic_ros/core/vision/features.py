@@ -1,9 +1,26 @@
-"""Per-point CLIP features: the one contract between feature sampling and its consumers."""
+"""The contracts around feature sampling: dense maps in (from any dense encoder), per-point features out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+
+@dataclass
+class DenseFeatures:
+    """Unit-norm CLIP features per feature-map location, one map per camera image.
+
+    `maps` is stored channels-last in memory so a location's feature vector is contiguous.
+    Continuous feature coordinates of pixel (u, v) are `(uv + 0.5) * pixel_to_cell`; cell (j, i) spans
+    [i, i+1) x [j, j+1), so its center is at (i + 0.5, j + 0.5).
+    """
+
+    maps: torch.Tensor  # (M, D, h, w) float32
+    pixel_to_cell: torch.Tensor  # (M, 2) float32: (x, y) scale from original pixels to feature cells
+
+    @property
+    def num_cameras(self) -> int:
+        return int(self.maps.shape[0])
 
 
 @dataclass

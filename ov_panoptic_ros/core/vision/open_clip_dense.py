@@ -9,18 +9,17 @@ CLIP is trained to embed a whole image, so its dense features need a trick:
 - ConvNeXt towers (FC-CLIP, Yu et al. NeurIPS 2023): run the timm trunk to its last feature map and apply the
   CLIP head (the trunk head's norm, then the projection) at every location instead of after global pooling.
 
-Feature-map geometry: an image is resized (aspect kept) and padded to the tower's stride; feature cell (j, i)
-covers resized pixels [i*stride, (i+1)*stride) x [j*stride, (j+1)*stride). `DenseFeatures.pixel_to_cell`
-maps original pixel coordinates (pixel-center convention, see geometry.py) to continuous feature coordinates.
+Feature-map geometry is the one every dense encoder shares (preprocess.py): an image is resized (aspect kept)
+and padded to the tower's stride; feature cell (j, i) covers resized pixels [i*stride, (i+1)*stride) x
+[j*stride, (j+1)*stride). `DenseFeatures.pixel_to_cell` maps original pixel coordinates (pixel-center
+convention, see geometry.py) to continuous feature coordinates.
 """
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,12 @@ import torch.nn.functional as F
 
 from ov_panoptic_ros.core.config import ClipConfig
 from ov_panoptic_ros.core.geometry import PointProjection
-from ov_panoptic_ros.core.vision.features import PointFeatures
+from ov_panoptic_ros.core.vision.features import DenseFeatures, PointFeatures
+from ov_panoptic_ros.core.vision.preprocess import ImagePreprocess, round_up
+from ov_panoptic_ros.core.vision.weights import checkpoint_path, compute_dtype, file_sha256
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 FLOAT32_EXACT_INT = 1 << 24  # integers up to this are exact in float32: index arithmetic may run in float32
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 _register_lock = threading.Lock()
 
@@ -48,50 +48,10 @@ def register_model_configs() -> None:
             open_clip.add_model_config(MODEL_CONFIG_DIR)
 
 
-@dataclass
-class DenseFeatures:
-    """Unit-norm CLIP features per feature-map location, one map per camera image.
-
-    `maps` is stored channels-last in memory so a location's feature vector is contiguous.
-    Continuous feature coordinates of pixel (u, v) are `(uv + 0.5) * pixel_to_cell`; cell (j, i) spans
-    [i, i+1) x [j, j+1), so its center is at (i + 0.5, j + 0.5).
-    """
-
-    maps: torch.Tensor  # (M, D, h, w) float32
-    pixel_to_cell: torch.Tensor  # (M, 2) float32: (x, y) scale from original pixels to feature cells
-
-    @property
-    def num_cameras(self) -> int:
-        return int(self.maps.shape[0])
-
-
-def checkpoint_path(checkpoint: str | None) -> Path | None:
-    """The configured local weights file; a missing one is an error that names it (nothing is downloaded)."""
-    if not checkpoint:
-        return None
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"CLIP checkpoint {str(path)!r} does not exist (clip.checkpoint)")
-    return path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """Half precisions apply on CUDA only; CPU half-precision kernels are slow or missing, so CPU stays fp32."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"clip.precision {precision!r} is not one of {sorted(PRECISIONS)}")
-    return PRECISIONS[precision] if device.type == "cuda" else torch.float32
-
-
 class DenseClipEncoder:
-    """A frozen open_clip model that turns camera images into dense CLIP-space feature maps.
+    """A frozen open_clip model: dense CLIP-space feature maps from camera images, and prompt embeddings.
+
+    It is both towers of the open_clip backend (`DenseImageEncoder` and `TextTower`, see backend.py).
 
     Frozen: eval mode, no parameter requires grad, encoding runs under inference mode. `clip.precision`
     fp16/bf16 applies on CUDA only; on the CPU the model always runs in fp32.
@@ -114,13 +74,9 @@ class DenseClipEncoder:
         self.model_id = f"{name}@{file_sha256(weights)[:16] if weights else 'random'}"
         self.embed_dim = int(open_clip.get_model_config(name)["embed_dim"])
         self.tower = dense_tower(self.model.visual)
-        preprocess = open_clip.get_model_preprocess_cfg(self.model)
-        self.mean = torch.tensor(preprocess["mean"], device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(preprocess["std"], device=self.device).view(1, 3, 1, 1)
-        self.short_side = int(clip_cfg.image_size or min(_pair(self.model.visual.image_size)))
-        if self.short_side < self.tower.stride:
-            raise ValueError(f"clip.image_size {self.short_side} is smaller than the tower's stride "
-                             f"{self.tower.stride}")
+        norm = open_clip.get_model_preprocess_cfg(self.model)
+        short_side = clip_cfg.image_size or min(_pair(self.model.visual.image_size))
+        self.preprocess = ImagePreprocess(short_side, self.tower.stride, norm["mean"], norm["std"], self.device)
 
     @property
     def stride(self) -> int:
@@ -137,43 +93,16 @@ class DenseClipEncoder:
             tokens = F.normalize(tokens.float(), dim=-1)
         return DenseFeatures(tokens.permute(0, 3, 1, 2), pixel_to_cell)
 
-    def preprocess(self, images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Resize (short side = image size, aspect kept), normalize, pad bottom/right to the stride."""
-        resized = [self._resize(_check_image(img, i)) for i, img in enumerate(images)]
-        stride = self.stride
-        pad_h = _round_up(max(r.shape[2] for r in resized), stride)
-        pad_w = _round_up(max(r.shape[3] for r in resized), stride)
-        # Replicating the border keeps padded cells close to the image edge they extend.
-        batch = torch.cat([F.pad(r, (0, pad_w - r.shape[3], 0, pad_h - r.shape[2]), mode="replicate") for r in resized])
-        scale = [[r.shape[3] / img.shape[1] / stride, r.shape[2] / img.shape[0] / stride]
-                 for r, img in zip(resized, images)]
-        return batch, torch.tensor(scale, dtype=torch.float32, device=self.device)
-
-    def _resize(self, image: np.ndarray) -> torch.Tensor:
-        h, w = image.shape[:2]
-        s = self.short_side / min(h, w)
-        size = (max(1, round(h * s)), max(1, round(w * s)))
-        if not image.flags.writeable:  # a view into a bag/message buffer: torch only wraps writable arrays
-            image = image.copy()
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
-        if size != (h, w):
-            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp_(0.0, 1.0)
-        return (x - self.mean) / self.std
-
-
-def _check_image(image, index: int) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        desc = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"image {index} must be an (H, W, 3) uint8 RGB array, got {desc}")
-    return image
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """The text half of the same CLIP: (P, D) unit embeddings, float32 on the CPU."""
+        with torch.inference_mode():
+            tokens = self.tokenizer(prompts).to(self.device)
+            emb = self.model.encode_text(tokens, normalize=True)
+        return emb.float().cpu().clone()  # a normal (non-inference) tensor, safe to use anywhere
 
 
 def _pair(size) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
-
-
-def _round_up(x: int, m: int) -> int:
-    return -(-x // m) * m
 
 
 def dense_tower(visual: torch.nn.Module):
@@ -300,7 +229,7 @@ class RowBuffer:
             mapping = self._mapping
             # References while free: self._mapping, the local name and getrefcount's own argument.
             if mapping is None or len(mapping) < nbytes or sys.getrefcount(mapping) > 3:
-                size = _round_up(nbytes + nbytes // 8, self._HUGE_PAGE)  # headroom for varying point counts
+                size = round_up(nbytes + nbytes // 8, self._HUGE_PAGE)  # headroom for varying point counts
                 mapping = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
                 mapping.madvise(mmap.MADV_HUGEPAGE)
                 self._mapping = mapping
