@@ -8,7 +8,7 @@ import torch
 from ov_panoptic_ros.core.config import ClipConfig, load_config
 from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
 from ov_panoptic_ros.core.model.checkpoint import CheckpointError, save_checkpoint
-from ov_panoptic_ros.core.model.network import PanopticNetwork
+from ov_panoptic_ros.core.model.network import build_network
 from ov_panoptic_ros.core.pipeline import PanopticPipeline
 from ov_panoptic_ros.core.vision.minilm_text import NAME as MINILM, model_dir, weights_id
 from ov_panoptic_ros.core.vision.teacher import TeacherEncoder
@@ -52,9 +52,9 @@ def test_zero_shot_pipeline_runs_on_the_teacher(zeroshot, scene):
 def test_a_3d_network_runs_with_its_teacher_and_refuses_another(tmp_path, zeroshot, scene):
     config = zeroshot.config
     torch.manual_seed(0)
-    net = save_checkpoint(tmp_path / "net.pt", PanopticNetwork(config, 384), config, zeroshot.encoder.model_id)
+    net = save_checkpoint(tmp_path / "net.pt", build_network(config, 384), config, zeroshot.encoder.model_id)
     pipe = PanopticPipeline(dataclasses.replace(config, checkpoint=str(net)))
-    assert pipe.mode == "network" and pipe(scene.frame).labels.shape == (scene.frame.num_points,)
+    assert pipe.mode == "ov" and pipe(scene.frame).labels.shape == (scene.frame.num_points,)
     other = teacher_config(tmp_path, seed=1)
     with pytest.raises(CheckpointError, match=f"trained with CLIP {zeroshot.encoder.model_id} .384-d. but the "
                                               r"configured CLIP is teacher@[0-9a-f]{16} \(384-d\)"):
