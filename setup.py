@@ -15,6 +15,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md")),
     ],
     # plain CPython C API: gcc and the Python headers are all it needs (package.xml: python3-dev)
     ext_modules=[Extension(f"{PACKAGE}.bridge._interleave", [f"{PACKAGE}/bridge/_interleave.c"],

@@ -85,3 +85,20 @@ def test_model_must_be_known_and_pfc_has_no_distillation():
     no_distill = {"object_distill_weight": 0, "voxel_distill_weight": 0}
     pfc = load_config("tiny", overrides={"model": "pfc", "loss": no_distill})
     assert pfc.model == "pfc" and (pfc.pfc.base_clip_exponent, pfc.pfc.novel_clip_exponent) == (0.4, 0.8)
+
+
+def test_preset_weights_are_the_package_s_shipped_files(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from ov_panoptic_ros.core.assets import SOURCE_ROOT
+
+    assert load_config("synthetic").clip.checkpoint == str(SOURCE_ROOT / "models" / "teacher.pt")  # a checkout
+    installed = tmp_path / "share" / "ov_panoptic_ros" / "models"
+    installed.mkdir(parents=True)
+    (installed / "teacher.pt").write_bytes(b"x")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", f"/nowhere:{tmp_path}")  # a colcon install's prefix
+    assert load_config("synthetic").clip.checkpoint == str(installed / "teacher.pt")
+    own = tmp_path / "mine.yaml"
+    own.write_text("preset: synthetic\nclip: {checkpoint: weights/t.pt}\n")  # a user's path stays theirs
+    assert load_config(str(own)).clip.checkpoint == "weights/t.pt"
+    assert Path(load_config(str(own)).clip.checkpoint).is_absolute() is False

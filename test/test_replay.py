@@ -340,7 +340,7 @@ def test_missing_ground_truth_is_a_clean_error(tmp_path, pipeline):
 # ------------------------------------------------------------------------------------------------
 # The CLI: clean errors and exit codes (no traceback), SIGINT
 # ------------------------------------------------------------------------------------------------
-def _cli(*args, timeout=60):
+def _cli(*args, timeout=300):
     return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
 
 

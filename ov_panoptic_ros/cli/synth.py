@@ -9,7 +9,7 @@ import typer
 from ov_panoptic_ros.cli.app import app, fail
 
 
-def _image_size(text: str) -> tuple[int, int]:
+def parse_image_size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
     if not sep or not width.isdigit() or not height.isdigit():
         fail(f"--image-size expects WIDTHxHEIGHT (e.g. 480x320), got {text!r}")
@@ -36,7 +36,7 @@ def synth(
         fail(f"{out} exists already; not overwriting it")
     duration_s = (start + frames) / 10.0
     config = WorldConfig(duration_s=max(duration_s, WorldConfig().duration_s), cameras=cameras,
-                         image_size=_image_size(image_size))
+                         image_size=parse_image_size(image_size))
     source = WorldSource(seed, frames, config, start)
     t0 = time.perf_counter()
     drive = record_drive(out, source, source.classes, compressed=compressed)

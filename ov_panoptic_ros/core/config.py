@@ -249,11 +249,27 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def _read_preset(name: str) -> dict:
+    """A preset's YAML, its relative weight paths (`models/...`) resolved to the package's shipped files."""
+    from ov_panoptic_ros.core.assets import package_file
+
+    data = {"name": name, **_read_yaml(PRESET_DIR / f"{name}.yaml")}
+    if isinstance(data.get("checkpoint"), str) and not Path(data["checkpoint"]).is_absolute():
+        data["checkpoint"] = str(package_file(data["checkpoint"]))
+    clip = data.get("clip")
+    if isinstance(clip, dict) and isinstance(clip.get("checkpoint"), str) and not Path(clip["checkpoint"]).is_absolute():
+        clip["checkpoint"] = str(package_file(clip["checkpoint"]))
+    return data
+
+
 def load_config(name_or_path: str | Path, overrides: dict | None = None) -> PipelineConfig:
-    """A preset name or a YAML file (which may say `preset: NAME` to start from one), plus overrides."""
+    """A preset name or a YAML file (which may say `preset: NAME` to start from one), plus overrides.
+
+    Relative weight paths in a preset are the package's shipped models; in your own YAML file they are relative
+    to the working directory."""
     text = str(name_or_path)
     if text in preset_names():
-        data = {"name": text, **_read_yaml(PRESET_DIR / f"{text}.yaml")}
+        data = _read_preset(text)
     else:
         path = Path(text)
         if not path.exists():
@@ -263,7 +279,7 @@ def load_config(name_or_path: str | Path, overrides: dict | None = None) -> Pipe
         if preset is not None:
             if preset not in preset_names():
                 raise ConfigError(f"config {path}: unknown preset {preset!r}")
-            data = _merge({"name": preset, **_read_yaml(PRESET_DIR / f"{preset}.yaml")}, data)
+            data = _merge(_read_preset(preset), data)
     if overrides:
         data = _merge(data, overrides)
     return from_dict(PipelineConfig, data)

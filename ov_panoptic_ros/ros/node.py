@@ -39,6 +39,7 @@ from ov_panoptic_ros.bridge.problems import PROBLEMS, InputError
 from ov_panoptic_ros.bridge.stamps import stamp_to_ns
 from ov_panoptic_ros.bridge.sync import CameraSynchronizer, FrameAssembler, SyncedFrame
 from ov_panoptic_ros.core.allocator import keep_freed_memory
+from ov_panoptic_ros.core.assets import package_file
 from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
 from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocabulary, VocabularyError
@@ -120,17 +121,8 @@ class _GroupedParameterService(ParameterService):
 
 
 def default_calibration_file() -> Path:
-    """The packaged demo calibration: ament share dir when installed, else sys.prefix/share, else the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory(PACKAGE)) / "config" / "calibration_demo.yaml"
-    except Exception:  # not installed through colcon/ament: PackageNotFoundError, or no ament_index
-        pass
-    installed = Path(sys.prefix) / "share" / PACKAGE / "config" / "calibration_demo.yaml"
-    if installed.exists():
-        return installed
-    return Path(__file__).resolve().parents[2] / "config" / "calibration_demo.yaml"
+    """The packaged demo calibration (core.assets finds it in an install or the source tree)."""
+    return package_file("config/calibration_demo.yaml")
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
