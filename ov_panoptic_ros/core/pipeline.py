@@ -17,6 +17,7 @@ from ov_panoptic_ros.core.config import PipelineConfig
 from ov_panoptic_ros.core.frame import Frame, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.core.vision.backend import build_encoders
+from ov_panoptic_ros.core.vision.features import PointFeatures
 from ov_panoptic_ros.core.vision.open_clip_dense import sample_seen_point_features
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings, TextEncoder
 from ov_panoptic_ros.core.zeroshot import ZeroShotSegmenter
@@ -104,10 +105,11 @@ class PanopticPipeline:
     def set_vocabulary(self, vocabulary: Vocabulary) -> None:
         self.activate(self.prepare_vocabulary(vocabulary))
 
-    @torch.inference_mode()
-    def __call__(self, frame: Frame) -> PanopticResult:
-        active = self._active  # read once: one vocabulary for the whole frame
-        timer = StageTimer(self.device)
+    @torch.no_grad()  # not inference_mode: training saves these tensors for backward (inside __call__ it still is)
+    def point_features(self, frame: Frame, timer: StageTimer | None = None) -> tuple[torch.Tensor, PointFeatures]:
+        """The frozen front half, before any head: the points on the device and the CLIP features of the points
+        the cameras see. Inference and training both take their network inputs from here (one code path)."""
+        timer = timer or StageTimer(self.device)
         host_points = torch.from_numpy(frame.points)
         points = host_points.to(self.device)
         with timer("project"):  # on the host, where the points arrive; the pairs go to the device
@@ -116,6 +118,13 @@ class PanopticPipeline:
             features = self.encoder.encode(frame.images)
         with timer("sample"):
             sampled = sample_seen_point_features(features, projection)
+        return points, sampled
+
+    @torch.inference_mode()
+    def __call__(self, frame: Frame) -> PanopticResult:
+        active = self._active  # read once: one vocabulary for the whole frame
+        timer = StageTimer(self.device)
+        points, sampled = self.point_features(frame, timer)
         if self.network is None:
             result = self.zeroshot(points, sampled, active, timer)
         else:

@@ -13,14 +13,14 @@ from typing import Callable
 
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
 from ov_panoptic_ros.core.frame import Frame, PanopticResult
-from ov_panoptic_ros.data.bag.errors import BagReadError
 from ov_panoptic_ros.data.bag.layout import BagTopics
 from ov_panoptic_ros.data.bag.source import BagFrameSource
 from ov_panoptic_ros.data.source import GroundTruth
 from ov_panoptic_ros.eval.errors import ReplayError
+from ov_panoptic_ros.eval.evaluate import ScoredFrames, score_frames
 from ov_panoptic_ros.eval.metrics import NUSCENES_MIN_POINTS
 from ov_panoptic_ros.eval.prediction_bag import PredictionBag
-from ov_panoptic_ros.eval.run_stats import FrameSample, RunStats, SampleKeeper, percentiles
+from ov_panoptic_ros.eval.run_stats import RunStats, SampleKeeper, percentiles
 from ov_panoptic_ros.eval.scoring import Scorer, user_table
 from ov_panoptic_ros.eval.summary import scored_run_summary, vocabulary_summary
 
@@ -41,12 +41,9 @@ class OfflineRun:
     source: BagFrameSource
     config: PipelineConfig
     pipeline: object
-    scorer: Scorer
-    stats: RunStats
-    samples: SampleKeeper
+    frames: ScoredFrames
     out_bag: PredictionBag | None = None
     pipeline_init_s: float = 0.0
-    loop_s: float = 0.0
     every: int = 1
     max_frames: int | None = None
     output_bag: Path | None = field(default=None)
@@ -94,61 +91,34 @@ def _prepare(source: BagFrameSource, cfg: PipelineConfig, pipeline, table, min_p
     stats = RunStats(source.problems)
     if source.reader.partial_reason:
         stats.partial_reasons.append(source.reader.partial_reason)
-    return OfflineRun(source, cfg, pipeline, scorer, stats, SampleKeeper(len(source), figure_frames),
-                      pipeline_init_s=init_s)
+    frames = ScoredFrames(scorer, stats, SampleKeeper(len(source), figure_frames))
+    return OfflineRun(source, cfg, pipeline, frames, pipeline_init_s=init_s)
 
 
 def _loop(run: OfflineRun, progress: bool, on_frame) -> None:
-    """Run every frame; Ctrl-C or a damaged bag end the loop early and mark the run partial."""
-    from tqdm import tqdm
+    """The shared frame loop (eval/evaluate.py), plus the predictions bag and the caller's hook per frame."""
+    def after(index: int, frame: Frame, result: PanopticResult, truth: GroundTruth) -> None:
+        if run.out_bag is not None:
+            run.out_bag.write(frame, result, truth)
+        if on_frame is not None:
+            on_frame(index, result)
 
-    stats = run.stats
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(run.source) or None, unit="frame", desc="replay", disable=not progress, dynamic_ncols=True)
     try:
-        for frame, truth in run.source:
-            _process(run, run.source.position, frame, truth, on_frame)
-            bar.update(stats.processed + stats.skipped - bar.n)
-            bar.set_postfix(skipped=stats.skipped, refresh=False)
-    except KeyboardInterrupt:
-        stats.partial_reasons.append(f"interrupted (Ctrl-C) after {stats.processed} scored frames")
-    except BagReadError as e:
-        stats.partial_reasons.append(str(e))
+        score_frames(run.source, run.pipeline, run.frames, progress=progress, desc="replay", after=after)
     finally:
-        bar.update(stats.processed + stats.skipped - bar.n)
-        bar.close()
-        run.loop_s = time.perf_counter() - t0
         if run.out_bag is not None:
             run.out_bag.close()
-
-
-def _process(run: OfflineRun, index: int, frame: Frame, truth: GroundTruth, on_frame) -> None:
-    start = time.perf_counter()
-    try:
-        result = run.pipeline(frame)
-    except (ValueError, RuntimeError) as e:  # one bad frame must not end a long evaluation
-        run.stats.skip(index, frame.stamp_ns, "pipeline_error", f"{type(e).__name__}: {e}")
-        return
-    latency_ms = (time.perf_counter() - start) * 1e3
-    run.scorer.add(result.labels, result.instance_ids, truth.labels, truth.instance_ids)
-    run.stats.done(frame, latency_ms, result.timings_ms)
-    run.samples.offer(FrameSample(index, frame.stamp_ns, frame, result.labels, result.instance_ids,
-                                  truth.labels, truth.instance_ids))
-    if run.out_bag is not None:
-        run.out_bag.write(frame, result, truth)
-    if on_frame is not None:
-        on_frame(index, result)
 
 
 def _finish(run: OfflineRun, out: Path) -> dict:
     from ov_panoptic_ros.eval.report import write_report
 
-    source, stats = run.source, run.stats
+    source, stats, loop_s = run.source, run.frames.stats, run.frames.loop_s
     reader = source.reader
     bag_read_s = reader.read_s + reader.decode_s
     doc = {
         "mode": "offline",
-        **scored_run_summary(reader, stats, run.scorer, run.output_bag),
+        **scored_run_summary(reader, stats, run.frames.scorer, run.output_bag),
         "config": run.config.name,
         "pipeline_mode": getattr(run.pipeline, "mode", type(run.pipeline).__name__),
         "vocabulary": vocabulary_summary(run.pipeline.vocabulary),
@@ -157,11 +127,11 @@ def _finish(run: OfflineRun, out: Path) -> dict:
         "latency_ms": percentiles(stats.latency_ms),
         "stage_latency_ms": {k: percentiles(v) for k, v in stats.stage_ms.items()},
         "timing": {
-            "wall_s": run.loop_s, "pipeline_init_s": run.pipeline_init_s, "bag_read_s": bag_read_s,
+            "wall_s": loop_s, "pipeline_init_s": run.pipeline_init_s, "bag_read_s": bag_read_s,
             "bag_storage_read_s": reader.read_s, "bag_deserialize_s": reader.decode_s,
-            "bag_read_share": bag_read_s / run.loop_s if run.loop_s > 0 else None,
+            "bag_read_share": bag_read_s / loop_s if loop_s > 0 else None,
             "bag_bytes_read": reader.bytes_read,
-            "frames_per_s": stats.processed / run.loop_s if run.loop_s > 0 else None,
+            "frames_per_s": stats.processed / loop_s if loop_s > 0 else None,
         },
     }
-    return write_report(out, doc, run.scorer, run.samples.result())
+    return write_report(out, doc, run.frames.scorer, run.frames.samples.result())
