@@ -90,33 +90,10 @@ def test_the_same_run_twice_gives_identical_weights(tmp_path, uninterrupted):
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-class IndexedSource:
-    """The synthetic street with random access: the trainer shuffles it by index."""
-
-    def __init__(self, source):
-        self.items = list(source)
-        self.classes, self.problems, self.position = source.classes, source.problems, -1
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-    def __iter__(self):
-        return iter(self.items)
-
-
-@pytest.mark.parametrize("kind", ["iterable", "indexed"])
-def test_resume_equals_uninterrupted_training(tmp_path, uninterrupted, kind, monkeypatch):
+def test_resume_equals_uninterrupted_training(tmp_path, uninterrupted):
+    """Interrupted mid-epoch (position 8 of a 3-frame street, batches of two), then continued; a shuffled,
+    random-access source resumes through the same position (test_train_parts.py)."""
     pipeline_config, cfg = uninterrupted
-    if kind == "indexed":  # the reference reads in order; shuffled, it is its own reference
-        import ov_panoptic_ros.train.labels as labels
-
-        opened = labels.open_source
-        monkeypatch.setattr(labels, "open_source", lambda spec, **o: IndexedSource(opened(spec, **o)))
-        cfg = dataclasses.replace(cfg, out=str(tmp_path / "reference"))
-        train(pipeline_config, cfg, progress=False)
     resumed = dataclasses.replace(cfg, out=str(tmp_path / "resumed"), checkpoint_every=2)
 
     def ctrl_c(step):
@@ -133,3 +110,13 @@ def test_resume_equals_uninterrupted_training(tmp_path, uninterrupted, kind, mon
     assert all(torch.equal(reference[k], continued[k]) for k in reference)
     assert scalars(Path(resumed.out), "loss/total") == scalars(Path(cfg.out), "loss/total")  # one run's log
     assert scalars(Path(resumed.out), "lr") == scalars(Path(cfg.out), "lr")
+
+
+def test_a_training_frame_without_ground_truth_stops_the_run_naming_it(tmp_path):
+    from ov_panoptic_ros.train.data import TrainingDataError
+
+    pipeline_config, cfg = tiny_config(tmp_path, steps=2, data={"spec": "synthetic:1",
+                                                                "options": {**TINY_DATA, "ground_truth": False}})
+    with pytest.raises(TrainingDataError, match="training frame at position 0 .* has no ground truth"):
+        train(pipeline_config, cfg, progress=False)
+    assert not (Path(cfg.out) / "checkpoint.pt").exists()

@@ -3,7 +3,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from train_ddp_worker import step_gradients

@@ -4,10 +4,12 @@ import sys
 
 import torch
 
+from ov_panoptic_ros.core.model.targets import ClassSplit
+from ov_panoptic_ros.data.factory import open_source
 from ov_panoptic_ros.train.config import load_train_config
 from ov_panoptic_ros.train.data import FrameOrder
 from ov_panoptic_ros.train.distributed import Distributed
-from ov_panoptic_ros.train.labels import ExampleMaker, open_labelled
+from ov_panoptic_ros.train.labels import ExampleMaker, source_labels
 from ov_panoptic_ros.train.trainer import Trainer
 
 
@@ -15,10 +17,11 @@ def step_gradients(config_path: str, out_path: str, overrides: dict | None = Non
     pipeline_config, cfg = load_train_config(config_path, overrides)
     dist = Distributed(torch.device("cpu"))
     try:
-        trainer = Trainer(pipeline_config, cfg, dist)
-        source, lut = open_labelled(cfg.data, trainer.split, "train.data")
-        maker = ExampleMaker(trainer.pipeline, trainer.split, lut)
-        frames = FrameOrder(source, cfg.seed, dist.rank, dist.world).frames(0)
+        split = ClassSplit.from_config(pipeline_config.vocabulary)
+        trainer = Trainer(pipeline_config, cfg, dist, split)
+        _, lut = source_labels(cfg.data, split, "train.data")
+        maker = ExampleMaker(trainer.pipeline, split, lut)
+        frames = FrameOrder(open_source(cfg.data.spec, **cfg.data.options), cfg.seed, dist.rank, dist.world).frames(0)
         examples = []
         for _ in range(cfg.batch_frames):
             position, frame, truth = next(frames)

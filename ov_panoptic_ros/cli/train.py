@@ -22,11 +22,12 @@ def train(
     """Train the 3D network: checkpoints, TensorBoard + CSV logs and validation reports in the run directory.
     Ctrl-C saves a checkpoint after the current step (exit 130); rerunning the command continues it."""
     from ov_panoptic_ros.train.config import load_train_config
+
+    overrides = {k: v for k, v in (("out", str(out) if out else None), ("steps", steps)) if v is not None}
+    pipeline_config, train_config = load_train_config(config, overrides)  # config errors before the slow imports
     from ov_panoptic_ros.train.loop import train as run_training
     from ov_panoptic_ros.train.trainer import NonFiniteLossError
 
-    overrides = {k: v for k, v in (("out", str(out) if out else None), ("steps", steps)) if v is not None}
-    pipeline_config, train_config = load_train_config(config, overrides)
     try:
         result = run_training(pipeline_config, train_config, resume=resume, progress=progress)
     except NonFiniteLossError as e:  # the run started; its last good checkpoint is on disk

@@ -65,7 +65,8 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def rng_states() -> dict:
     """Python, numpy and torch (CPU and every CUDA device) generator states, as weights_only-loadable values."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+    return {"python": random.getstate(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 

@@ -164,5 +164,6 @@ def differences(saved, current, saved_as: str, current_as: str, where: str = "")
     """'key: A in <saved_as>, B in <current_as>' for every leaf where two identities differ."""
     if isinstance(saved, dict) and isinstance(current, dict):
         return [d for k in sorted(set(saved) | set(current))
-                for d in differences(saved.get(k), current.get(k), saved_as, current_as, f"{where}.{k}" if where else k)]
+                for d in differences(saved.get(k), current.get(k), saved_as, current_as,
+                                     f"{where}.{k}" if where else k)]
     return [] if saved == current else [f"{where}: {saved!r} in {saved_as}, {current!r} in {current_as}"]

@@ -19,7 +19,7 @@ from ov_panoptic_ros.core.frame import UNLABELED, Frame
 from ov_panoptic_ros.core.model.targets import ClassSplit, PanopticTargets
 from ov_panoptic_ros.core.vision.features import PointFeatures
 from ov_panoptic_ros.data.factory import open_source
-from ov_panoptic_ros.data.source import FrameSource, GroundTruth
+from ov_panoptic_ros.data.source import GroundTruth
 from ov_panoptic_ros.eval.metrics import LabelMapping
 from ov_panoptic_ros.eval.scoring import mapping_table
 from ov_panoptic_ros.train.config import SourceConfig
@@ -90,13 +90,18 @@ class ExampleMaker:
         return Example(points, features, intensity, self.split.targets(labels, instance_ids))
 
 
-def open_labelled(src: SourceConfig, split: ClassSplit, where: str) -> tuple[FrameSource, np.ndarray]:
-    """The source `src` names, with its ground-truth classes mapped onto the split's vocabulary (ConfigError
-    naming `where` when its options do not fit it, it has no ground truth, or a class does not map)."""
+def source_labels(src: SourceConfig, split: ClassSplit, where: str) -> tuple[ClassInfo, np.ndarray]:
+    """The ground-truth classes of the source `src` names and their map onto the split's vocabulary
+    (vocabulary_lut); ConfigError naming `where` when its options do not fit it or it has no ground truth.
+    The source is opened only to read its classes: its frames are read elsewhere (reader.py)."""
     try:
         source = open_source(src.spec, **src.options)
     except TypeError as e:  # an option the source does not take
         raise ConfigError(f"{where}.options {src.options} do not fit the source {src.spec!r}: {e}") from e
-    if source.classes is None:
+    classes = source.classes
+    close = getattr(source, "close", None)  # a bag holds its file open
+    if close is not None:
+        close()
+    if classes is None:
         raise ConfigError(f"{where}.spec {src.spec!r} has no ground truth to train or validate with")
-    return source, vocabulary_lut(source.classes, split, f"{where}.spec {src.spec!r}")
+    return classes, vocabulary_lut(classes, split, f"{where}.spec {src.spec!r}")

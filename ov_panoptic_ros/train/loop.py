@@ -21,14 +21,15 @@ import torch
 
 from ov_panoptic_ros.core.config import PipelineConfig
 from ov_panoptic_ros.core.model.checkpoint import save_checkpoint
+from ov_panoptic_ros.core.model.targets import ClassSplit
 from ov_panoptic_ros.core.pipeline import resolve_device
 from ov_panoptic_ros.train import checkpoint as ckpt
 from ov_panoptic_ros.train.config import TrainConfig, config_hash, plain, run_identity
-from ov_panoptic_ros.train.data import FrameOrder
 from ov_panoptic_ros.train.distributed import Distributed
-from ov_panoptic_ros.train.labels import ExampleMaker, open_labelled
+from ov_panoptic_ros.train.labels import ExampleMaker, source_labels
 from ov_panoptic_ros.train.logbook import Logbook
 from ov_panoptic_ros.train.prefetch import Prefetcher
+from ov_panoptic_ros.train.reader import FrameReader
 from ov_panoptic_ros.train.trainer import LOGGED_TERMS, NonFiniteLossError, Trainer, check_finite
 from ov_panoptic_ros.train.validation import Validator
 
@@ -86,10 +87,13 @@ class _Run:
         self.cfg, self.dist, self.out = cfg, dist, Path(cfg.out)
         self.identity = run_identity(pipeline_config, cfg)
         self.hash = config_hash(self.identity)
-        self.trainer = Trainer(pipeline_config, cfg, dist)
-        self.source, lut = open_labelled(cfg.data, self.trainer.split, "train.data")
-        self.maker = ExampleMaker(self.trainer.pipeline, self.trainer.split, lut)
-        self.validator = Validator(cfg.val, self.trainer.split, cfg.val_figures) if cfg.val.spec else None
+        # The cheap checks first, so that a refused run fails before the pipeline is built.
+        self.found = ckpt.check_run_dir(self.out, self.identity, self.hash) if dist.main else False
+        split = ClassSplit.from_config(pipeline_config.vocabulary)
+        _, lut = source_labels(cfg.data, split, "train.data")
+        self.validator = Validator(cfg.val, split, cfg.val_figures) if cfg.val.spec else None
+        self.trainer = Trainer(pipeline_config, cfg, dist, split)
+        self.maker = ExampleMaker(self.trainer.pipeline, split, lut)
         self.step, self.position, self.epoch_frames = 0, 0, None
         self.saved_step = self.validated_step = 0
         self.validation: dict | None = None
@@ -101,26 +105,26 @@ class _Run:
             ckpt.write_run_file(self.out, self.identity, self.hash, {"pipeline": self.trainer.config.to_dict(),
                                                                     "train": plain(self.cfg)})
             log = Logbook(self.out, self.step)
-        self.order = FrameOrder(self.source, self.cfg.seed, self.dist.rank, self.dist.world, self.cfg.cache_frames,
-                                self.epoch_frames)
-        data = Prefetcher(self.order.frames(self.position), lambda g, frame, truth: self.maker(frame, truth),
-                          self.cfg.prefetch)
+        cfg = self.cfg
+        self.reader = FrameReader(cfg.data, cfg.seed, self.dist.rank, self.dist.world, cfg.cache_frames,
+                                  self.epoch_frames, self.position, cfg.prefetch)
+        data = Prefetcher(iter(self.reader), lambda g, frame, truth: self.maker(frame, truth), cfg.prefetch)
         try:
             with StopRequest() as stop:
                 return self._loop(data, log, stop, progress, on_step)
         finally:
             data.close()
+            self.reader.close()
             if log is not None:
                 log.close()
 
     def _restore(self, resume: bool) -> None:
-        """Rank 0 checks OUT and reads the checkpoint; every rank gets the state (or the error) from it."""
+        """Rank 0 reads the checkpoint; every rank gets the state (or the error) from it."""
         reply = None
         if self.dist.main:
             try:
-                found = ckpt.check_run_dir(self.out, self.identity, self.hash)
-                state = ckpt.load_state(self.out, self.identity, self.hash, self.trainer.clip_model_id) if found \
-                    else None
+                state = ckpt.load_state(self.out, self.identity, self.hash, self.trainer.clip_model_id) \
+                    if self.found else None
                 if resume and state is None:
                     raise ckpt.RunDirError(f"--resume: {self.out} holds no checkpoint of this run")
                 reply = ("ok", state)
@@ -189,7 +193,7 @@ class _Run:
         if not self.dist.main:
             return
         state = {"config_hash": self.hash, "identity": self.identity, "clip_model_id": self.trainer.clip_model_id,
-                 "step": self.step, "data": {"position": self.position, "epoch_frames": self.order.epoch_frames},
+                 "step": self.step, "data": {"position": self.position, "epoch_frames": self.reader.epoch_frames},
                  "rng": ckpt.rng_states(), **self.trainer.state_dict()}
         ckpt.save_state(self.out, state)
         save_checkpoint(self.out / ckpt.NETWORK_FILE, self.trainer.network, self.trainer.config,

@@ -41,10 +41,6 @@ class Precision:
         self.device = device
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype is torch.float16 else None
 
-    @property
-    def name(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
-
     def autocast(self):
         if self.dtype is None:
             return contextlib.nullcontext()

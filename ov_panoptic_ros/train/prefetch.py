@@ -1,11 +1,9 @@
-"""Data never starves training: frames are read and turned into examples on a background thread, into a
-bounded queue, while the main thread trains.
+"""Data never starves training: examples (a frame's CLIP point features and targets) are prepared on a
+background thread into a bounded queue while the training thread trains.
 
-A thread, not a process: measured on 2 CPU cores (bench/train.py), the heavy parts (ray casting, projection,
-CLIP, sampling) run in numpy/torch/C code that releases the GIL, and a thread shares the pipeline's frozen
-encoder and the frame cache instead of copying them and every example across a process boundary.
-`wait_s` is the time training spent blocked on the queue: the share of step time it takes is the measure of
-starvation.
+A thread of the training process, because the frozen encoder lives there (on the GPU when there is one) and
+its torch work releases the GIL; the frames themselves come from a child process (reader.py). `wait_s` is
+the time training spent blocked on the queue: its share of the wall time is the measure of starvation.
 """
 from __future__ import annotations
 

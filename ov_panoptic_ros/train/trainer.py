@@ -33,11 +33,11 @@ class NonFiniteLossError(RuntimeError):
 
 
 class Trainer:
-    def __init__(self, pipeline_config: PipelineConfig, cfg: TrainConfig, dist: Distributed):
-        self.cfg, self.dist = cfg, dist
+    def __init__(self, pipeline_config: PipelineConfig, cfg: TrainConfig, dist: Distributed, split: ClassSplit):
+        """`split`: ClassSplit.from_config(pipeline_config.vocabulary), made by the caller for its own checks."""
+        self.cfg, self.dist, self.split = cfg, dist, split
         self.config = dataclasses.replace(pipeline_config, checkpoint=None, device=str(dist.device))
         self.pipeline = PanopticPipeline(self.config)  # the split's dataset vocabulary is its active one
-        self.split = ClassSplit.from_config(self.config.vocabulary)
         self.train_embeddings = self.split.train_embeddings(self.pipeline.prepare_vocabulary(self.split.dataset))
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)

@@ -12,7 +12,7 @@ from ov_panoptic_ros.core.model.targets import ClassSplit
 from ov_panoptic_ros.data.factory import open_source
 from ov_panoptic_ros.eval.evaluate import evaluate
 from ov_panoptic_ros.train.config import SourceConfig
-from ov_panoptic_ros.train.labels import open_labelled, split_classes
+from ov_panoptic_ros.train.labels import source_labels, split_classes
 
 SCALARS = {"val/PQ": ("PQ", None), "val/PQ_base": ("PQ", "base"), "val/PQ_novel": ("PQ", "novel"),
            "val/mIoU": ("mIoU", None), "val/mIoU_base": ("mIoU", "base"), "val/mIoU_novel": ("mIoU", "novel")}
@@ -21,9 +21,8 @@ SCALARS = {"val/PQ": ("PQ", None), "val/PQ_base": ("PQ", "base"), "val/PQ_novel"
 class Validator:
     def __init__(self, src: SourceConfig, split: ClassSplit, figures: bool):
         self.src, self.figures = src, figures
-        source, lut = open_labelled(src, split, "train.val")  # a class that does not map fails here, at start
-        self.classes = split_classes(source.classes, lut, split)
-        _close(source)
+        classes, lut = source_labels(src, split, "train.val")  # a class that does not map fails here, at start
+        self.classes = split_classes(classes, lut, split)
 
     def __call__(self, pipeline, out: Path, step: int) -> dict[str, float | None]:
         """Write the report of `step` and return its scalars (None where a group has no class)."""
@@ -33,13 +32,9 @@ class Validator:
                            figures=self.figures, figure_frames=2, progress=False, desc="validate",
                            extra={"source": self.src.spec, "step": step})
         finally:
-            _close(source)
+            close = getattr(source, "close", None)  # a bag holds its file open
+            if close is not None:
+                close()
         metrics = doc["metrics"] or {}
         return {tag: (metrics if group is None else metrics.get("groups", {}).get(group, {})).get(key)
                 for tag, (key, group) in SCALARS.items()}
-
-
-def _close(source) -> None:
-    close = getattr(source, "close", None)  # bag sources hold the file open
-    if close is not None:
-        close()
