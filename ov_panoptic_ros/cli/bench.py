@@ -21,6 +21,7 @@ BENCHMARKS = {
     "replay": ("ov_panoptic_ros.bench.replay", "bench_replay"),
     "live": ("ov_panoptic_ros.bench.live", "bench_live"),
     "world": ("ov_panoptic_ros.data.world.bench", "bench_world"),
+    "train": ("ov_panoptic_ros.bench.train", "bench_train"),
 }
 
 
