@@ -18,6 +18,7 @@ import torch
 from ov_panoptic_ros.core.config import PipelineConfig
 from ov_panoptic_ros.core.model.losses import TERMS, PanopticLoss
 from ov_panoptic_ros.core.model.network import build_network
+from ov_panoptic_ros.core.model.outputs import NetworkOutputs
 from ov_panoptic_ros.core.model.targets import ClassSplit
 from ov_panoptic_ros.core.pipeline import PanopticPipeline
 from ov_panoptic_ros.train.config import TrainConfig
@@ -64,9 +65,10 @@ class Trainer:
         terms = torch.zeros(len(LOGGED_TERMS), dtype=torch.float64, device=self.dist.device)
         for i, ex in enumerate(examples):
             sync = i == len(examples) - 1 or not self.dist.enabled
-            with self.model.no_sync() if not sync else contextlib.nullcontext(), self.precision.autocast():
-                outputs = self.model(ex.points, ex.features, self.train_embeddings, ex.intensity)
-                losses = self.loss(outputs, ex.targets)
+            with self.model.no_sync() if not sync else contextlib.nullcontext():
+                with self.precision.autocast():
+                    outputs = self.model(ex.points, ex.features, self.train_embeddings, ex.intensity)
+                losses = self.loss(in_fp32(outputs), ex.targets)
                 self.precision.backward(losses["total"] / len(examples))
             terms += torch.stack([losses[t].detach().double() for t in LOGGED_TERMS]) / len(examples)
         return terms
@@ -90,6 +92,15 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.precision.load_state_dict(state["precision"])
+
+
+def in_fp32(outputs: NetworkOutputs) -> NetworkOutputs:
+    """The losses run in fp32: autocast leaves the decoder's outputs in half precision, and the matcher's costs
+    go to numpy, which has no bfloat16. A no-op for fp32 outputs."""
+    return dataclasses.replace(outputs, mask_logits=[t.float() for t in outputs.mask_logits],
+                               class_logits=[t.float() for t in outputs.class_logits],
+                               class_embed=[t.float() for t in outputs.class_embed],
+                               voxel_clip=outputs.voxel_clip.float())
 
 
 def check_finite(terms: torch.Tensor, step: int) -> None:
