@@ -1,11 +1,13 @@
 """Every logged scalar goes to TensorBoard event files (OUT/tensorboard) and to OUT/scalars.csv (step, tag,
-value), rank 0 only. A resumed run first drops what the interrupted one logged after its checkpoint (the
-CSV rows, and TensorBoard's events through `purge_step`), so the logs read as one uninterrupted run.
+value), rank 0 only; StepWindow adds steps/s and the share of time spent waiting for data over each logged
+window. A resumed run first drops what the interrupted one logged after its checkpoint (the CSV rows, and
+TensorBoard's events through `purge_step`), so the logs read as one uninterrupted run.
 """
 from __future__ import annotations
 
 import csv
 import math
+import time
 from pathlib import Path
 
 CSV_FILE, TENSORBOARD_DIR = "scalars.csv", "tensorboard"
@@ -38,3 +40,28 @@ class Logbook:
     def close(self) -> None:
         self._writer.close()
         self._file.close()
+
+
+class StepWindow:
+    """Steps/s and the share of wall time spent waiting for data, over the steps since the last log."""
+
+    def __init__(self, data):
+        """`data`: what training waits on; its `wait_s` counts the seconds waited."""
+        self.data = data
+        self._reset()
+
+    def _reset(self) -> None:
+        self.t, self.wait, self.steps = time.perf_counter(), self.data.wait_s, 0
+
+    def tick(self) -> None:
+        self.steps += 1
+
+    def share(self) -> float:
+        elapsed = time.perf_counter() - self.t
+        return (self.data.wait_s - self.wait) / elapsed if elapsed > 0 else 0.0
+
+    def scalars(self) -> dict:
+        elapsed = time.perf_counter() - self.t
+        out = {"time/steps_per_s": self.steps / elapsed, "time/data_wait_share": self.share()}
+        self._reset()
+        return out

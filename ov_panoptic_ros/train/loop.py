@@ -10,8 +10,6 @@ continues from it exactly: same weights, optimizer, schedule, RNG and data posit
 """
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +25,12 @@ from ov_panoptic_ros.train import checkpoint as ckpt
 from ov_panoptic_ros.train.config import TrainConfig, config_hash, plain, run_identity
 from ov_panoptic_ros.train.distributed import Distributed
 from ov_panoptic_ros.train.labels import ExampleMaker, source_labels
-from ov_panoptic_ros.train.logbook import Logbook
+from ov_panoptic_ros.train.logbook import Logbook, StepWindow
 from ov_panoptic_ros.train.prefetch import Prefetcher
 from ov_panoptic_ros.train.reader import FrameReader
+from ov_panoptic_ros.train.stop import StopRequest
 from ov_panoptic_ros.train.trainer import LOGGED_TERMS, NonFiniteLossError, Trainer, check_finite
 from ov_panoptic_ros.train.validation import Validator
-
 
 SHORT = {"object_distill": "obj", "voxel_distill": "vox"}  # progress bar labels
 
@@ -46,29 +44,6 @@ class TrainResult:
     validation: dict | None  # the last validation's scalars
     steps_per_s: float  # this session's steps
     data_wait_share: float  # of this session's wall time, spent waiting for prepared frames
-
-
-class StopRequest:
-    """Ctrl-C (or SIGTERM, which torchrun sends its workers on Ctrl-C) asks to stop after the current step;
-    a second Ctrl-C interrupts at once (the last checkpoint on disk stays whole)."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
-            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
 
 
 def train(pipeline_config: PipelineConfig, cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
@@ -143,14 +118,14 @@ class _Run:
         from tqdm import tqdm
 
         cfg, trainer, dist = self.cfg, self.trainer, self.dist
-        start_step, t0, window = self.step, time.perf_counter(), _Window(data)
+        start_step, t0, window = self.step, time.perf_counter(), StepWindow(data)
         bar = tqdm(total=cfg.steps, initial=self.step, unit="step", desc="train", dynamic_ncols=True,
                    disable=not (progress and dist.main))
         interrupted = False
         try:
             while self.step < cfg.steps and not interrupted:
                 terms = trainer.accumulate([next(data) for _ in range(cfg.batch_frames)])
-                reduced = dist.sum(torch.cat([terms, terms.new_tensor([float(stop.requested)])]).cpu())
+                reduced = dist.sum(torch.cat([terms, terms.new_tensor([float(stop.requested)])])).cpu()
                 terms, interrupted = reduced[:-1] / dist.world, bool(reduced[-1] > 0)
                 self._check_finite(terms)
                 lr = trainer.lr
@@ -205,27 +180,3 @@ class _Run:
             return
         self.validation = self.validator(self.trainer.pipeline, self.out, self.step)
         log.log(self.step, self.validation)
-
-
-class _Window:
-    """Steps/s and the share of wall time spent waiting for data, over the steps since the last log."""
-
-    def __init__(self, data: Prefetcher):
-        self.data = data
-        self._reset()
-
-    def _reset(self) -> None:
-        self.t, self.wait, self.steps = time.perf_counter(), self.data.wait_s, 0
-
-    def tick(self) -> None:
-        self.steps += 1
-
-    def share(self) -> float:
-        elapsed = time.perf_counter() - self.t
-        return (self.data.wait_s - self.wait) / elapsed if elapsed > 0 else 0.0
-
-    def scalars(self) -> dict:
-        elapsed = time.perf_counter() - self.t
-        out = {"time/steps_per_s": self.steps / elapsed, "time/data_wait_share": self.share()}
-        self._reset()
-        return out
