@@ -20,14 +20,14 @@ class Logbook:
 
         self.path = out / CSV_FILE
         rows = []
-        if resume_step and self.path.exists():
+        if self.path.exists():
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
         self._file = open(self.path, "w", newline="")
         self._csv = csv.writer(self._file)
         self._csv.writerow(COLUMNS)
         self._csv.writerows([r[c] for c in COLUMNS] for r in rows)
-        self._writer = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=resume_step + 1 if resume_step else None)
+        self._writer = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=resume_step + 1)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         for tag, value in scalars.items():

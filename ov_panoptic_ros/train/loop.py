@@ -77,8 +77,9 @@ class _Run:
         self._restore(resume)
         log = None
         if self.dist.main:
-            ckpt.write_run_file(self.out, self.identity, self.hash, {"pipeline": self.trainer.config.to_dict(),
-                                                                    "train": plain(self.cfg)})
+            if not self.found:
+                ckpt.write_run_file(self.out, self.identity, self.hash, {"pipeline": self.trainer.config.to_dict(),
+                                                                        "train": plain(self.cfg)})
             log = Logbook(self.out, self.step)
         cfg = self.cfg
         self.reader = FrameReader(cfg.data, cfg.seed, self.dist.rank, self.dist.world, cfg.cache_frames,
