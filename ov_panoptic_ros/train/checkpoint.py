@@ -62,23 +62,24 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def rng_states() -> dict:
-    """Python, numpy and torch (CPU and every CUDA device) generator states, as weights_only-loadable values."""
+def rng_states(device: torch.device) -> dict:
+    """Python, numpy, torch CPU and the training GPU's generator states, as weights_only-loadable values
+    (only the training device's: asking for every GPU's would open a CUDA context on each)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     return {"python": random.getstate(),
             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
-def set_rng_states(states: dict) -> None:
+def set_rng_states(states: dict, device: torch.device) -> None:
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = states["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if states["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"], device)
 
 
 def save_state(out: Path, state: dict) -> Path:
@@ -98,7 +99,8 @@ def load_state(out: Path, identity: dict, config_hash: str, clip_model_id: str) 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises assorted types for truncated or foreign files
-        raise CheckpointError(f"training checkpoint {path} cannot be read ({type(e).__name__}: {e});"
+        reason = (str(e).strip().splitlines() or [""])[0]  # some of torch's messages run over many lines
+        raise CheckpointError(f"training checkpoint {path} cannot be read ({type(e).__name__}: {reason});"
                               " delete it to start over, or choose another --out") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an ov_panoptic_ros training checkpoint")

@@ -113,7 +113,7 @@ class _Run:
             self.trainer.load_state_dict(value)
             self.step = self.saved_step = value["step"]
             self.position, self.epoch_frames = value["data"]["position"], value["data"]["epoch_frames"]
-            ckpt.set_rng_states(value["rng"])
+            ckpt.set_rng_states(value["rng"], self.dist.device)
 
     def _loop(self, data: Prefetcher, log: Logbook | None, stop: StopRequest, progress: bool, on_step) -> TrainResult:
         from tqdm import tqdm
@@ -170,7 +170,7 @@ class _Run:
             return
         state = {"config_hash": self.hash, "identity": self.identity, "clip_model_id": self.trainer.clip_model_id,
                  "step": self.step, "data": {"position": self.position, "epoch_frames": self.reader.epoch_frames},
-                 "rng": ckpt.rng_states(), **self.trainer.state_dict()}
+                 "rng": ckpt.rng_states(self.dist.device), **self.trainer.state_dict()}
         ckpt.save_state(self.out, state)
         save_checkpoint(self.out / ckpt.NETWORK_FILE, self.trainer.network, self.trainer.config,
                         self.trainer.clip_model_id)
