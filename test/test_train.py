@@ -3,6 +3,7 @@ equals an uninterrupted run, validation writes the evaluation report, the output
 import csv
 import dataclasses
 import json
+import multiprocessing
 import signal
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def test_fifty_steps_lower_the_loss_and_validation_writes_the_report(tmp_path):
     result = train(pipeline_config, cfg, progress=False)
     out = Path(cfg.out)
     assert result.step == 50 and not result.interrupted and 0 <= result.data_wait_share < 1
+    assert not multiprocessing.active_children()  # the frame reader is gone
 
     total = scalars(out, "loss/total")
     assert len(total) == 50
