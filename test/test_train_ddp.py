@@ -41,3 +41,16 @@ def test_two_gloo_processes_give_the_gradients_of_one_process_on_both_frames(tmp
     step_gradients(str(_config(tmp_path, 1)), str(tmp_path / "rank0_alone.pt"))
     alone = torch.load(tmp_path / "rank0_alone.pt", weights_only=True)["grads"]
     assert max(float((alone[n] - g).abs().max()) for n, g in one_grads.items()) > 1e-4
+
+
+def test_torchrun_runs_the_cli_with_rank_0_alone_writing(tmp_path):
+    config = _config(tmp_path, 1)
+    out = tmp_path / "run"
+    run = subprocess.run(TORCHRUN + ["--no-python", str(Path(sys.executable).parent / "ov-panoptic"), "train",
+                                     "--config", str(config), "--out", str(out), "--steps", "2", "--no-progress"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("done at step 2/2") == 1  # rank 1 says nothing
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 2 and state["data"]["position"] == 4  # two steps of one frame on each of two ranks
