@@ -47,6 +47,8 @@ TARGETS = (
     Target("world", "frames_100_s.wall", "synthetic world: 100 frames, 2 cameras, one core", "< 120 s",
            _below(120.0)),
     Target("live", "ctrl_c.exit_s", "Ctrl-C to exit of a live replay", "<= 2 s", _at_most(2.0)),
+    Target("train", "data_wait_share", "training: share of time waiting for data, tiny, 30k pts + 2 cams",
+           "< 0.1", _below(0.1)),
 )
 
 

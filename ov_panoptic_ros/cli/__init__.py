@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ov_panoptic_ros.cli import bench, config, demo, param, replay, synth, teacher, train  # noqa: F401 (each registers)
+    from ov_panoptic_ros.cli import bench, config, demo, param, replay, synth, teacher, train  # noqa: F401
     from ov_panoptic_ros.cli.app import main_exit
     from ov_panoptic_ros.core.allocator import keep_freed_memory
 
