@@ -35,7 +35,7 @@ UNHASHED_PIPELINE_KEYS = ("name", "checkpoint")  # training always starts from a
 
 @dataclass
 class SourceConfig:
-    """A FrameSource for data.factory.open_source: 'synthetic[:SEED]' or a bag path, with its keyword options."""
+    """A FrameSource for data.factory.open_source ('world[:SEED]', 'synthetic[:SEED]', a bag path) and its options."""
 
     spec: str | None = None  # None: no source (validation off)
     options: dict = field(default_factory=dict)  # e.g. frames, num_points, image_size (synthetic); every (bag)
