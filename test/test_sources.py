@@ -83,7 +83,7 @@ def test_the_world_by_name_and_recorded_by_the_synth_command(tmp_path):
     source = open_source("world:3", frames=2)
     items = list(source)
     assert len(items) == 2 and source.classes.n_classes == 16 and "bus" in source.classes.names
-    with pytest.raises(ValueError, match="seed after ':' must be an integer"):
+    with pytest.raises(ValueError, match="expected world, world:SEED or world:FIRST:STOP"):
         open_source("world:three")
 
     bag = tmp_path / "w.mcap"
@@ -100,3 +100,17 @@ def test_the_world_by_name_and_recorded_by_the_synth_command(tmp_path):
         replayed.close()
     again = subprocess.run([cli, "synth", "--out", str(bag), "--frames", "2"], capture_output=True, text=True)
     assert again.returncode == 2 and "exists already" in again.stderr
+
+
+def test_a_range_of_world_seeds_is_one_source_with_random_access():
+    source = open_source("world:3:5", frames=2, every=50, image_size=(96, 64))
+    assert len(source) == 4 and source.seeds == [3, 4]
+    assert source.frames_per_seed == 2 and source.config.image_size == (96, 64)
+    frame, truth = source[3]  # seed 4, frame 50
+    again, _ = open_source("world:4", frames=2, every=50, image_size=(96, 64))[1]
+    np.testing.assert_array_equal(frame.points, again.points)
+    assert frame.stamp_ns == again.stamp_ns and frame.images[0].shape == (64, 96, 3)
+    with pytest.raises(IndexError):
+        source[4]
+    with pytest.raises(ValueError, match="not in the drive"):
+        open_source("world:3", frames=5, every=50)

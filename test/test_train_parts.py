@@ -40,7 +40,9 @@ def _write(tmp_path, text: str):
     ("preset: tiny\ntrain: {schedule: {kind: linear}}\n", r"train.schedule.kind 'linear'"),
     ("preset: tiny\ntrain: {steps: 0}\n", r"train.steps must be a positive integer"),
     ("preset: tiny\ntrain: {data: {spec: synthetic}, val: {spec: 'synthetic:0'}}\n",
-     r"train.val.spec 'synthetic:0' is the training source 'synthetic'"),
+     r"train.val.spec 'synthetic:0' shares data with the training source 'synthetic'"),
+    ("preset: tiny\ntrain: {data: {spec: 'world:100:120'}, val: {spec: 'world:119:121'}}\n",
+     r"train.val.spec 'world:119:121' shares data with the training source 'world:100:120'"),
     ("preset: tiny\ntrain: {data: {spec: 'synthetic:3', options: [1]}}\n", r"source options must be a mapping"),
 ])
 def test_bad_configs_name_the_key(tmp_path, text, message):

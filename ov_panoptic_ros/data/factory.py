@@ -16,9 +16,21 @@ def _seed(text: str) -> int:
         raise ValueError(f"source {text!r}: the seed after ':' must be an integer") from None
 
 
+def world_seeds(text: str) -> list[int]:
+    """'world' -> [0]; 'world:7' -> [7]; 'world:100:120' -> seeds 100..119 (one drive each)."""
+    parts = text.split(":")[1:]
+    try:
+        if len(parts) == 2:
+            return list(range(int(parts[0]), int(parts[1])))
+        return [int(parts[0])] if parts and parts[0] else [0]
+    except ValueError:
+        raise ValueError(f"source {text!r}: expected world, world:SEED or world:FIRST:STOP") from None
+
+
 def open_source(spec: str | Path, **options) -> FrameSource:
     """A source by name or path:
-    - 'world[:SEED]': a drive of the synthetic world, 16 nuScenes classes (options: frames, start, config);
+    - 'world[:SEED]' or 'world:FIRST:STOP': drives of the synthetic world, 16 nuScenes classes (options: frames
+      per seed, start, every, cameras, image_size, duration_s);
     - 'synthetic[:SEED]': the small synthetic street (options: frames, num_points, num_cameras, image_size);
     - anything else: a bag in the evaluation layout (options: topics, calibration_file, every, max_frames)."""
     text = str(spec)
@@ -26,7 +38,7 @@ def open_source(spec: str | Path, **options) -> FrameSource:
     if name == WORLD:
         from ov_panoptic_ros.data.world.source import WorldSource
 
-        return WorldSource(seed=_seed(text), **options)
+        return WorldSource(seed=world_seeds(text), **options)
     if name == SYNTHETIC:
         from ov_panoptic_ros.data.synthetic_drive import SyntheticSource
 

@@ -99,18 +99,25 @@ class TrainConfig:
             raise ConfigError(f"train.amp {self.amp!r} is not one of {AMP_MODES}")
         if self.data.spec is None:
             raise ConfigError("train.data.spec: a training source is required")
-        if self.val.spec is not None and _source_key(self.val.spec) == _source_key(self.data.spec):
-            raise ConfigError(f"train.val.spec {self.val.spec!r} is the training source {self.data.spec!r}:"
-                              " validate on held-out data (another seed or recording)")
+        if self.val.spec is not None and _shared_data(self.val.spec, self.data.spec):
+            raise ConfigError(f"train.val.spec {self.val.spec!r} shares data with the training source "
+                              f"{self.data.spec!r}: validate on held-out data (other seeds or recordings)")
 
 
 def _source_key(spec: str) -> tuple:
-    """What makes two specs the same data: (generator, seed) for 'NAME[:SEED]' (no seed = 0, as open_source
-    reads it), the resolved path for a recording."""
-    match = re.fullmatch(r"([A-Za-z_][\w-]*)(?::(\d+))?", spec)
+    """What data a spec names: (generator, seeds) for 'NAME[:SEED]' or 'NAME:FIRST:STOP' (no seed = 0, as
+    open_source reads it), the resolved path for a recording."""
+    match = re.fullmatch(r"([A-Za-z_][\w-]*)(?::(\d+))?(?::(\d+))?", spec)
     if match and not Path(spec).exists():
-        return ("generator", match.group(1), int(match.group(2) or 0))
-    return ("path", str(Path(spec).resolve()))
+        first = int(match.group(2) or 0)
+        stop = int(match.group(3)) if match.group(3) else first + 1
+        return ("generator", match.group(1), frozenset(range(first, stop)))
+    return ("path", str(Path(spec).resolve()), frozenset())
+
+
+def _shared_data(a: str, b: str) -> bool:
+    ka, kb = _source_key(a), _source_key(b)
+    return ka[:2] == kb[:2] and (ka[0] == "path" or bool(ka[2] & kb[2]))
 
 
 def config_names() -> list[str]:
