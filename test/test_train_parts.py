@@ -20,7 +20,7 @@ from ov_panoptic_ros.train.prefetch import Prefetcher
 
 # ------------------------------------------------------------------------------------------------ config
 def test_the_shipped_config_loads(tmp_path):
-    pipeline, train = load_train_config("synthetic", {"steps": 7})
+    pipeline, train = load_train_config("street", {"steps": 7})
     assert pipeline.name == "tiny" and train.steps == 7 and train.data.spec == "synthetic:0"
     assert train.val.spec == "synthetic:1000" and train.schedule.kind == "cosine"
 
