@@ -19,7 +19,7 @@
    the 6 cameras (also reported apart), packing, markers, publishing to a subscriber in another process.
    Not counted: DDS delivery/deserialization of the inputs (callbacks are called directly), the model.
    Frames go back to back (the next is sent when the node has published the last), and the process keeps
-   freed memory as the node's main() does (core.allocator). Projection is the C kernel
+   freed memory as the node's main() does (core.process). Projection is the C kernel
    (core/_projection.c, one thread whatever the torch thread count, which is still reported).
 3. `rss`: the same path for 2000 frames; RSS every 100 frames; trend after a 100-frame warm-up.
 """
@@ -318,7 +318,7 @@ def bench_ros(quick: bool = False) -> dict:
     """All ROS-layer benchmarks; quick mode uses fewer repetitions and frames."""
     import rclpy
 
-    from ov_panoptic_ros.core.allocator import keep_freed_memory
+    from ov_panoptic_ros.core.process import keep_freed_memory
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     keep_freed_memory()  # as the node's main() does

@@ -1,11 +1,13 @@
-"""`ov-panoptic`: one command group per module (demo, replay + play, train, bench, config), on one typer app."""
+"""`ov-panoptic`: one command group per module, on one typer app (cli/app.py): demo, synth, replay + play,
+evaluate, train, train-teacher, param + vocab, bench, config."""
 from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ov_panoptic_ros.cli import bench, config, demo, param, replay, synth, teacher, train  # noqa: F401
+    from ov_panoptic_ros.cli import (bench, config, demo, evaluate, param, replay, synth,  # noqa: F401 (each registers)
+                                     teacher, train)
     from ov_panoptic_ros.cli.app import main_exit
-    from ov_panoptic_ros.core.allocator import keep_freed_memory
+    from ov_panoptic_ros.core.process import steady_latency
 
-    keep_freed_memory()  # steady per-frame latency in replay and benchmarks: see core.allocator
+    steady_latency()  # replay, training and benchmarks: freed memory kept, OpenMP waits passively
     main_exit(argv)

@@ -38,7 +38,7 @@ from ov_panoptic_ros.bridge.packing import pack_panoptic_cloud, to_pointcloud2
 from ov_panoptic_ros.bridge.problems import PROBLEMS, InputError
 from ov_panoptic_ros.bridge.stamps import stamp_to_ns
 from ov_panoptic_ros.bridge.sync import CameraSynchronizer, FrameAssembler, SyncedFrame
-from ov_panoptic_ros.core.allocator import keep_freed_memory
+from ov_panoptic_ros.core.process import steady_latency
 from ov_panoptic_ros.core.assets import package_file
 from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
@@ -570,7 +570,7 @@ class PanopticNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """`ros2 run ov_panoptic_ros ov_panoptic_node [--ros-args ...]`; exit code 2 on a start-up error."""
-    kept = keep_freed_memory()  # steady per-frame latency: see core.allocator
+    kept = steady_latency()  # freed memory kept, OpenMP waits passively: see core.process
     rclpy.init(args=args)
     try:
         node = PanopticNode()

@@ -5,7 +5,7 @@ import sys
 SCRIPT = """
 import sys
 import numpy as np
-from ov_panoptic_ros.core.allocator import keep_freed_memory
+from ov_panoptic_ros.core.process import keep_freed_memory
 
 def rss_mb():
     with open("/proc/self/status") as f:
@@ -31,3 +31,14 @@ def freed_mb(mode: str) -> float:
 def test_freed_buffers_go_back_to_the_kernel_by_default_and_stay_when_kept():
     assert freed_mb("default") > 8.0  # glibc trims the freed 32 MB (over twice its largest block)
     assert freed_mb("keep") < 1.0
+
+
+def test_openmp_waits_passively_unless_the_user_chose(monkeypatch):
+    import os
+
+    from ov_panoptic_ros.core.process import passive_openmp
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert passive_openmp() and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert not passive_openmp() and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
