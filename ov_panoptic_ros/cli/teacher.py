@@ -32,6 +32,8 @@ def train_teacher_command(
     crop: int = typer.Option(160, "--crop", help="Square training crop (a multiple of 16)."),
     width: int = typer.Option(32, "--width", help="TeacherNet width."),
     stride: int = typer.Option(8, "--stride", help="Feature stride, 4 or 8."),
+    balance: float = typer.Option(0.5, "--balance", help="Class balance of the sampled pixels: 0 uniform, 1 equal."),
+    lr: float = typer.Option(2e-3, "--lr", help="AdamW learning rate (cosine decay over the epochs)."),
     seed: int = typer.Option(0, "--seed", help="Training seed (init, shuffling, augmentation)."),
 ) -> None:
     """Train the teacher (LSeg-style, MiniLM text) on views of synthetic-world drives; see docs/teacher.md."""
@@ -45,7 +47,7 @@ def train_teacher_command(
     vocabulary = load_config(config).vocabulary
     size = parse_image_size(image_size)
     train_cfg = TeacherTrainConfig(image_size=min(size), crop=crop, stride=stride, width=width, epochs=epochs,
-                                   seed=seed, templates=tuple(vocabulary.templates))
+                                   seed=seed, balance=balance, lr=lr, templates=tuple(vocabulary.templates))
     samples = world_views(seed_range(seeds), frames_per_seed, cameras, size, vocabulary.classes,
                           log=lambda m: typer.echo(m, err=True))
     out.parent.mkdir(parents=True, exist_ok=True)
