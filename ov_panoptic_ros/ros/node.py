@@ -44,6 +44,7 @@ from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
 from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocabulary, VocabularyError
 from ov_panoptic_ros.ros import params as P
+from ov_panoptic_ros.ros.dds import apply_default_profile, startup_report
 from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
 from ov_panoptic_ros.ros.markers import instance_markers
 
@@ -583,6 +584,7 @@ class PanopticNode(Node):
 def main(args: list[str] | None = None) -> int:
     """`ros2 run ov_panoptic_ros ov_panoptic_node [--ros-args ...]`; exit code 2 on a start-up error."""
     kept = steady_latency()  # freed memory kept, OpenMP waits passively: see core.process
+    profile = apply_default_profile()  # before rclpy.init: Fast DDS reads it with the first participant
     rclpy.init(args=args)
     try:
         node = PanopticNode()
@@ -592,6 +594,10 @@ def main(args: list[str] | None = None) -> int:
         return 2
     if not kept:
         node.get_logger().warning("the C library has no mallopt: freed frame buffers go back to the kernel")
+    dds_line, dds_warning = startup_report(profile)
+    node.get_logger().info(dds_line)
+    if dds_warning:
+        node.get_logger().warning(dds_warning)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
