@@ -15,10 +15,13 @@ receive, one host clock) and /diagnostics (the node's counters), and samples the
    `warmup_s + duration_s`: clouds and images the node received / sent, frames the synchronizer released
    and how many had every camera (camera-complete), frames processed / dropped stale / dropped pending,
    latency p50/p99 of the output clouds of inputs sent after the warm-up, and the node's RSS (and its
-   anonymous and shared-memory parts) after the warm-up and at the end. Each frame the drivers publish
+   anonymous and shared-memory parts) after the warm-up and at the end, with its trace every 5 s (B and C
+   warm up for 30 s: their RSS climbs to a plateau, the allocator's and the DDS histories' high-water
+   marks, in about 45 s and stays there; measured flat over 190 s). Each frame the drivers publish
    the cloud first, then each camera's CameraInfo and image, all with the same stamp: the node has to
-   wait for the images, the harder case for synchronization. The drivers use the shipped profile (what
-   docs/dds.md asks of drivers) unless `driver_profile` says `fastdds_default`.
+   wait for the images, the harder case for synchronization. The drivers and the node use the shipped
+   profile (what docs/dds.md asks of drivers); two runs of A use Fast DDS's defaults in both (what the
+   issue measured), and one has a camera that sends no images (what the camera timeout costs).
 
 `python -m ov_panoptic_ros.bench.load case A --reliability reliable --param sync.camera_timeout_s=0.2`
 and `... transport --sizes 540000 660000` re-measure single figures; `... all [--quick]` is the benchmark.
@@ -35,12 +38,13 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ov_panoptic_ros.ros.dds import PROFILE_ENV, USER_SETTINGS, apply_default_profile, profile_path, user_dds_setting
+from ov_panoptic_ros.ros.dds import PROFILE_ENV, USER_SETTINGS, apply_default_profile, profile_path
 
 RATE_HZ = 10.0
 LIDAR_TOPIC = "/lidar/points"
@@ -74,15 +78,13 @@ GOALS = {"A": ("delivered", "camera_complete", "rss"), "B": ("delivered", "rss")
 
 
 # ------------------------------------------------------------------------------------------------ processes
-def _child_env(domain_id: int, profile: str | None) -> dict[str, str]:
-    """The environment of a child process: this run's domain, and `shipped` / `fastdds_default` DDS
-    settings (None: this process's own, which the node then completes with its default)."""
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id)}
-    if profile is not None:
-        for name in USER_SETTINGS:
-            env.pop(name, None)
-        if profile == "shipped":
-            env[PROFILE_ENV] = str(profile_path())
+def _child_env(domain_id: int, profile: str) -> dict[str, str]:
+    """The environment of a child process: this run's domain, and `shipped` (config/fastdds.xml) or
+    `fastdds_default` DDS settings (FASTDDS_BUILTIN_TRANSPORTS=DEFAULT: what a process gets from Fast DDS
+    without a profile, and how the node is told not to apply ours)."""
+    env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
+    env["ROS_DOMAIN_ID"] = str(domain_id)
+    env.update({PROFILE_ENV: str(profile_path())} if profile == "shipped" else {"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"})
     return env
 
 
@@ -266,8 +268,9 @@ def _driver_messages(case: Case):
     return driver_cloud(scene.frame.points, scene.frame.intensity, 0, "lidar_top"), cameras
 
 
-def _drivers_main(case_name: str, reliability: str, seconds: float) -> None:
-    """Publish the case's frames at 10 Hz for `seconds` once the node subscribes; print a JSON summary."""
+def _drivers_main(case_name: str, reliability: str, seconds: float, silent_cameras: int) -> None:
+    """Publish the case's frames at 10 Hz for `seconds` once the node subscribes; print a JSON summary.
+    The last `silent_cameras` cameras publish their CameraInfo but no image."""
     import rclpy
     from rclpy.context import Context
     from rclpy.node import Node
@@ -295,11 +298,12 @@ def _drivers_main(case_name: str, reliability: str, seconds: float) -> None:
         stamp = time.time_ns()
         cloud.header = header(stamp, "lidar_top")
         cloud_pub.publish(cloud)
-        for name, (info, image) in cameras.items():
+        for i, (name, (info, image)) in enumerate(cameras.items()):
             info.header = image.header = header(stamp, f"{name}_optical")
             info_pub, image_pub = pubs[name]
             info_pub.publish(info)
-            image_pub.publish(image)
+            if i < len(cameras) - silent_cameras:
+                image_pub.publish(image)
     summary = {"frames_sent": ticker.ticks, "first_stamp_ns": first_ns, "achieved_hz": ticker.achieved_hz(),
                "max_lag_ms": ticker.max_lag_s * 1e3, "cloud_bytes": len(cloud.data),
                "image_bytes": int(np.mean([len(image.data) for _, image in cameras.values()]))}
@@ -388,6 +392,10 @@ class _RssSampler:
         later = [s for s in self.samples if s[0] >= t]
         return (later[0] if later else self.samples[-1])[1:]
 
+    def trace(self, start: float, every_s: float) -> list[float]:
+        """VmRSS (MB) every `every_s` from wall-clock time `start`: whether it levels off or keeps growing."""
+        return [round(self.at(t)[0], 1) for t in np.arange(start, self.samples[-1][0], every_s)]
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
@@ -411,40 +419,53 @@ def _drain(listener: _Listener, quiet_s: float = 1.5, timeout_s: float = 20.0) -
             seen, quiet_since = len(listener.outputs), time.monotonic()
 
 
-def run_case(name: str, reliability: str = "best_effort", duration_s: float = 60.0, warmup_s: float = 10.0,
-             node_params: dict | None = None, driver_profile: str = "shipped", domain_id: int | None = None) -> dict:
+@dataclass
+class Run:
+    """One load run. `driver_profile` / `node_profile`: `shipped` (config/fastdds.xml) or `fastdds_default`
+    (FASTDDS_BUILTIN_TRANSPORTS=DEFAULT: Fast DDS's defaults, the node's opt-out) for the drivers' and the
+    node's process. `silent_cameras`: the last N cameras send CameraInfo but no image (a dead camera)."""
+
+    case: str
+    reliability: str = "best_effort"
+    duration_s: float = 60.0
+    warmup_s: float = 10.0
+    node_params: dict = field(default_factory=dict)
+    driver_profile: str = "shipped"
+    node_profile: str = "shipped"
+    silent_cameras: int = 0
+
+
+def run_case(run: Run, domain_id: int | None = None) -> dict:
     """One case through the real node; see the module docstring for what is measured."""
     from ov_panoptic_ros.eval.node_process import NodeProcess
 
-    case = CASES[name]
+    case = CASES[run.case]
     domain_id = domain_id or random.SystemRandom().randint(1, 200)
     with tempfile.TemporaryDirectory(prefix="ov_load_") as tmp:
         calibration = Path(tmp) / "calibration.yaml"
         params = {"calibration_file": str(calibration), "lidar_topic": LIDAR_TOPIC,
-                  "cameras": _write_calibration(case, calibration), "qos.reliability": reliability,
-                  **(node_params or {})}
+                  "cameras": _write_calibration(case, calibration), "qos.reliability": run.reliability}
+        if case.encoding == "jpeg":
+            params.update({f"{c}.compressed": True for c in params["cameras"]})
         drivers = subprocess.Popen(  # they build their messages while the node starts
-            _role_command("drivers", "case", name, "--reliability", reliability, "--seconds",
-                          str(warmup_s + duration_s)),
-            env=_child_env(domain_id, driver_profile), stdout=subprocess.PIPE, text=True)
+            _role_command("drivers", "case", run.case, "--reliability", run.reliability, "--seconds",
+                          str(run.warmup_s + run.duration_s), "--silent-cameras", str(run.silent_cameras)),
+            env=_child_env(domain_id, run.driver_profile), stdout=subprocess.PIPE, text=True)
         listener = node = rss = None
         try:
-            if case.encoding == "jpeg":
-                params.update({f"{c}.compressed": True for c in params["cameras"]})
             listener = _Listener(domain_id)
-            node = _start_node(NodeProcess, params, Path(tmp), domain_id)
+            with _environ(_child_env(domain_id, run.node_profile)):  # NodeProcess passes os.environ on
+                node = NodeProcess({**params, **run.node_params}, Path(tmp))
             rss = _RssSampler(node.proc.pid)
             if not listener.ready.wait(300.0):
                 raise RuntimeError(f"the node never became ready:\n{node.log_tail()}")
             ready_rss = rss.read()
-            out, _ = drivers.communicate(timeout=600 + warmup_s + duration_s)
+            out, _ = drivers.communicate(timeout=600 + run.warmup_s + run.duration_s)
             if drivers.returncode != 0:
                 raise RuntimeError(f"the drivers failed (exit {drivers.returncode})")
             sent = json.loads(out.strip().splitlines()[-1])
             _drain(listener)
-            diag = listener.fresh_diagnostics()
-            result = _case_result(name, case, reliability, driver_profile, node_params, duration_s, warmup_s, sent,
-                                  diag, listener, rss, ready_rss)
+            result = _case_result(run, sent, listener.fresh_diagnostics(), listener.outputs, rss, ready_rss)
         finally:
             if rss is not None:
                 rss.stop()
@@ -457,49 +478,51 @@ def run_case(name: str, reliability: str = "best_effort", duration_s: float = 60
     return result
 
 
-def _start_node(node_process, params: dict, workdir: Path, domain_id: int):
-    """`ov_panoptic_node` on this run's domain, with whatever DDS settings this process has (the node
-    applies its profile itself when there are none)."""
-    saved = os.environ.get("ROS_DOMAIN_ID")
-    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+@contextmanager
+def _environ(env: dict[str, str]):
+    """This process's environment replaced by `env` for the block (for a child started in it)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
     try:
-        return node_process(params, workdir)
+        yield
     finally:
-        if saved is None:
-            os.environ.pop("ROS_DOMAIN_ID")
-        else:
-            os.environ["ROS_DOMAIN_ID"] = saved
+        os.environ.clear()
+        os.environ.update(saved)
 
 
-def _case_result(name, case, reliability, driver_profile, node_params, duration_s, warmup_s, sent, diag, listener,
-                 rss, ready_rss) -> dict:
+def _case_result(run: Run, sent: dict, diag: dict[str, str], outputs: list[tuple[int, int]], rss: _RssSampler,
+                 ready_rss) -> dict:
     def counter(key: str) -> int:
         return int(diag.get(key, "0"))
 
+    case = CASES[run.case]
     frames, cams = sent["frames_sent"], case.cameras
-    warm_ns = sent["first_stamp_ns"] + int(warmup_s * 1e9)
-    latency = [(recv - stamp) / 1e6 for recv, stamp in listener.outputs if stamp >= warm_ns]
-    synced = counter("frames_synced")
-    after, end = rss.at(warm_ns / 1e9), rss.at(warm_ns / 1e9 + duration_s)
+    warm_ns = sent["first_stamp_ns"] + int(run.warmup_s * 1e9)
+    latency = [(recv - stamp) / 1e6 for recv, stamp in outputs if stamp >= warm_ns]
+    synced, incomplete = counter("frames_synced"), counter("frames_missing_cameras")
+    after, end = rss.at(warm_ns / 1e9), rss.at(warm_ns / 1e9 + run.duration_s)
     growth = (end[0] - after[0]) / after[0] * 100.0
-    delivered = {"clouds": counter("clouds_received") / frames, "images": counter("images_received") / (frames * cams)}
-    complete = (synced - counter("frames_missing_cameras")) / synced if synced else 0.0
+    images_sent = frames * (cams - run.silent_cameras)
+    delivered = {"clouds": counter("clouds_received") / frames,
+                 "images": counter("images_received") / images_sent if images_sent else 1.0}
+    complete = (synced - incomplete) / synced if synced else 0.0
+    goals = GOALS[run.case] if not run.silent_cameras else ("delivered", "rss")
     met = {"delivered": min(delivered.values()) >= TARGET_DELIVERED, "camera_complete": complete >= TARGET_CAMERA_COMPLETE,
            "rss": growth < TARGET_RSS_GROWTH_PCT}
     return {
-        "case": name, "input": case.describe(), "input_qos": reliability, "driver_profile": driver_profile,
-        "node_dds": user_dds_setting() or f"shipped ({profile_path().name})", "node_params": node_params or {},
-        "duration_s": duration_s, "warmup_s": warmup_s,
-        "sent": {"clouds": frames, "images": frames * cams, "achieved_hz": round(sent["achieved_hz"], 2),
+        "case": run.case, "input": case.describe(), "input_qos": run.reliability,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        "driver_profile": run.driver_profile, "node_profile": run.node_profile, "silent_cameras": run.silent_cameras,
+        "node_params": run.node_params, "duration_s": run.duration_s, "warmup_s": run.warmup_s,
+        "sent": {"clouds": frames, "images": images_sent, "achieved_hz": round(sent["achieved_hz"], 2),
                  "max_lag_ms": round(sent["max_lag_ms"], 1), "cloud_bytes": sent["cloud_bytes"],
                  "image_bytes": sent["image_bytes"]},
         "received": {"clouds": counter("clouds_received"), "images": counter("images_received")},
         "delivered": delivered,
-        "frames": {"synced": synced, "camera_complete": synced - counter("frames_missing_cameras"),
-                   "camera_complete_ratio": complete, "processed": counter("frames_processed"),
-                   "dropped_stale": counter("frames_dropped_stale"),
-                   "dropped_pending": counter("frames_dropped_pending"),
-                   "outputs_received": len(listener.outputs),
+        "frames": {"synced": synced, "camera_complete": synced - incomplete, "camera_complete_ratio": complete,
+                   "processed": counter("frames_processed"), "dropped_stale": counter("frames_dropped_stale"),
+                   "dropped_pending": counter("frames_dropped_pending"), "outputs_received": len(outputs),
                    "processed_hz": counter("frames_processed") / (frames / RATE_HZ)},
         "sync_misses": {k[len("sync_misses_"):]: int(v) for k, v in diag.items() if k.startswith("sync_misses_")},
         "processing_ms_mean": float(diag.get("processing_time_mean_ms", "nan")),
@@ -507,11 +530,12 @@ def _case_result(name, case, reliability, driver_profile, node_params, duration_
         "rss_mb": {"ready": round(ready_rss[0], 1) if ready_rss else None, "after_warmup": round(after[0], 1),
                    "end": round(end[0], 1), "max": round(max(s[1] for s in rss.samples), 1),
                    "growth_pct": round(growth, 2), "anon_after_warmup": round(after[1], 1),
-                   "anon_end": round(end[1], 1), "shmem_end": round(end[2], 1)},
+                   "anon_end": round(end[1], 1), "shmem_end": round(end[2], 1),
+                   "every_5s": rss.trace(warm_ns / 1e9 - run.warmup_s, 5.0)},
         "sync_buffered_mb_end": diag.get("sync_buffered_mb"),
         "targets": {"delivered": TARGET_DELIVERED, "camera_complete": TARGET_CAMERA_COMPLETE,
-                    "rss_growth_pct": TARGET_RSS_GROWTH_PCT, "apply": list(GOALS[name])},
-        "met": {k: v for k, v in met.items() if k in GOALS[name]},
+                    "rss_growth_pct": TARGET_RSS_GROWTH_PCT, "apply": list(goals)},
+        "met": {k: v for k, v in met.items() if k in goals},
     }
 
 
@@ -521,19 +545,23 @@ def bench_load(quick: bool = False) -> dict:
     apply_default_profile()  # as the ov-panoptic entry point does (a no-op when it already has)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     domain_id = random.SystemRandom().randint(1, 200)
+    load_start = [round(x, 2) for x in os.getloadavg()]
     if quick:
         sizes, reliabilities, count = (660_000,), ("best_effort",), 10
-        runs = [("A", "best_effort", 6.0, 2.0, "shipped")]
+        runs = [Run("A", duration_s=6.0, warmup_s=2.0)]
     else:
         sizes, reliabilities, count = TRANSPORT_SIZES, RELIABILITIES, 50
-        runs = [(c, r, 60.0, 10.0, "shipped") for c in CASES for r in RELIABILITIES]
-        runs.append(("A", "best_effort", 20.0, 5.0, "fastdds_default"))  # drivers without the profile
+        # B and C reach their memory plateau (allocator and DDS history high-water marks) in about 45 s
+        runs = [Run(c, r, warmup_s=10.0 if c == "A" else 30.0) for c in CASES for r in RELIABILITIES]
+        runs += [Run("A", r, 20.0, 5.0, driver_profile="fastdds_default", node_profile="fastdds_default")
+                 for r in RELIABILITIES]  # what the issue measured: no profile anywhere
+        runs.append(Run("A", "best_effort", 20.0, 5.0, silent_cameras=1))  # what the camera timeout costs
     transport = [row for rel in reliabilities for profile in PROFILES
                  for row in measure_transport(sizes, rel, profile, count, domain_id)]
-    cases = [run_case(c, r, duration_s=d, warmup_s=w, driver_profile=p, domain_id=domain_id)
-             for c, r, d, w, p in runs]
+    cases = [run_case(run, domain_id) for run in runs]
     return {"discovery_range": os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"], "rate_hz": RATE_HZ,
-            "load_average": os.getloadavg(), "transport": transport, "cases": cases, "quick": quick}
+            "load_average_start": load_start, "load_average_end": [round(x, 2) for x in os.getloadavg()],
+            "transport": transport, "cases": cases, "quick": quick}
 
 
 def _parse_params(items: list[str]) -> dict:
@@ -552,6 +580,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reliability", default="best_effort", choices=RELIABILITIES)
     parser.add_argument("--profile", default="shipped", choices=PROFILES, help="transport: both sides' DDS profile")
     parser.add_argument("--driver-profile", default="shipped", choices=PROFILES)
+    parser.add_argument("--node-profile", default="shipped", choices=PROFILES)
+    parser.add_argument("--silent-cameras", type=int, default=0)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(TRANSPORT_SIZES))
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0)
@@ -564,15 +594,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "transport-pub":
         return _transport_pub_main(args.sizes, args.reliability, args.count)
     if args.role == "drivers":
-        return _drivers_main(args.case, args.reliability, args.seconds)
+        return _drivers_main(args.case, args.reliability, args.seconds, args.silent_cameras)
     apply_default_profile()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     if args.what == "transport":
         domain = random.SystemRandom().randint(1, 200)
         result = measure_transport(args.sizes, args.reliability, args.profile, args.count, domain)
     elif args.what == "case":
-        result = run_case(args.case, args.reliability, args.duration, args.warmup, _parse_params(args.param),
-                          args.driver_profile)
+        result = run_case(Run(args.case, args.reliability, args.duration, args.warmup, _parse_params(args.param),
+                              args.driver_profile, args.node_profile, args.silent_cameras))
     else:
         result = bench_load(quick=args.quick)
     print(json.dumps(result, indent=2, default=float))
