@@ -59,14 +59,21 @@ def test_a_profile_in_the_working_directory_wins(tmp_path, monkeypatch):
     assert dds.WORKING_DIR_PROFILE in dds.user_dds_setting({})
 
 
-def test_too_little_shared_memory_is_reported(monkeypatch):
-    profile = dds.profile_path()
-    need = 2 * dds.segment_bytes(profile)
-    monkeypatch.setattr(os, "statvfs", lambda _: types.SimpleNamespace(f_bavail=need // 4096 - 1, f_frsize=4096))
-    assert "--shm-size" in dds.shm_room_warning(profile)
-    monkeypatch.setattr(os, "statvfs", lambda _: types.SimpleNamespace(f_bavail=need // 4096, f_frsize=4096))
-    assert dds.shm_room_warning(profile) is None
-    assert dds.segment_bytes(ROOT / "config" / "ov_panoptic.yaml") == 0  # not a profile: nothing to check
+def test_without_room_in_dev_shm_fast_dds_defaults_are_kept_and_reported(monkeypatch):
+    need = dds.segment_bytes(dds.profile_path()) + dds.SHM_MARGIN_BYTES
+
+    def shm_with(free):
+        monkeypatch.setattr(os, "statvfs", lambda _: types.SimpleNamespace(f_bavail=free // 4096, f_frsize=4096))
+
+    shm_with(need - 4096)  # Docker's default /dev/shm is 64 MB
+    env = {}
+    assert dds.apply_default_profile(env) is None and env == {}
+    line, warning = dds.startup_report(None, env)
+    assert line.startswith("DDS: Fast DDS defaults") and "--shm-size" in warning
+    shm_with(need)
+    assert dds.apply_default_profile(env) == str(dds.profile_path())
+    assert dds.startup_report(env[dds.PROFILE_ENV], env)[1] is None
+    assert dds.segment_bytes(ROOT / "config" / "ov_panoptic.yaml") == 0  # not a profile: nothing to fit
 
 
 @pytest.mark.slow

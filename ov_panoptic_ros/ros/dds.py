@@ -25,6 +25,7 @@ USER_SETTINGS = (PROFILE_ENV, "FASTDDS_BUILTIN_TRANSPORTS", "RMW_FASTRTPS_USE_QO
 FAST_DDS_RMWS = ("rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
 WORKING_DIR_PROFILE = "DEFAULT_FASTDDS_PROFILES.xml"
 SHM_DIR = "/dev/shm"
+SHM_MARGIN_BYTES = 4 << 20  # beside the segment: the process's port queues and Fast DDS's lock files
 
 
 def profile_path() -> Path:
@@ -52,9 +53,12 @@ def default_profile_env(environ: MutableMapping[str, str] = os.environ) -> dict[
 
 
 def apply_default_profile(environ: MutableMapping[str, str] = os.environ) -> str | None:
-    """Point this process (and the children it starts) at our profile unless the user decided otherwise;
-    call before rclpy.init. Returns the profile applied, or None."""
+    """Point this process (and the children it starts) at our profile unless the user decided otherwise or
+    /dev/shm has no room for its segment (Fast DDS would then run without shared memory at all, worse than
+    its defaults); call before rclpy.init. Returns the profile applied, or None."""
     env = default_profile_env(environ)
+    if env and shm_shortfall(env[PROFILE_ENV]) is not None:
+        return None
     environ.update(env)
     return env.get(PROFILE_ENV)
 
@@ -69,26 +73,31 @@ def segment_bytes(profile: str | Path) -> int:
     return max(sizes, default=0)
 
 
-def shm_room_warning(profile: str | Path, shm_dir: str = SHM_DIR) -> str | None:
-    """Why the profile's shared memory may not fit (Docker gives containers 64 MB of /dev/shm), or None.
-    Fast DDS then cannot create the segment and large messages fall back to UDP loopback."""
-    need = 2 * segment_bytes(profile)  # this process's segment and at least one driver's
+def shm_shortfall(profile: str | Path, shm_dir: str = SHM_DIR) -> str | None:
+    """Why /dev/shm cannot hold one more process's segment of this profile (Docker gives a container 64 MB),
+    or None. Fast DDS touches the whole segment when a process starts; without room it logs errors and
+    that process sends nothing through shared memory."""
+    segment = segment_bytes(profile)
     try:
         st = os.statvfs(shm_dir)
     except OSError:
         return None
-    free = st.f_bavail * st.f_frsize
-    if need and free < need:
-        return (f"{shm_dir} has {free / 2**20:.0f} MB free; the Fast DDS profile {profile} needs"
-                f" {need / 2**20:.0f} MB for two processes' shared-memory segments (docker: --shm-size=1g or"
-                " --ipc=host; see docs/dds.md)")
+    free, need = st.f_bavail * st.f_frsize, segment + SHM_MARGIN_BYTES
+    if segment and free < need:
+        return (f"{shm_dir} has {free / 2**20:.0f} MB free, a process with the Fast DDS profile {profile} needs"
+                f" {need / 2**20:.0f} MB (docker: --shm-size=1g or --ipc=host; see docs/dds.md)")
     return None
 
 
 def startup_report(applied: str | None, environ: MutableMapping[str, str] = os.environ) -> tuple[str, str | None]:
-    """The node's start-up log line about its DDS configuration, and a warning when the active profile's
-    shared memory may not fit in /dev/shm (None when it fits or no profile file is active)."""
-    line = (f"DDS: Fast DDS profile {applied}" if applied
-            else f"DDS: configured by the environment ({user_dds_setting(environ)})")
-    active = environ.get(PROFILE_ENV)
-    return line, shm_room_warning(active) if active else None
+    """The node's start-up log line about its DDS configuration, and a warning when /dev/shm is short:
+    for this process (then it runs on Fast DDS's defaults) or for a driver beside it."""
+    setting = user_dds_setting(environ)
+    if applied:
+        line = f"DDS: Fast DDS profile {applied}"
+    elif setting:
+        line = f"DDS: configured by the environment ({setting})"
+    else:
+        line = f"DDS: Fast DDS defaults, the profile {profile_path()} does not fit in {SHM_DIR}"
+    active = applied or environ.get(PROFILE_ENV) or (None if setting else profile_path())
+    return line, shm_shortfall(active) if active else None
