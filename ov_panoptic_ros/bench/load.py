@@ -561,7 +561,18 @@ def bench_load(quick: bool = False) -> dict:
     cases = [run_case(run, domain_id) for run in runs]
     return {"discovery_range": os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"], "rate_hz": RATE_HZ,
             "load_average_start": load_start, "load_average_end": [round(x, 2) for x in os.getloadavg()],
-            "transport": transport, "cases": cases, "quick": quick}
+            "goals": _goals(cases), "transport": transport, "cases": cases, "quick": quick}
+
+
+def _goals(cases: list[dict]) -> dict:
+    """The issue's goals over the runs with the default configuration (profile everywhere, every camera
+    sending), worst case first: what bench/targets.py judges."""
+    default = [c for c in cases if c["driver_profile"] == c["node_profile"] == "shipped" and not c["silent_cameras"]]
+    return {
+        "delivered_min_a_b": min(min(c["delivered"].values()) for c in default if c["case"] in "AB"),
+        "camera_complete_min_a": min(c["frames"]["camera_complete_ratio"] for c in default if c["case"] == "A"),
+        "rss_growth_max_pct": max(c["rss_mb"]["growth_pct"] for c in default),
+    }
 
 
 def _parse_params(items: list[str]) -> dict:
