@@ -7,6 +7,9 @@
 Parameters come from `params_file` (default: the package's config/ov_panoptic.yaml); the config,
 calibration_file and device arguments override it only when given, so edits in a custom
 params_file are not silently replaced by launch defaults.
+
+`fastdds_profile` is the Fast DDS XML profile both processes get (docs/dds.md): by default the package's
+config/fastdds.xml, unless the environment already configures DDS (then empty: the environment decides).
 """
 import os
 
@@ -17,6 +20,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from ov_panoptic_ros.ros.dds import PROFILE_ENV, default_profile_env
+
 PACKAGE = "ov_panoptic_ros"
 # launch argument -> node parameter it overrides when non-empty
 PARAMETER_ARGUMENTS = {
@@ -26,9 +31,12 @@ PARAMETER_ARGUMENTS = {
 }
 
 
-def _panoptic_node(context):
+def _nodes(context):
     overrides = {param: LaunchConfiguration(arg).perform(context) for arg, param in PARAMETER_ARGUMENTS.items()}
     overrides = {param: value for param, value in overrides.items() if value}
+    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    env = {PROFILE_ENV: profile} if profile else None
+    share = get_package_share_directory(PACKAGE)
     return [
         Node(
             package=PACKAGE,
@@ -37,7 +45,16 @@ def _panoptic_node(context):
             output="screen",
             emulate_tty=True,
             parameters=[LaunchConfiguration("params_file").perform(context), overrides],
-        )
+            additional_env=env,
+        ),
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            name="rviz2",
+            arguments=["-d", os.path.join(share, "config", "ov_panoptic.rviz")],
+            condition=IfCondition(LaunchConfiguration("use_rviz")),
+            additional_env=env,
+        ),
     ]
 
 
@@ -53,12 +70,8 @@ def generate_launch_description():
         DeclareLaunchArgument("device", default_value="", description="auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="Also start RViz2 with the package's layout"),
-        OpaqueFunction(function=_panoptic_node),
-        Node(
-            package="rviz2",
-            executable="rviz2",
-            name="rviz2",
-            arguments=["-d", os.path.join(share, "config", "ov_panoptic.rviz")],
-            condition=IfCondition(LaunchConfiguration("use_rviz")),
-        ),
+        DeclareLaunchArgument("fastdds_profile", default_value=default_profile_env().get(PROFILE_ENV, ""),
+                              description="Fast DDS XML profile for the node and RViz (docs/dds.md); empty:"
+                                          " the environment's DDS settings"),
+        OpaqueFunction(function=_nodes),
     ])

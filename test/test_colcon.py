@@ -39,7 +39,7 @@ def test_colcon_build_installs_package(tmp_path):
     prefix = tmp_path / "install" / PACKAGE
     share = prefix / "share" / PACKAGE
     for rel in ["package.xml", "launch/ov_panoptic.launch.py", "config/ov_panoptic.yaml",
-                "config/calibration_demo.yaml", "config/ov_panoptic.rviz"]:
+                "config/calibration_demo.yaml", "config/ov_panoptic.rviz", "config/fastdds.xml"]:
         assert (share / rel).is_file(), f"not installed: share/{PACKAGE}/{rel}"
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE).is_file()
     exe = prefix / "lib" / PACKAGE / "ov_panoptic_node"

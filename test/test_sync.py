@@ -158,3 +158,65 @@ def test_changing_max_offset_at_run_time_applies_to_the_next_match():
     assert s.match(T0)["front"] is None
     s.max_offset_s = 0.1
     assert s.match(T0)["front"] == "x"
+
+
+def test_an_image_exactly_at_max_offset_matches_on_either_side():
+    s = _sync(max_offset_s=0.05)
+    s.add("front", T0 + 50 * MS, "after")  # exactly the limit: matches (the limit is inclusive)
+    s.add("back", T0 - 50 * MS, "before")
+    assert s.match(T0) == {"front": "after", "back": "before"}
+    assert s.match(T0 + 100 * MS, observe=False)["front"] == "after"  # the limit on the other side
+    assert s.match(T0 - 1, observe=False) == {"front": None, "back": "before"}  # front is 50 ms + 1 ns away
+
+
+def test_zero_max_offset_matches_only_the_exact_stamp():
+    s = _sync(max_offset_s=0.0)  # hardware-triggered cameras
+    s.add("front", T0, "exact")
+    s.add("back", T0 + 1, "one ns late")
+    assert s.match(T0) == {"front": "exact", "back": None}
+
+
+def test_images_older_than_buffer_s_behind_the_newest_are_dropped():
+    s = _sync(buffer_s=0.5)
+    for i in range(10):  # 10 Hz
+        s.add("front", T0 + i * 100 * MS, i, nbytes=100)
+    assert s.buffered("front") == (6, 600)  # 0.4 .. 0.9 s: the one exactly 0.5 s behind the newest stays
+    assert s.match(T0 + 400 * MS)["front"] == 4
+    assert s.match(T0 + 300 * MS)["front"] is None
+    s.add("front", T0 + 200 * MS, "late arrival, old stamp", nbytes=100)  # out of order and too old: not kept
+    assert s.buffered("front") == (6, 600)
+
+
+def test_buffer_bytes_evict_the_oldest_stamp_and_keep_the_newest():
+    s = _sync(max_bytes=300, buffer_s=10.0)
+    for dt in (30, 10, 20):  # arrival order differs from stamp order
+        s.add("front", T0 + dt * MS, dt, nbytes=100)
+    s.add("front", T0 + 40 * MS, 40, nbytes=100)
+    assert s.buffered("front") == (3, 300)
+    assert s.match(T0 + 10 * MS, observe=False)["front"] == 20  # the 10 ms image (oldest stamp) went first
+    s.add("front", T0 + 50 * MS, "huge", nbytes=1000)  # larger than the bound alone: it still stays
+    assert s.buffered("front") == (1, 1000)
+    assert s.match(T0 + 50 * MS)["front"] == "huge"
+    assert s.buffered("back") == (0, 0)  # per camera: the other buffer is untouched
+
+
+def test_bounds_apply_when_changed_at_run_time_and_a_jump_resets_the_byte_count():
+    s = _sync(buffer_s=10.0)
+    for i in range(5):
+        s.add("front", T0 + i * 100 * MS, i, nbytes=100)
+    s.buffer_s, s.max_bytes = 0.1, 150
+    s.add("front", T0 + 500 * MS, 5, nbytes=100)
+    assert s.buffered("front") == (1, 100)
+    s.add("front", T0 - 10 * NS, "new timeline", nbytes=7)
+    assert s.time_jumps == 1 and s.buffered("front") == (1, 7)
+
+
+def test_assembler_counts_released_and_camera_incomplete_frames():
+    a = _assembler(timeout=0.1)
+    a.add_image("front", T0, "F")
+    a.add_image("back", T0, "B")
+    a.add_cloud(T0, "complete", now_s=0.0)
+    a.add_image("front", T0 + 100 * MS, "F2")
+    a.add_cloud(T0 + 100 * MS, "back missing", now_s=0.0)
+    assert [f.cloud for f in a.poll(0.1)] == ["complete", "back missing"]
+    assert (a.released, a.incomplete) == (2, 1)

@@ -47,6 +47,12 @@ TARGETS = (
     Target("world", "frames_100_s.wall", "synthetic world: 100 frames, 2 cameras, one core", "< 120 s",
            _below(120.0)),
     Target("live", "ctrl_c.exit_s", "Ctrl-C to exit of a live replay", "<= 2 s", _at_most(2.0)),
+    Target("load", "goals.delivered_min_a_b", "clouds and images delivered at 10 Hz (worst of A, B)", ">= 0.99",
+           _at_least(0.99)),
+    Target("load", "goals.camera_complete_min_a", "camera-complete frames at 10 Hz, A (worst run)", ">= 0.95",
+           _at_least(0.95)),
+    Target("load", "goals.rss_growth_max_pct", "node RSS growth over 60 s at 10 Hz (worst case)", "< 10 %",
+           _below(10.0)),
     Target("train", "data_wait_share", "training: share of time waiting for data, tiny, 30k pts + 2 cams",
            "< 0.1", _below(0.1)),
 )

@@ -7,7 +7,10 @@ and is then processed with whichever arrived. Unlike message_filters' Approximat
 dead camera never drops the frame. The offline replay can use either class with its own notion of now.
 
 Stamps are integer nanoseconds. Items are opaque (the node stores raw messages and converts only
-the images a frame actually uses).
+the images a frame actually uses). What a camera's buffer holds is bounded three ways: by time (images
+more than `buffer_s` older than the camera's newest one can only match clouds that arrive that late),
+by bytes (`max_bytes`, the caller says each item's size) and by count; the newest image always stays.
+Without the first two, 30 raw 1600x900 images per camera held 780 MB for a 6-camera rig.
 """
 from __future__ import annotations
 
@@ -22,31 +25,50 @@ from ov_panoptic_ros.bridge.stamps import NS
 DEFAULT_MAX_OFFSET_S = 0.05
 DEFAULT_CAMERA_TIMEOUT_S = 0.1
 DEFAULT_JUMP_THRESHOLD_S = 1.0
-
+DEFAULT_BUFFER_S = 0.5  # a cloud may arrive this long after its images (sweep time + transport)
+DEFAULT_BUFFER_MB = 32.0  # per camera: 7 raw 1600x900 rgb8 images
 
 
 @dataclass
 class _Buffer:
-    items: deque  # of (corrected_stamp_ns, item); bounded
+    items: deque  # of (corrected_stamp_ns, item, nbytes); bounded
     newest_ns: int | None = None
+    nbytes: int = 0
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.newest_ns = None
+        self.nbytes = 0
+
+    def keep(self, kept: list) -> None:
+        self.items.clear()
+        self.items.extend(kept)
+        self.newest_ns = max((s for s, _, _ in kept), default=None)
+        self.nbytes = sum(n for _, _, n in kept)
 
 
 class CameraSynchronizer:
     """Bounded per-camera buffers and nearest-in-time matching against a LiDAR stamp.
 
+    Each camera keeps at most `buffer_size` images, `max_bytes` bytes (as given to `add`) and the images
+    within `buffer_s` of its newest stamp; beyond that the oldest-stamped go first, never the newest.
     A backwards jump (a stamp older than the newest one seen from the same source by more than
     `jump_threshold_s`, e.g. a looping bag) drops the buffered items of the old timeline; each jump
     is counted in `time_jumps`.
     """
 
     def __init__(self, time_offsets_s: dict[str, float], max_offset_s: float = DEFAULT_MAX_OFFSET_S,
-                 buffer_size: int = 30, jump_threshold_s: float = DEFAULT_JUMP_THRESHOLD_S):
+                 buffer_size: int = 30, jump_threshold_s: float = DEFAULT_JUMP_THRESHOLD_S,
+                 buffer_s: float = DEFAULT_BUFFER_S, max_bytes: int = int(DEFAULT_BUFFER_MB * 2**20)):
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.offsets_ns = {name: int(round(off * NS)) for name, off in time_offsets_s.items()}
         self.max_offset_s = max_offset_s
         self.jump_threshold_s = jump_threshold_s
-        self._buffers = {name: _Buffer(deque(maxlen=buffer_size)) for name in time_offsets_s}
+        self.buffer_s = buffer_s
+        self.max_bytes = max_bytes
+        self.buffer_size = buffer_size
+        self._buffers = {name: _Buffer(deque()) for name in time_offsets_s}
         self._newest_cloud_ns: int | None = None
         self.time_jumps = 0
 
@@ -57,19 +79,36 @@ class CameraSynchronizer:
     def _is_jump(self, stamp_ns: int, newest_ns: int | None) -> bool:
         return newest_ns is not None and stamp_ns < newest_ns - int(self.jump_threshold_s * NS)
 
-    def add(self, camera: str, stamp_ns: int, item: Any) -> bool:
-        """Buffer an image; False (and nothing buffered) for a camera this synchronizer does not know."""
+    def add(self, camera: str, stamp_ns: int, item: Any, nbytes: int = 0) -> bool:
+        """Buffer an image of `nbytes` bytes; False (and nothing buffered) for a camera this synchronizer
+        does not know."""
         buf = self._buffers.get(camera)
         if buf is None:
             return False
         stamp = int(stamp_ns) + self.offsets_ns[camera]
         if self._is_jump(stamp, buf.newest_ns):
-            buf.items.clear()
-            buf.newest_ns = None
+            buf.clear()
             self.time_jumps += 1
-        buf.items.append((stamp, item))
+        buf.items.append((stamp, item, int(nbytes)))
+        buf.nbytes += int(nbytes)
         buf.newest_ns = stamp if buf.newest_ns is None else max(buf.newest_ns, stamp)
+        self._bound(buf)
         return True
+
+    def _bound(self, buf: _Buffer) -> None:
+        """Evict by time, then the oldest-stamped while over the byte or count bound (the newest stays)."""
+        horizon = buf.newest_ns - int(self.buffer_s * NS)
+        if any(s < horizon for s, _, _ in buf.items):
+            buf.keep([entry for entry in buf.items if entry[0] >= horizon])
+        while len(buf.items) > 1 and (buf.nbytes > self.max_bytes or len(buf.items) > self.buffer_size):
+            oldest = min(buf.items, key=lambda entry: entry[0])
+            buf.items.remove(oldest)
+            buf.nbytes -= oldest[2]
+
+    def buffered(self, camera: str) -> tuple[int, int]:
+        """(images, bytes) buffered for a camera."""
+        buf = self._buffers[camera]
+        return len(buf.items), buf.nbytes
 
     def observe_cloud(self, stamp_ns: int) -> bool:
         """Note a cloud stamp; on a backwards jump drop every image newer than it (old timeline). True on a jump."""
@@ -79,10 +118,7 @@ class CameraSynchronizer:
             self.time_jumps += 1
             horizon = stamp_ns + int(self.jump_threshold_s * NS)
             for buf in self._buffers.values():
-                kept = [(s, it) for s, it in buf.items if s <= horizon]
-                buf.items.clear()
-                buf.items.extend(kept)
-                buf.newest_ns = max((s for s, _ in kept), default=None)
+                buf.keep([entry for entry in buf.items if entry[0] <= horizon])
             self._newest_cloud_ns = stamp_ns
         else:
             self._newest_cloud_ns = stamp_ns if self._newest_cloud_ns is None else max(self._newest_cloud_ns, stamp_ns)
@@ -92,7 +128,7 @@ class CameraSynchronizer:
         """The buffered (corrected stamp, item) nearest to the cloud within max_offset_s, else None."""
         limit = int(self.max_offset_s * NS)
         best, best_dt = None, None
-        for stamp, item in self._buffers[camera].items:
+        for stamp, item, _ in self._buffers[camera].items:
             dt = abs(stamp - cloud_stamp_ns)
             if dt <= limit and (best_dt is None or dt < best_dt):
                 best, best_dt = (stamp, item), dt
@@ -110,7 +146,7 @@ class CameraSynchronizer:
         return out
 
     def _period_ns(self, camera: str) -> int | None:
-        stamps = sorted(s for s, _ in self._buffers[camera].items)
+        stamps = sorted(s for s, _, _ in self._buffers[camera].items)
         gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]) if b > a)
         return gaps[len(gaps) // 2] if gaps else None
 
@@ -121,7 +157,7 @@ class CameraSynchronizer:
         within 40% of the camera's period of the cloud (the next one, one period later, would be further).
         """
         items = self._buffers[camera].items
-        if any(s >= cloud_stamp_ns for s, _ in items):
+        if any(s >= cloud_stamp_ns for s, _, _ in items):
             return True
         hit = self.best(camera, cloud_stamp_ns)
         period = self._period_ns(camera)
@@ -129,8 +165,7 @@ class CameraSynchronizer:
 
     def clear(self) -> None:
         for buf in self._buffers.values():
-            buf.items.clear()
-            buf.newest_ns = None
+            buf.clear()
         self._newest_cloud_ns = None
 
 
@@ -172,6 +207,8 @@ class FrameAssembler:
         self._pending: deque[_Pending] = deque()
         self.sync_misses = {name: 0 for name in sync.cameras}
         self.dropped_pending = 0  # clouds dropped while waiting: too many pending, or old timeline
+        self.released = 0  # clouds that came out of `poll`
+        self.incomplete = 0  # of those, clouds that came out without an image of some camera
 
     def add_cloud(self, stamp_ns: int, cloud: Any, now_s: float) -> None:
         stamp_ns = int(stamp_ns)
@@ -183,8 +220,8 @@ class FrameAssembler:
             self._pending.popleft()
             self.dropped_pending += 1
 
-    def add_image(self, camera: str, stamp_ns: int, item: Any) -> bool:
-        return self.sync.add(camera, stamp_ns, item)
+    def add_image(self, camera: str, stamp_ns: int, item: Any, nbytes: int = 0) -> bool:
+        return self.sync.add(camera, stamp_ns, item, nbytes)
 
     def camera_usable(self, camera: str) -> None:
         """Clouds stop waiting for this camera's prerequisite (see `awaiting`)."""
@@ -211,6 +248,8 @@ class FrameAssembler:
             missing = [c for c, item in images.items() if item is None]
             for c in missing:
                 self.sync_misses[c] += 1
+            self.released += 1
+            self.incomplete += bool(missing)
             out.append(SyncedFrame(p.stamp_ns, p.cloud, images, now_s - p.arrived_s, missing))
         self._pending = still
         return out

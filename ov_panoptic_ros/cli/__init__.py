@@ -8,6 +8,8 @@ def main(argv: list[str] | None = None) -> None:
                                      teacher, train)
     from ov_panoptic_ros.cli.app import main_exit
     from ov_panoptic_ros.core.process import steady_latency
+    from ov_panoptic_ros.ros.dds import apply_default_profile
 
     steady_latency()  # replay, training and benchmarks: freed memory kept, OpenMP waits passively
+    apply_default_profile()  # play and live replay publish large messages; the node subprocess inherits it
     main_exit(argv)

@@ -44,6 +44,7 @@ from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
 from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocabulary, VocabularyError
 from ov_panoptic_ros.ros import params as P
+from ov_panoptic_ros.ros.dds import apply_default_profile, startup_report
 from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
 from ov_panoptic_ros.ros.markers import instance_markers
 
@@ -56,7 +57,8 @@ DIAGNOSTICS_PERIOD_S = 1.0
 # Every counter /diagnostics shows, registered at zero so users see what is counted before it happens: the
 # node's own, then every input problem kind (bridge/problems.py; sync misses are counted per camera).
 COUNTERS = (
-    "clouds_received", "frames_processed", "frames_dropped_stale", "frames_dropped_pending", "time_jumps",
+    "clouds_received", "images_received", "frames_synced", "frames_missing_cameras", "frames_processed",
+    "frames_dropped_stale", "frames_dropped_pending", "time_jumps",
     "empty_clouds", "nonfinite_points_dropped", "clouds_with_nonfinite_points", "pipeline_errors",
     "vocabulary_changes_accepted", "vocabulary_changes_rejected", "vocabulary_prepare_failed",
     *(kind for kind in PROBLEMS if kind not in ("sync_miss", "cloud_missing_field")),
@@ -318,7 +320,8 @@ class PanopticNode(Node):
         self._lock = threading.Lock()  # guards the assembler (the executor and the worker both use it)
         self.sync = CameraSynchronizer({c.name: c.time_offset_s for c in self.cameras},
                                        max_offset_s=self._p("sync.max_offset_s"),
-                                       jump_threshold_s=self._p("sync.time_jump_threshold_s"))
+                                       jump_threshold_s=self._p("sync.time_jump_threshold_s"),
+                                       buffer_s=self._p("sync.buffer_s"), max_bytes=self._buffer_bytes())
         # a cloud also waits (up to the timeout) for each camera's first CameraInfo: DDS orders no topics
         self.assembler = FrameAssembler(self.sync, camera_timeout_s=self._p("sync.camera_timeout_s"),
                                         awaiting=[c.name for c in self.cameras])
@@ -328,6 +331,9 @@ class PanopticNode(Node):
         self.max_points = self._p("max_points")
         self.budget_ms = self._p("budget_ms")
         self._last_cloud_stamp: int | None = None  # of the last cloud accepted (clouds arrive in one callback group)
+
+    def _buffer_bytes(self) -> int:
+        return int(self._p("sync.buffer_mb") * 2**20)
 
     def _setup_threads(self) -> None:
         self._cond = threading.Condition()
@@ -399,8 +405,9 @@ class PanopticNode(Node):
             self._warn("nonfinite_points_dropped", f"dropped {dropped} of {cloud.num_points} NaN/inf points")
 
     def _on_image(self, camera: str, msg) -> None:
+        self.stats.count("images_received")
         with self._lock:
-            self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg)
+            self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg, len(msg.data))
         self._poll()
 
     def _on_info(self, camera: str, msg: CameraInfo) -> None:
@@ -532,6 +539,7 @@ class PanopticNode(Node):
         with self._lock:
             self.sync.max_offset_s = self._p("sync.max_offset_s")
             self.sync.jump_threshold_s = self._p("sync.time_jump_threshold_s")
+            self.sync.buffer_s, self.sync.max_bytes = self._p("sync.buffer_s"), self._buffer_bytes()
             self.assembler.camera_timeout_s = self._p("sync.camera_timeout_s")
         self.max_points = self._p("max_points")
         self.budget_ms = self._p("budget_ms")
@@ -548,8 +556,13 @@ class PanopticNode(Node):
         with self._lock:
             self.stats.set_camera_misses(self.assembler.sync_misses)
             pending_dropped, jumps = self.assembler.dropped_pending, self.sync.time_jumps
+            synced, incomplete = self.assembler.released, self.assembler.incomplete
+            buffered = sum(self.sync.buffered(c)[1] for c in self.sync.cameras)
         self.stats.set_counter("frames_dropped_pending", pending_dropped)
         self.stats.set_counter("time_jumps", jumps)
+        self.stats.set_counter("frames_synced", synced)
+        self.stats.set_counter("frames_missing_cameras", incomplete)
+        self.stats.set_info(sync_buffered_mb=f"{buffered / 2**20:.1f}")
         self.stats.set_info(device=self.pipeline.device, pipeline_mode=self.pipeline.mode,
                             pipeline_config=self._p("pipeline.config"))
         snapshot = self.stats.snapshot(self.budget_ms)
@@ -571,6 +584,7 @@ class PanopticNode(Node):
 def main(args: list[str] | None = None) -> int:
     """`ros2 run ov_panoptic_ros ov_panoptic_node [--ros-args ...]`; exit code 2 on a start-up error."""
     kept = steady_latency()  # freed memory kept, OpenMP waits passively: see core.process
+    profile = apply_default_profile()  # before rclpy.init: Fast DDS reads it with the first participant
     rclpy.init(args=args)
     try:
         node = PanopticNode()
@@ -580,6 +594,10 @@ def main(args: list[str] | None = None) -> int:
         return 2
     if not kept:
         node.get_logger().warning("the C library has no mallopt: freed frame buffers go back to the kernel")
+    dds_line, dds_warning = startup_report(profile)
+    node.get_logger().info(dds_line)
+    if dds_warning:
+        node.get_logger().warning(dds_warning)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:

@@ -12,7 +12,13 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from ov_panoptic_ros.bridge.clouds import DEFAULT_MAX_POINTS
-from ov_panoptic_ros.bridge.sync import DEFAULT_CAMERA_TIMEOUT_S, DEFAULT_JUMP_THRESHOLD_S, DEFAULT_MAX_OFFSET_S
+from ov_panoptic_ros.bridge.sync import (
+    DEFAULT_BUFFER_MB,
+    DEFAULT_BUFFER_S,
+    DEFAULT_CAMERA_TIMEOUT_S,
+    DEFAULT_JUMP_THRESHOLD_S,
+    DEFAULT_MAX_OFFSET_S,
+)
 
 STRING, BOOL, INTEGER, DOUBLE, STRING_ARRAY = (
     ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_BOOL, ParameterType.PARAMETER_INTEGER,
@@ -67,6 +73,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("sync.camera_timeout_s", DEFAULT_CAMERA_TIMEOUT_S, DOUBLE,
               "How long a cloud waits for its camera images before it is processed with those that arrived",
               range=(0.0, 5.0)),
+    ParamSpec("sync.buffer_s", DEFAULT_BUFFER_S, DOUBLE,
+              "Per camera, images more than this older than its newest one are dropped from the sync buffer"
+              " (a cloud arriving later than that after its images misses them)", range=(0.0, 10.0)),
+    ParamSpec("sync.buffer_mb", DEFAULT_BUFFER_MB, DOUBLE,
+              "Per camera, the most image data the sync buffer holds (the newest image always stays)",
+              range=(1.0, 4096.0)),
     ParamSpec("sync.time_jump_threshold_s", DEFAULT_JUMP_THRESHOLD_S, DOUBLE,
               "A stamp this much older than the newest one seen is a time jump (bag loop): buffers are cleared",
               range=(0.01, 3600.0)),
