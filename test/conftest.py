@@ -95,8 +95,16 @@ def scenes():
     return list(scene_sequence(4, seed=3, **TEST_SCENE))
 
 
+@pytest.fixture(scope="session")
+def street_calibration(tmp_path_factory, scenes):
+    """The street rig's calibration file (the package's config/calibration_demo.yaml is the world's rig)."""
+    path = tmp_path_factory.mktemp("street") / "calibration.yaml"
+    path.write_text(scenes[0].calibration.to_yaml())
+    return str(path)
+
+
 @pytest.fixture
-def start_node(spin, tiny_pipeline):
+def start_node(spin, tiny_pipeline, street_calibration):
     """start_node(params, **probe_kwargs) -> (node, probe): the node in-process with the shared pipeline,
     plus a probe node that has discovered it and received its vocabulary."""
     from rclpy.parameter import Parameter
@@ -105,7 +113,8 @@ def start_node(spin, tiny_pipeline):
     from ov_panoptic_ros.testing.probe import Probe, wait_until
 
     def start(params=None, **probe_kwargs):
-        values = {**TEST_NODE_PARAMS, **(params or {})}
+        values = {**TEST_NODE_PARAMS, "pipeline.config": "tiny", "calibration_file": street_calibration,
+                  **(params or {})}
         node = spin.add(PanopticNode(pipeline=tiny_pipeline,
                                      parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
         probe = spin.add(Probe(**probe_kwargs))

@@ -109,12 +109,13 @@ def test_diagnostics_warn_when_over_budget(start_node, scenes):
 
 @pytest.mark.slow
 def test_starts_with_no_arguments_on_packaged_defaults(spin, scenes):
-    """A first-time user: no parameters at all. Tiny preset, demo calibration, sensor-data QoS."""
+    """A first-time user: no parameters at all. Synthetic preset (shipped models), demo calibration, sensor-data
+    QoS."""
     from ov_panoptic_ros.ros.node import PanopticNode
 
     node = spin.add(PanopticNode())
     assert node.calibration_file.endswith(os.path.join("config", "calibration_demo.yaml"))
-    assert node.get_parameter("pipeline.config").value == "tiny"
+    assert node.get_parameter("pipeline.config").value == "synthetic"
     probe = spin.add(Probe())
     assert probe.wait_for_subscribers()
     assert wait_until(lambda: probe.vocabularies(), 10.0)

@@ -38,3 +38,17 @@ def test_frames_outside_the_drive_are_refused():
         WorldSource(seed=0, frames=5, config=SMALL, start=8)
     assert len(WorldSource(seed=0, config=SMALL, start=7)) == 3
     assert next(iter(WorldSource(seed=0, config=SMALL, ground_truth=False)))[1] is None
+
+
+def test_the_packaged_demo_calibration_is_the_world_rig():
+    """`ros2 run` with no arguments must label the demo drive: its default calibration is the world car's rig."""
+    from ov_panoptic_ros.core.assets import package_file
+    from ov_panoptic_ros.core.calibration import load_calibration
+    from ov_panoptic_ros.data.world.generator import World
+
+    shipped = load_calibration(package_file("config/calibration_demo.yaml"))
+    rig = World(9000, SMALL).calibration
+    assert shipped.lidar_frame == rig.lidar_frame and set(shipped.cameras) == set(rig.cameras)
+    for name, cam in rig.cameras.items():
+        np.testing.assert_allclose(shipped.cameras[name].T_cam_lidar, cam.T_cam_lidar, atol=1e-8)
+        assert shipped.cameras[name].time_offset_s == cam.time_offset_s

@@ -7,6 +7,7 @@ same host clock).
 """
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -224,13 +225,15 @@ def _run_live(reader, layout, cfg, table, min_points, figure_frames, params, opt
     """Start the node (it warms up before subscribing), play, wait for what is in flight, score, stop.
 
     Ctrl-C skips the wait, stops the node within a second or two and writes the report without figures."""
-    node = NodeProcess(params, out, opts.node_command)
+    # its own node name: a user's ov_panoptic node on the same domain may hear the drive too, but its
+    # outputs never mix with this replay's
+    node = NodeProcess(params, out, opts.node_command, name=f"{NODE_NAME}_replay_{os.getpid()}")
     session = RosSession("ov_panoptic_live_replay")
     out_bag = BagWriter(output_bag) if output_bag else None
     stop_scoring = threading.Event()
     hurry = True  # until the run ends normally: a failure or Ctrl-C stops the node without waiting on it
     try:
-        recorder = LiveRecorder(session.node, f"/{NODE_NAME}/panoptic_points", f"/{NODE_NAME}/vocabulary")
+        recorder = LiveRecorder(session.node, f"/{node.name}/panoptic_points", f"/{node.name}/vocabulary")
         player = Player(session.node, reader, None, opts.rate)
         startup_s = _wait_until_ready(node, recorder, player, layout, opts.startup_timeout_s)
         scorer = Scorer(layout.classes, Vocabulary.from_json(recorder.vocabulary_json), table, min_points)

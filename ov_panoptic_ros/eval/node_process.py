@@ -49,13 +49,16 @@ def node_parameters(layout, config: str, calibration_file: Path, extra: dict | N
 class NodeProcess:
     """`ov_panoptic_node` as a child process, its output in a log file, stopped with SIGINT like Ctrl-C."""
 
-    def __init__(self, params: dict, workdir: Path, command: list[str] | None = None):
+    def __init__(self, params: dict, workdir: Path, command: list[str] | None = None, name: str = NODE_NAME):
+        """`name` renames the node (`-r __node:=`), so its outputs stay apart from another node's on the domain."""
         workdir.mkdir(parents=True, exist_ok=True)
+        self.name = name
         self.params_file = workdir / "node_params.yaml"
-        self.params_file.write_text(yaml.safe_dump({NODE_NAME: {"ros__parameters": _nested(params)}}))
+        self.params_file.write_text(yaml.safe_dump({name: {"ros__parameters": _nested(params)}}))
         self.log_path = workdir / "node.log"
         self._log = open(self.log_path, "w")
-        cmd = (command or node_command()) + ["--ros-args", "--params-file", str(self.params_file)]
+        cmd = (command or node_command()) + ["--ros-args", "-r", f"__node:={name}",
+                                                  "--params-file", str(self.params_file)]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy())
 
     def alive(self) -> bool:

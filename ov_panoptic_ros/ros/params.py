@@ -52,8 +52,8 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("pipeline.config", "tiny", STRING,
-              "Pipeline preset name (tiny, nuscenes, semantickitti) or path to a pipeline YAML", read_only=True),
+    ParamSpec("pipeline.config", "synthetic", STRING,
+              "Pipeline preset name (synthetic, tiny, nuscenes, semantickitti) or path to a pipeline YAML", read_only=True),
     ParamSpec("device", "", STRING,
               "Torch device: auto, cpu, cuda or cuda:N; empty keeps the pipeline config's device", read_only=True),
     ParamSpec("calibration_file", "", STRING,
