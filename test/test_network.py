@@ -402,20 +402,61 @@ def _identity_decoder_layer(d=8, heads=2):
     return layer
 
 
+def _attention(q, kv, blocked, heads):
+    """Multi-head attention with identity projections, written out: per head, softmax(q.k / sqrt(dh)) v."""
+    dh = q.shape[1] // heads
+    out = torch.zeros_like(q)
+    for h in range(heads):
+        cols = slice(h * dh, (h + 1) * dh)
+        scores = (q[:, cols] @ kv[:, cols].T) / math.sqrt(dh)
+        out[:, cols] = scores.masked_fill(blocked, float("-inf")).softmax(dim=1) @ kv[:, cols]
+    return out
+
+
 def test_decoder_layer_is_masked_cross_attention_self_attention_ffn_with_post_norm_residuals():
-    d = 8
-    layer = _identity_decoder_layer(d)
+    d, heads = 8, 2
+    layer = _identity_decoder_layer(d, heads)
     gen = torch.Generator().manual_seed(0)
-    q, kv = torch.randn(1, d, generator=gen), torch.randn(2, d, generator=gen)
+    q, kv = torch.randn(2, d, generator=gen), 2 * torch.randn(3, d, generator=gen)
+    blocked = torch.tensor([[False, True, False], [True, True, False]])
     ln = lambda x: F.layer_norm(x, (d,))  # noqa: E731
-    # one query; voxel 1 is blocked, so the cross-attention returns voxel 0's feature exactly
-    y = ln(q + kv[:1])
-    x = ln(y + y)  # self-attention of a single query returns the query itself
-    expected = ln(x + torch.relu(x))
-    out = layer(q, kv, torch.tensor([[False, True]]))
-    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
-    unmasked = layer(q, kv, torch.tensor([[False, False]]))
-    assert (unmasked - expected).abs().max() > 1e-2  # the mask is what kept voxel 1 out
+    y = ln(q + _attention(q, kv, blocked, heads))  # masked cross-attention over the voxels
+    x = ln(y + _attention(y, y, torch.zeros(2, 2, dtype=torch.bool), heads))  # self-attention among the queries
+    expected = ln(x + torch.relu(x))  # FFN
+    torch.testing.assert_close(layer(q, kv, blocked), expected, rtol=1e-4, atol=1e-5)
+    unmasked = layer(q, kv, torch.zeros(2, 3, dtype=torch.bool))
+    assert (unmasked - expected).abs().max() > 1e-2  # the mask is what kept the blocked voxels out
+
+
+def test_head_mlps_are_linear_relu_linear_and_the_head_is_validated():
+    from torch import nn
+
+    from ov_panoptic_ros.core.model.head import NO_OBJECT_PRIOR, _mlp
+
+    assert [type(m) for m in _mlp([4, 5, 6, 7])] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+    torch.manual_seed(0)
+    head = QueryHead(HeadConfig(num_queries=1, hidden_dim=32, num_layers=1, num_heads=4, ffn_dim=8), 64, 50)
+    assert len(head.layers) == 1 and head.queries.shape == (1, 32)  # one query, one layer: allowed
+    assert 0.015 < head.stuff_queries.std().item() < 0.025  # queries start small (std 0.02)
+    big = QueryHead(HeadConfig(num_queries=50, hidden_dim=32, num_layers=1, num_heads=4, ffn_dim=8), 64, 1)
+    assert 0.015 < big.queries.std().item() < 0.025
+    # an unaligned query (cosine 0) starts at the focal-loss prior
+    assert torch.sigmoid(-head.no_object_bias).item() == pytest.approx(NO_OBJECT_PRIOR)
+    for bad, message in ((dict(num_queries=0), "head needs num_queries >= 1 and num_layers >= 1, got 0 and 1"),
+                         (dict(num_layers=0), "head needs num_queries >= 1 and num_layers >= 1, got 1 and 0"),
+                         (dict(hidden_dim=30), "head.hidden_dim 30 is not divisible by head.num_heads 4")):
+        cfg = HeadConfig(**{**dict(num_queries=1, hidden_dim=32, num_layers=1, num_heads=4, ffn_dim=8), **bad})
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            QueryHead(cfg, 64, 1)
+
+
+def test_network_defaults_to_the_cpu_and_needs_a_clip_width():
+    from ov_panoptic_ros.core.model.network import PanopticNetwork
+
+    net = PanopticNetwork(CFG, 1, SPLIT.train_vocabulary)  # 1-d CLIP features are odd, but allowed
+    assert net.device_type == "cpu" and net.clip_dim == 1
+    with pytest.raises(ValueError, match="^clip_dim must be positive, got 0$"):
+        PanopticNetwork(CFG, 0, SPLIT.train_vocabulary)
 
 
 def test_class_logits_are_scaled_cosines_minus_the_no_object_bias():
