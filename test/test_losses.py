@@ -402,6 +402,9 @@ def test_sigmoid_focal_exact_on_unsaturated_logits():
     got = sigmoid_focal(torch.tensor(logits), torch.tensor(targets), 0.25, 2.0)
     expected = [_focal(x, t, 0.25, 2.0) for x, t in zip(logits, targets)]
     torch.testing.assert_close(got, torch.tensor(expected), rtol=1e-5, atol=1e-7)
+    odd = sigmoid_focal(torch.tensor(logits), torch.tensor(targets), 0.25, 3.0)  # gamma is a setting: odd too
+    torch.testing.assert_close(odd, torch.tensor([_focal(x, t, 0.25, 3.0) for x, t in zip(logits, targets)]),
+                               rtol=1e-5, atol=1e-7)
 
 
 def test_matching_cost_exact_on_a_hand_case():

@@ -486,6 +486,19 @@ def test_head_returns_every_layer_by_default_and_the_last_alone_for_inference():
         torch.testing.assert_close(last[key][0], every[key][-1])
 
 
+def test_each_decoder_layer_attends_through_the_mask_predicted_before_it():
+    torch.manual_seed(0)
+    head = QueryHead(HeadConfig(num_queries=3, hidden_dim=8, num_layers=3, num_heads=2, ffn_dim=8), 64, 1)
+    seen_masks = []
+    for layer in head.layers:
+        layer.register_forward_pre_hook(lambda module, args: seen_masks.append(args[2].clone()))
+    out = head(torch.randn(6, 8), random_class_embeddings(scene_vocabulary(), 64))
+    assert len(seen_masks) == 3
+    for blocked, mask_logits in zip(seen_masks, out["mask_logits"]):
+        assert torch.equal(blocked, attention_block_mask(mask_logits))
+    assert any(b.any() for b in seen_masks)  # something was blocked: the case is not trivial
+
+
 def test_clip_features_are_pooled_per_voxel_over_seen_points_in_range():
     seen = torch.tensor([True, False, True, True, False])
     features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])  # rows of points 0, 2 and 3

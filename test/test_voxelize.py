@@ -171,3 +171,11 @@ def test_a_full_circle_from_minus_half_pi_wraps_into_its_own_range():
 def test_bad_config_messages(cfg, message):
     with pytest.raises(ValueError, match=message):
         voxelize(torch.zeros(1, 3), cfg)
+
+
+def test_an_angle_just_below_zero_lands_in_the_last_cell_of_a_zero_to_two_pi_grid():
+    """remainder() rounds -1e-30 + 2 pi up to 2 pi itself: the seam must still be inside the grid."""
+    cfg = VoxelConfig(grid="cylindrical", size=(1.0, math.pi / 2, 1.0),
+                      range_min=(0.0, 0.0, -1.0), range_max=(4.0, 2 * math.pi, 1.0))
+    v = voxelize(torch.tensor([[1.0, -1e-30, 0.0]]), cfg)
+    assert v.point_to_voxel.tolist() == [0] and v.coords.tolist() == [[1, 3, 1]]
