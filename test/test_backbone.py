@@ -1,6 +1,8 @@
 """Sparse UNet: device-chosen conv algorithm, config-driven shape, row alignment, gradients."""
+import pytest
 import spconv.pytorch as spconv
 import torch
+from torch import nn
 
 from ov_panoptic_ros.core.config import BackboneConfig, VoxelConfig
 from ov_panoptic_ros.core.model.backbone import SparseUNet, conv_algo_for
@@ -89,3 +91,27 @@ def test_backward_reaches_every_parameter():
     (out * torch.randn_like(out)).sum().backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_layout_blocks_levels_and_strides_follow_the_docstring():
+    """Levels of `blocks_per_level` residual blocks (one fewer on the way up, after the merge conv), stride-2
+    2x2x2 downs, BatchNorm + ReLU after each conv, and each conv tagged with the level it writes to."""
+    net = SparseUNet(VOXEL_INPUT_CHANNELS, BackboneConfig(channels=(8, 16, 32), blocks_per_level=3), "cpu")
+    assert [len(e) for e in net.encoders] == [3, 3, 3] and [len(d) for d in net.decoders] == [2, 2]
+    assert [type(m) for m in net.stem.norm] == [nn.BatchNorm1d, nn.ReLU] and net.stem.conv.output_level == 0
+    for lv in range(3):
+        assert all(c.output_level == lv for c in _convs(net.encoders[lv]))
+    for lv in range(2):
+        down, up = net.downs[lv].conv, net.ups[lv].conv
+        assert tuple(down.stride) == (2, 2, 2) and tuple(down.kernel_size) == (2, 2, 2)
+        assert (down.output_level, up.output_level, net.merges[lv].conv.output_level) == (lv + 1, lv, lv)
+        assert all(c.output_level == lv for c in _convs(net.decoders[lv]))
+    one = SparseUNet(VOXEL_INPUT_CHANNELS, BackboneConfig(channels=(1,), blocks_per_level=1), "cpu")
+    assert one.out_channels == 1 and len(one.downs) == 0  # one level of one channel is allowed
+    for cfg, message in ((BackboneConfig(channels=(8, 0)), r"backbone.channels must be a non-empty list of positive"
+                                                           r" ints, got \[8, 0\]$"),
+                         (BackboneConfig(channels=()), r"got \[\]$"),
+                         (BackboneConfig(channels=(8,), blocks_per_level=0), r"^backbone.blocks_per_level must be >= 1,"
+                                                                              r" got 0$")):
+        with pytest.raises(ValueError, match=message):
+            SparseUNet(VOXEL_INPUT_CHANNELS, cfg, "cpu")

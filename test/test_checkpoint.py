@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from ov_panoptic_ros.core.config import load_config
-from ov_panoptic_ros.core.model.checkpoint import (FORMAT_VERSION, CheckpointError, load_network, read_checkpoint,
-                                                   save_checkpoint)
+from ov_panoptic_ros.core.model.checkpoint import (FORMAT_VERSION, CheckpointError, check_compatible, load_network,
+                                                   network_config, read_checkpoint, save_checkpoint)
 from ov_panoptic_ros.core.model.network import build_network
 from ov_panoptic_ros.data.synthetic import make_scene, network_inputs, random_class_embeddings, scene_vocabulary
 
@@ -76,7 +76,7 @@ def test_missing_file_names_the_path(tmp_path):
 def test_mismatch_is_refused_naming_both_values(saved, override, needles):
     with pytest.raises(CheckpointError) as err:
         load_network(saved[0], load_config("tiny", override), "cpu")
-    for needle in needles:
+    for needle in [repr(str(saved[0]))] + needles:  # the message names the file too
         assert needle in str(err.value), (needle, str(err.value))
 
 
@@ -107,25 +107,26 @@ def test_metadata_is_checked_before_any_weight_is_used(saved, tmp_path):
     torch.save(payload, broken)
     with pytest.raises(CheckpointError, match="backbone.channels"):
         load_network(broken, load_config("tiny", {"backbone": {"channels": [8, 16]}}), "cpu")
-    with pytest.raises(CheckpointError, match="weights do not fit"):
+    with pytest.raises(CheckpointError, match=f"^network checkpoint {str(broken)!r} weights do not fit the network"):
         load_network(broken, load_config("tiny"), "cpu")
 
 
 def test_foreign_corrupt_and_future_files_are_refused(saved, tmp_path):
     foreign = tmp_path / "foreign.pt"
     torch.save({"model": {}}, foreign)
-    with pytest.raises(CheckpointError, match="not an ov_panoptic_ros network checkpoint"):
+    with pytest.raises(CheckpointError, match=f"^{str(foreign)!r} is not an ov_panoptic_ros network checkpoint$"):
         read_checkpoint(foreign)
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"definitely not a zip file")
-    with pytest.raises(CheckpointError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match=f"^network checkpoint {str(corrupt)!r} cannot be read: "):
         read_checkpoint(corrupt)
     for version in (FORMAT_VERSION - 1, FORMAT_VERSION + 1):  # the previous format had other heads
         other = tmp_path / f"v{version}.pt"
         payload = torch.load(saved[0], weights_only=True)
         payload["format_version"] = version
         torch.save(payload, other)
-        with pytest.raises(CheckpointError, match=f"format version {version}; this code reads version 2"):
+        with pytest.raises(CheckpointError, match=f"^network checkpoint {str(other)!r} has format version {version};"
+                                                  " this code reads version 2$"):
             read_checkpoint(other)
 
 
@@ -133,3 +134,68 @@ def test_save_replaces_atomically_and_creates_folders(saved, tmp_path):
     _, net, cfg, _, _ = saved
     path = save_checkpoint(tmp_path / "a" / "b" / "net.pt", net, cfg, CLIP_ID)
     assert path.is_file() and not (path.parent / "net.pt.tmp").exists()
+
+
+class _NotPlainData:
+    """Anything torch.load would have to unpickle as code."""
+
+
+def test_a_checkpoint_holding_pickled_objects_is_never_unpickled(saved, tmp_path):
+    payload = torch.load(saved[0], weights_only=True)
+    payload["extra"] = _NotPlainData()
+    tricky = tmp_path / "tricky.pt"
+    torch.save(payload, tricky)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        read_checkpoint(tricky)
+
+
+@pytest.mark.parametrize("change", ["missing", "unexpected"])
+def test_weights_that_miss_or_add_a_tensor_are_refused(saved, tmp_path, change):
+    payload = torch.load(saved[0], weights_only=True)
+    if change == "missing":
+        payload["state_dict"].pop("head.logit_scale")
+    else:
+        payload["state_dict"]["head.extra"] = torch.zeros(2)
+    path = tmp_path / f"{change}.pt"
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"(?s)weights do not fit the network: .*{change.capitalize()} key"):
+        load_network(path, load_config("tiny"), "cpu")
+
+
+def _payload(saved, **network_config_changes):
+    payload = torch.load(saved[0], weights_only=True)
+    for dotted, value in network_config_changes.items():
+        section, _, key = dotted.partition("__")
+        if key:
+            if value is None:
+                payload["network_config"][section].pop(key)
+            else:
+                payload["network_config"][section][key] = value
+        else:
+            payload["network_config"][section] = value
+    return payload
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"head__num_queries": None}, "head.num_queries: checkpoint has None, config has 16"),  # a key new to the config
+    ({"head": 5}, "head: checkpoint has 5, config has {"),  # a section that is no dict
+    ({"head__num_queries": "16"}, "head.num_queries: checkpoint has '16', config has 16"),
+    ({"backbone__blocks_per_level": 2, "head__num_queries": 8},
+     "backbone.blocks_per_level: checkpoint has 2, config has 1; head.num_queries: checkpoint has 8, config has 16"),
+])
+def test_metadata_mismatches_are_listed_with_their_dotted_names(saved, changes, message):
+    with pytest.raises(CheckpointError) as err:
+        check_compatible(_payload(saved, **changes), load_config("tiny"))
+    assert str(err.value).startswith("network checkpoint 'checkpoint' does not match the config: " + message)
+
+
+def test_float_noise_is_no_mismatch_but_an_unknown_model_is(saved):
+    cfg = load_config("tiny", {"voxel": {"range_min": [-51.2, -51.2, 0.0]}})
+    payload = torch.load(saved[0], weights_only=True)
+    payload["network_config"] = network_config(cfg)
+    payload["network_config"]["voxel"]["range_min"][2] = 1e-13
+    payload["network_config"]["voxel"]["intensity_scale"] = 1.0 + 1e-12
+    check_compatible(payload, cfg)
+    payload["network_config"]["model"] = "xyz"
+    with pytest.raises(CheckpointError, match=r"^network checkpoint 'checkpoint' holds model 'xyz' \(\?\) but"):
+        check_compatible(payload, cfg)

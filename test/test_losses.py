@@ -6,12 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ov_panoptic_ros.core.config import ConfigError, LossConfig
+from ov_panoptic_ros.core.config import ConfigError, LossConfig, VocabularyConfig
 from ov_panoptic_ros.core.frame import UNLABELED, Vocabulary
 from ov_panoptic_ros.core.model.losses import PanopticLoss
-from ov_panoptic_ros.core.model.matching import hungarian_match
+from ov_panoptic_ros.core.model.matching import hungarian_match, matching_cost
 from ov_panoptic_ros.core.model.outputs import NetworkOutputs
-from ov_panoptic_ros.core.model.targets import IGNORE, ClassSplit, voxel_targets
+from ov_panoptic_ros.core.model.targets import IGNORE, ClassSplit, PanopticTargets, voxel_targets
+from ov_panoptic_ros.core.model.terms import (object_distill, pool_in_masks, pooling_weights, reconstruct_voxel_clip,
+                                              sigmoid_focal, voxel_distill)
 from ov_panoptic_ros.data.synthetic import random_class_embeddings
 
 BIG = 20.0
@@ -380,3 +382,160 @@ def test_object_distillation_teaches_the_class_embedding_not_the_mask():
     out.mask_logits[1], out.class_embed[1] = masks, embed
     PanopticLoss()(out, TARGETS)["object_distill"].backward()
     assert embed.grad.abs().sum() > 0 and (masks.grad is None or (masks.grad == 0).all())
+
+
+# --- exact values and boundaries the mutations found ----------------------------------------------------
+
+def _sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def _focal(x, target, alpha, gamma):
+    """RetinaNet's focal loss of one logit, written out."""
+    p = _sig(x)
+    p_t, alpha_t = (p, alpha) if target else (1 - p, 1 - alpha)
+    return -alpha_t * (1 - p_t) ** gamma * math.log(p_t)
+
+
+def test_sigmoid_focal_exact_on_unsaturated_logits():
+    logits, targets = [0.0, 1.0, -1.0, 2.0, -0.5], [1.0, 0.0, 1.0, 0.0, 0.0]
+    got = sigmoid_focal(torch.tensor(logits), torch.tensor(targets), 0.25, 2.0)
+    expected = [_focal(x, t, 0.25, 2.0) for x, t in zip(logits, targets)]
+    torch.testing.assert_close(got, torch.tensor(expected), rtol=1e-5, atol=1e-7)
+    odd = sigmoid_focal(torch.tensor(logits), torch.tensor(targets), 0.25, 3.0)  # gamma is a setting: odd too
+    torch.testing.assert_close(odd, torch.tensor([_focal(x, t, 0.25, 3.0) for x, t in zip(logits, targets)]),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_matching_cost_exact_on_a_hand_case():
+    """Mask focal (mean over voxels) + dice + class focal (positive minus negative term), written out."""
+    cfg = LossConfig(match_class_weight=3.0, match_mask_weight=5.0, match_dice_weight=7.0)
+    masks = [[0.0, 1.0, -1.0], [2.0, -2.0, 0.5]]
+    gt = [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    classes = [[0.0, 1.0, -1.0], [0.5, 0.0, 2.0]]
+    labels = [0, 2]
+    mask_part, class_part = torch.zeros(2, 2), torch.zeros(2, 2)
+    for q in range(2):
+        for k in range(2):
+            focal = sum(_focal(m, g, 0.25, 2.0) for m, g in zip(masks[q], gt[k])) / 3
+            p = [_sig(m) for m in masks[q]]
+            dice = 1 - (2 * sum(a * b for a, b in zip(p, gt[k])) + 1) / (sum(p) + sum(gt[k]) + 1)
+            c = _sig(classes[q][labels[k]])
+            mask_part[q, k] = 5.0 * focal + 7.0 * dice
+            class_part[q, k] = 3.0 * (-0.25 * (1 - c) ** 4 * math.log(c) + 0.75 * c ** 4 * math.log(1 - c))
+    args = (torch.tensor(classes), torch.tensor(masks), torch.tensor(labels), torch.tensor(gt).bool(), cfg)
+    torch.testing.assert_close(matching_cost(*args), mask_part + class_part, rtol=1e-5, atol=1e-6)  # default
+    torch.testing.assert_close(matching_cost(*args, use_class=False), mask_part, rtol=1e-5, atol=1e-6)
+    # one valid voxel: the mask focal is divided by 1
+    one = matching_cost(torch.zeros(1, 3), torch.zeros(1, 1), torch.tensor([0]), torch.ones(1, 1, dtype=torch.bool),
+                        cfg, use_class=False)
+    torch.testing.assert_close(one, torch.tensor([[5.0 * _focal(0.0, 1, 0.25, 2.0) + 7.0 * (1 - 2 / 2.5)]]))
+
+
+def test_pool_in_masks_gives_unit_rows_and_whether_any_seen_voxel_had_weight():
+    weights = torch.tensor([[0.6, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    clip = torch.tensor([[3.0, 0.0], [0.0, 4.0], [1.0, 1.0]])
+    pooled, has_clip = pool_in_masks(weights, clip, torch.tensor([True, True, False]))
+    torch.testing.assert_close(pooled, torch.tensor([[1.0, 0.0], [3 / 5, 4 / 5], [0.0, 0.0]]))
+    assert has_clip.tolist() == [True, True, False]  # a weight below 1 counts; an unseen voxel does not
+
+
+def test_binary_pooling_takes_probabilities_strictly_above_one_half():
+    logits = torch.tensor([[-1.0, 0.0, 0.5, 2.0]])
+    assert pooling_weights(logits, "binary").tolist() == [[0.0, 0.0, 1.0, 1.0]]
+    torch.testing.assert_close(pooling_weights(logits, "soft"), logits.sigmoid())
+
+
+def test_distillations_are_zero_in_the_graph_when_no_voxel_was_seen():
+    embed = E[:2].clone().requires_grad_()
+    masks = torch.full((2, 3), BIG).requires_grad_()
+    unseen = torch.zeros(3, dtype=torch.bool)
+    for loss in (object_distill(embed, masks, torch.eye(3, 4), unseen, "soft"),
+                 voxel_distill(masks, embed, torch.eye(3, 4), unseen, "cosine")):
+        assert loss.item() == 0.0 and loss.requires_grad
+
+
+def test_reconstruction_uses_the_direction_of_each_class_embedding_only():
+    masks = torch.zeros(2, 1)  # p = 0.5 for both queries
+    long_and_short = torch.tensor([[10.0, 0.0], [0.0, 1.0]])
+    torch.testing.assert_close(reconstruct_voxel_clip(masks, long_and_short),
+                               torch.tensor([[0.5 ** 0.5, 0.5 ** 0.5]]))
+
+
+# Two base-stuff classes, each with its own stuff query after one learnable query.
+STUFF2 = ClassSplit(Vocabulary(("car", "road", "sidewalk"), ("road", "sidewalk")))
+STUFF2_TARGETS = STUFF2.targets(torch.tensor([0, 0, 1, 1, 2, 2]), torch.tensor([4, 4, 0, 0, 0, 0]))
+
+
+def _stuff2_outputs(masks):
+    e = torch.eye(3)
+
+    def row(voxels):
+        r = torch.full((6,), -BIG)
+        r[list(voxels)] = BIG
+        return r
+
+    classes = torch.full((3, 3), -BIG)
+    classes[[0, 1, 2], [0, 1, 2]] = BIG
+    return NetworkOutputs(
+        mask_logits=[torch.stack([row(m) for m in masks])], class_logits=[classes], class_embed=[e.clone()],
+        num_learned_queries=1, stuff_names=("road", "sidewalk"), vocabulary=STUFF2.train_vocabulary,
+        voxel_clip=e[[0, 0, 1, 1, 2, 2]], voxel_seen=torch.ones(6, dtype=torch.bool), point_to_voxel=torch.arange(6),
+        voxel_coords=torch.zeros((6, 3), dtype=torch.int32))
+
+
+def test_each_stuff_query_is_supervised_by_its_own_class_only():
+    losses = PanopticLoss()(_stuff2_outputs([[0, 1], [2, 3], [4, 5]]), STUFF2_TARGETS)
+    for name, value in losses.items():
+        assert value.item() < 1e-3, name
+
+
+def test_a_single_supervised_mask_is_still_supervised():
+    road_only = STUFF2.targets(torch.ones(6, dtype=torch.long), torch.zeros(6, dtype=torch.long))
+    out = _stuff2_outputs([[], [0, 1, 2, 3, 4], []])  # the road query misses one of the 6 road voxels
+    losses = PanopticLoss(LossConfig(deep_supervision=False))(out, road_only)
+    assert abs(losses["dice"].item() - (1 - (2 * 5 + 1) / (5 + 6 + 1))) < 1e-6
+    assert abs(losses["mask"].item() - 0.25 * F.softplus(torch.tensor(BIG)).item() / 6) < 1e-6
+
+
+def test_split_keeps_its_novel_names_as_a_tuple_and_its_templates():
+    split = ClassSplit(DATASET, ["bus", "vegetation"])
+    assert split.novel == ("bus", "vegetation") and split == SPLIT and hash(split) == hash(SPLIT)
+    cfg = VocabularyConfig(classes=("car", "road"), stuff=("road",), templates=("a photo of a {}.",), novel=("car",))
+    from_config = ClassSplit.from_config(cfg)
+    assert from_config.dataset.templates == ("a photo of a {}.",)
+    assert from_config.train_vocabulary == Vocabulary(("road",), ("road",), ("a photo of a {}.",))
+    full = random_class_embeddings(DATASET, 8)
+    assert SPLIT.train_embeddings(full).model_id == full.model_id == "random-8d-seed0"
+
+
+def test_labels_one_past_the_last_class_are_rejected():
+    with pytest.raises(ValueError, match=r"^dataset labels must be in \[0, 5\) or UNLABELED, got \[0, 5\]$"):
+        SPLIT.targets(torch.tensor([0, 5, UNLABELED]), torch.zeros(3))
+    bad = PanopticTargets(TRAIN, torch.tensor([0, 3, IGNORE]), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^target labels must be in \[0, 3\) or IGNORE, got \[-1, 0, 3\]$"):
+        voxel_targets(bad, torch.arange(3), 3)
+
+
+def test_points_outside_the_grid_do_not_vote_and_empty_voxels_are_no_target():
+    targets = SPLIT.targets(torch.tensor([D_CAR, D_CAR, D_ROAD, D_ROAD, D_ROAD]), torch.tensor([1, 1, 0, 0, 0]))
+    gt = voxel_targets(targets, torch.tensor([0, 0, -1, -1, -1]), 3)
+    assert gt.labels.tolist() == [CAR] and gt.masks.tolist() == [[True, False, False]]
+    assert gt.valid.tolist() == [True, False, False]
+
+
+def test_one_point_and_no_point_frames():
+    gt = voxel_targets(SPLIT.targets(torch.tensor([D_TRUCK]), torch.tensor([2])), torch.tensor([1]), 2)
+    assert gt.labels.tolist() == [TRUCK] and gt.masks.tolist() == [[False, True]] and gt.valid.tolist() == [False, True]
+    empty = SPLIT.targets(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    gt = voxel_targets(empty, torch.zeros(0, dtype=torch.long), 2)
+    assert gt.masks.shape == (0, 2) and gt.labels.tolist() == [] and gt.valid.tolist() == [False, False]
+
+
+def test_class_zero_and_instance_id_zero_are_ordinary_segments():
+    """Stuff at training index 0 ignores its instance ids; a thing's instance 0 is an instance like 1."""
+    split = ClassSplit(Vocabulary(("road", "car"), ("road",)))
+    targets = split.targets(torch.tensor([0, 0, 1, 1]), torch.tensor([1, 2, 0, 1]))
+    gt = voxel_targets(targets, torch.arange(4), 4)
+    assert gt.labels.tolist() == [0, 1, 1] and gt.is_thing.tolist() == [False, True, True]
+    assert gt.masks.tolist() == [[True, True, False, False], [False, False, True, False], [False, False, False, True]]

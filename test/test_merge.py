@@ -141,3 +141,50 @@ def test_instances_carry_boxes_fitted_to_their_points():
     np.testing.assert_allclose(car_box.center[:2], [10.0, 5.0], atol=0.3)
     assert 3.5 < car_box.size[0] <= 4.0 and 1.6 < car_box.size[1] <= 2.0
     assert abs(car_box.score - 0.9) < 1e-6
+
+
+# ------------------------------------------------------------------ boundaries the mutations found
+def test_a_mask_probability_of_exactly_one_half_is_kept_and_counted():
+    """`at least 0.5`: a logit of 0 (p = 0.5) is inside the query's mask, both for the voxels it keeps and
+    for its original area."""
+    single = _masks(5, range(4))
+    single[0, 4] = 0.0  # p = 0.5
+    out = _merge(single, [0.9], [3], [True])
+    assert out.labels.tolist() == [3] * 5 and [s.num_voxels for s in out.segments] == [5]
+    # B: 10 sure voxels + 3 at p = 0.5, so 13 voxels of its own; A takes one sure voxel and the three
+    # half ones. B keeps 9 of 13 < 0.8: dropped (9 of 10 if the half voxels were not counted).
+    masks = _masks(14, [0, 10, 11, 12], range(10))
+    masks[1, 10:13] = 0.0
+    out = _merge(masks, [0.9, 0.8], [0, 1], [True, True])
+    assert out.labels.tolist() == [0] + [UNLABELED] * 9 + [0, 0, 0, UNLABELED]
+    assert [(s.query, s.num_voxels) for s in out.segments] == [(0, 4)]
+
+
+def test_a_query_that_wins_nothing_is_dropped_and_takes_no_instance_id():
+    masks = _masks(4, [], [0, 1], [2, 3])  # query 0: confident, but its mask is empty
+    out = _merge(masks, [0.95, 0.9, 0.8], [0, 1, 2], [True, True, True])
+    assert [(s.query, s.instance_id, s.num_voxels) for s in out.segments] == [(1, 1, 2), (2, 2, 2)]
+    assert out.instance_ids.tolist() == [1, 1, 2, 2]
+
+
+def test_a_single_voxel_is_merged():
+    out = _merge(_masks(1, [0]), [0.9], [2], [False])
+    assert out.labels.tolist() == [2] and out.instance_ids.tolist() == [0]
+    assert [(s.query, s.label, s.instance_id, s.num_voxels) for s in out.segments] == [(0, 2, 0, 1)]
+
+
+def test_instances_skip_segments_without_points_and_carry_the_box_yaw():
+    masks = _masks(3, [0], [1], [2])
+    out = _merge(masks, [0.9, 0.8, 0.7], [5, 0, 1], [False, True, True])  # stuff first, then two things
+    yaw = np.pi / 6
+    rot = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
+    grid = np.stack(np.meshgrid(np.linspace(-2, 2, 9), np.linspace(-1, 1, 5)), axis=-1).reshape(-1, 2)
+    car = np.column_stack([grid @ rot.T + [10.0, 5.0], np.linspace(0.0, 1.5, len(grid))])  # 4 x 2 m at 30 deg
+    points = car.astype(np.float32)
+    ids = np.full(len(points), 2, dtype=np.uint32)  # only the second thing has points
+    instances = build_instances(points, ids, out.segments)
+    assert [(i.instance_id, i.label, i.num_points) for i in instances] == [(2, 1, len(points))]
+    assert isinstance(instances[0].yaw, float) and instances[0].yaw == pytest.approx(yaw, abs=1e-5)
+    np.testing.assert_allclose(instances[0].size[:2], [4.0, 2.0], atol=1e-5)
+    ids[:3] = 1  # now the first thing has points too, and comes first
+    assert [i.instance_id for i in build_instances(points, ids, out.segments)] == [1, 2]

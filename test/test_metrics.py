@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ from ov_panoptic_ros.bench.metrics import synthetic_frame
 from ov_panoptic_ros.core.classes import GROUPS, ClassInfo, nuscenes_classes, semantickitti_classes
 from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.eval.devkit_oracle import OracleCase, OracleUnavailable, run_devkit
-from ov_panoptic_ros.eval.metrics import LabelMapping, PanopticEval
+from ov_panoptic_ros.eval.metrics import MAX_INSTANCE_ID, LabelMapping, PanopticEval
 
 TOL = 1e-9
 NUSC = nuscenes_classes()
@@ -307,11 +309,40 @@ def test_empty_group_is_nan_and_none_in_dict():
                    ignore=(0,))
     ev = PanopticEval(cl, min_points=0)
     ev.add(np.array([1, 2]), np.array([0, 0]), np.array([1, 2]), np.array([0, 0]))
-    res = ev.compute()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty group is NaN by rule, not numpy's "mean of empty slice"
+        res = ev.compute()
     assert np.isnan(res.groups["novel"]["PQ"]) and res.groups["base"]["PQ"] == 1.0
     d = res.to_dict()
     assert d["novel"]["PQ"] is None and d["classes"]["car"]["PQ"] == 1.0 and "void" not in d["classes"]
     json.dumps(d, allow_nan=False)
+
+
+def test_to_dict_names_every_number_of_the_report():
+    ev = PanopticEval(SMALL, min_points=1)
+    ev.add(*hand_frame())
+    res = ev.compute()
+    assert (res.n_frames, res.n_points) == (1, 110)  # the 5 void points are not counted
+    d = res.to_dict()
+    assert set(d) == set(GROUPS) | {"classes", "n_frames", "n_points"}
+    assert (d["n_frames"], d["n_points"]) == (1, 110)
+    assert all(set(d[g]) == {"PQ", "SQ", "RQ", "mIoU", "PQ_dagger"} for g in GROUPS)
+    assert list(d["classes"]) == ["thing_b", "thing_n", "stuff_b", "stuff_n"]
+    thing_b = d["classes"]["thing_b"]
+    assert thing_b == {"PQ": pytest.approx(2 / 3), "SQ": 1.0, "RQ": pytest.approx(2 / 3), "IoU": 0.5,
+                       "TP": 1, "FP": 0, "FN": 1, "thing": True, "novel": False}
+    assert d["classes"]["stuff_n"] == {"PQ": 1.0, "SQ": 1.0, "RQ": 1.0, "IoU": 1.0, "TP": 1, "FP": 0, "FN": 0,
+                                       "thing": False, "novel": True}
+    assert d["classes"]["thing_n"]["FP"] == 1 and d["classes"]["thing_n"]["FN"] == 1
+
+
+def test_counts_are_exact_integers():
+    ev = PanopticEval(SMALL, min_points=1)
+    ev.add(*hand_frame())
+    for name in ("confusion", "pan_tp", "pan_fp", "pan_fn"):
+        assert getattr(ev, name).dtype == np.int64, name
+    ev.reset()
+    assert all(getattr(ev, name).dtype == np.int64 for name in ("confusion", "pan_tp", "pan_fp", "pan_fn"))
 
 
 # ------------------------------------------------------------------------------------ semantics
@@ -422,11 +453,11 @@ def test_reset_and_compute_do_not_leak_state():
 
 
 def test_merge_rejects_other_setups():
-    with pytest.raises(ValueError, match="min_points"):
+    with pytest.raises(ValueError, match=r"^PanopticEval\.merge: the evaluators differ in classes or min_points$"):
         PanopticEval(NUSC, 15).merge(PanopticEval(NUSC, 50))
     with pytest.raises(ValueError, match="classes"):
         PanopticEval(NUSC, 15).merge(PanopticEval(nuscenes_classes(novel=("bus",)), 15))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="^can only merge a PanopticEval, got dict$"):
         PanopticEval(NUSC, 15).merge({"pan_tp": 1})
 
 
@@ -448,8 +479,14 @@ def test_mapping_maps_arrays_and_passes_unlabeled():
     m = LabelMapping(["car", "vegetation", "ufo"], NUSC)
     out = m(np.array([0, 1, 2, UNLABELED, 0], dtype=np.uint16))
     assert out.tolist() == [4, 16, UNLABELED, UNLABELED, 4]
+    assert m(np.array([1])).tolist() == [16]  # a single label too
+    assert m(np.array([], dtype=np.int64)).tolist() == []
     with pytest.raises(ValueError, match="outside the vocabulary"):
         m(np.array([0, 3]))
+    expected = ("LabelMapping: predicted labels [-1, 3, 4, 5, 6, 7, 8, 9, 10, 11] are outside the vocabulary 0..2 "
+                "(and are not UNLABELED=65535)")
+    with pytest.raises(ValueError, match="^" + re.escape(expected) + "$"):
+        m(np.array([0, 2, -1, *range(3, 14), UNLABELED]))
     with pytest.raises(ValueError, match="integers"):
         m(np.array([0.0, 1.0]))
 
@@ -474,19 +511,42 @@ def test_unmapped_prediction_scores_as_miss_end_to_end():
 
 
 # ------------------------------------------------------------------------------------ bad input
+def _msg(text):
+    """An exact error message, as a pattern."""
+    return "^" + re.escape("PanopticEval.add: " + text) + "$"
+
+
+_PRED = "(and are not UNLABELED=65535); map vocabulary labels with LabelMapping first"
+
+
 @pytest.mark.parametrize(
     "frame, message",
     [
-        ((np.zeros(3, int), np.zeros(3, int), np.zeros(4, int), np.zeros(4, int)), "differ in length"),
+        ((np.zeros(3, int), np.zeros(3, int), np.zeros(4, int), np.zeros(4, int)), _msg(
+            "arrays differ in length: {'pred_labels': 3, 'pred_instances': 3, 'gt_labels': 4, 'gt_instances': 4}")),
         ((np.zeros(3, int), np.zeros(3, int), np.array([1, 17, 2]), np.zeros(3, int)), r"gt_labels \[17\]"),
         ((np.zeros(3, int), np.zeros(3, int), np.array([1, -1, 2]), np.zeros(3, int)), r"gt_labels \[-1\]"),
+        ((np.zeros(3, int), np.zeros(3, int), np.array([0, 17, -1]), np.zeros(3, int)),
+         _msg("gt_labels [-1, 17] are outside the class range 0..16")),
+        ((np.zeros(12, int), np.zeros(12, int), np.arange(17, 29), np.zeros(12, int)),
+         _msg("gt_labels [17, 18, 19, 20, 21, 22, 23, 24, 25, 26] are outside the class range 0..16")),
         ((np.array([1, 17, 70000]), np.zeros(3, int), np.zeros(3, int), np.zeros(3, int)),
          r"pred_labels \[17, 70000\]"),
+        ((np.array([0, 1, 17]), np.zeros(3, int), np.zeros(3, int), np.zeros(3, int)),  # exactly n: not "none"
+         _msg(f"pred_labels [17] are outside the class range 0..16 {_PRED}")),
+        ((np.arange(17, 29), np.zeros(12, int), np.zeros(12, int), np.zeros(12, int)),
+         _msg(f"pred_labels [17, 18, 19, 20, 21, 22, 23, 24, 25, 26] are outside the class range 0..16 {_PRED}")),
         ((np.array([-2, 1, 1]), np.zeros(3, int), np.zeros(3, int), np.zeros(3, int)), r"pred_labels \[-2\]"),
-        ((np.zeros(3, int), np.array([0, -1, 0]), np.zeros(3, int), np.zeros(3, int)), "pred_instances"),
-        ((np.zeros(3, int), np.zeros(3, int), np.zeros(3, int), np.array([0, 2**32, 0])), "gt_instances"),
+        ((np.zeros(3, int), np.array([0, -1, 0]), np.zeros(3, int), np.zeros(3, int)),
+         _msg("pred_instances must lie in 0..4294967294, got min -1 max 0")),
+        ((np.zeros(3, int), np.zeros(3, int), np.zeros(3, int), np.array([0, 2**32, 0])),
+         _msg("gt_instances must lie in 0..4294967294, got min 0 max 4294967296")),
         ((np.zeros(3), np.zeros(3, int), np.zeros(3, int), np.zeros(3, int)), "pred_labels must be an integer"),
+        ((np.zeros(3, int), np.zeros(3), np.zeros(3, int), np.zeros(3, int)),
+         _msg("pred_instances must be an integer array, got dtype float64")),
         ((np.zeros(3, int), np.zeros(3, int), np.zeros(3, bool), np.zeros(3, int)), "gt_labels must be an integer"),
+        ((np.zeros(3, int), np.zeros(3, int), np.zeros(3, int), np.zeros(3, np.float32)),
+         _msg("gt_instances must be an integer array, got dtype float32")),
     ],
 )
 def test_bad_input_is_rejected(frame, message):
@@ -494,6 +554,41 @@ def test_bad_input_is_rejected(frame, message):
     with pytest.raises(ValueError, match=message):
         ev.add(*frame)
     assert ev.n_frames == 0 and not ev.confusion.any()  # a rejected frame leaves no trace
+
+
+def test_arrays_of_any_shape_are_flattened():
+    flat = PanopticEval(SMALL, min_points=1)
+    flat.add(*hand_frame())
+    shaped = PanopticEval(SMALL, min_points=1)
+    shaped.add(*(a.reshape(5, 23) for a in hand_frame()))
+    for name in ("confusion", "pan_tp", "pan_fp", "pan_fn", "pan_iou"):
+        np.testing.assert_array_equal(getattr(shaped, name), getattr(flat, name), err_msg=name)
+
+
+def test_uint64_input_is_accepted_up_to_the_int64_range():
+    ref = PanopticEval(SMALL, min_points=1)
+    ref.add(*hand_frame())
+    ev = PanopticEval(SMALL, min_points=1)
+    ps, pi, gs, gi = hand_frame()
+    ev.add(ps.astype(np.uint64), pi.astype(np.uint64), gs.astype(np.uint64), gi.astype(np.uint64))
+    np.testing.assert_array_equal(ev.pan_tp, ref.pan_tp)
+    np.testing.assert_array_equal(ev.confusion, ref.confusion)
+    zeros = np.zeros(2, dtype=np.uint64)
+    # 2**63 - 1 still fits int64: it is refused by the instance range, not by the conversion
+    with pytest.raises(ValueError, match=r"gt_instances must lie in 0\.\.4294967294, got min 0 max 9223372036854775807"):
+        ev.add(zeros, zeros, zeros, np.array([0, 2**63 - 1], dtype=np.uint64))
+    with pytest.raises(ValueError, match=r"^PanopticEval.add: gt_instances holds values beyond int64$"):
+        ev.add(zeros, zeros, zeros, np.array([0, 2**63], dtype=np.uint64))
+    assert ev.n_frames == 1
+
+
+def test_instance_ids_up_to_max_instance_id_are_accepted():
+    ev = PanopticEval(SMALL, min_points=1)
+    ids = np.array([MAX_INSTANCE_ID] * 3)
+    ev.add(np.array([1, 1, 1]), ids, np.array([1, 1, 1]), ids)
+    assert MAX_INSTANCE_ID == 2**32 - 2 and ev.pan_tp[1] == 1
+    with pytest.raises(ValueError, match=r"pred_instances must lie in 0\.\.4294967294, got min 0 max 4294967295"):
+        ev.add(np.array([1, 1]), np.array([0, MAX_INSTANCE_ID + 1]), np.array([1, 1]), np.array([0, 0]))
 
 
 def test_bad_class_info_is_rejected():

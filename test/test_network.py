@@ -1,5 +1,6 @@
 """The whole 3D network on the tiny preset: shapes, gradients, frozen CLIP, open vocabulary, determinism, predict()."""
 import dataclasses
+import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -7,9 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ov_panoptic_ros.core.config import load_config
+from ov_panoptic_ros.core.config import HeadConfig, load_config
 from ov_panoptic_ros.core.frame import UNLABELED, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.geometry import project_points
+from ov_panoptic_ros.core.model.fusion import pool_clip_features
+from ov_panoptic_ros.core.model.head import DecoderLayer, QueryHead, attention_block_mask
 from ov_panoptic_ros.core.model.losses import PanopticLoss
 from ov_panoptic_ros.core.model.network import build_network
 from ov_panoptic_ros.core.model.targets import ClassSplit
@@ -312,6 +315,7 @@ def test_frame_with_no_point_in_range_predicts_all_unlabeled(class_emb):
     features = compact(F.normalize(torch.ones(50, 64), dim=1), torch.ones(50, dtype=torch.bool))
     result = _build().predict(points, features, class_emb)
     assert (result.labels == UNLABELED).all() and result.instances == []
+    assert_valid_result(result, class_emb, points.numpy())  # the same types and vocabulary as any result
     with pytest.raises(ValueError, match="none of the 50 points"):
         _build()(points, features, class_emb)
 
@@ -373,3 +377,193 @@ def test_clip_features_are_fused_into_the_ov_network_only(scene, class_emb):
             a = net(points, features, class_emb).mask_logits[-1]
             b = net(points, other, class_emb).mask_logits[-1]
         assert torch.allclose(a, b) != sees_clip, cfg.model
+
+
+# --- parts of the network on hand-made inputs (what the mutations found) ----------------------------
+
+def test_attention_mask_blocks_below_one_half_and_frees_an_empty_query():
+    logits = torch.tensor([[0.0, -1.0, 1.0], [-5.0, -5.0, -5.0], [3.0, -3.0, -3.0]])
+    assert attention_block_mask(logits).tolist() == [[False, True, False], [False, False, False], [False, True, True]]
+
+
+def _identity_decoder_layer(d=8, heads=2):
+    """Attention projections and the FFN set to identities (FFN: ReLU), LayerNorms plain: outputs by hand."""
+    layer = DecoderLayer(HeadConfig(hidden_dim=d, num_heads=heads, ffn_dim=d))
+    eye = torch.eye(d)
+    with torch.no_grad():
+        for attn in (layer.cross_attn, layer.self_attn):
+            attn.in_proj_weight.copy_(torch.cat([eye, eye, eye]))
+            attn.in_proj_bias.zero_()
+            attn.out_proj.weight.copy_(eye)
+            attn.out_proj.bias.zero_()
+        for linear in (layer.ffn[0], layer.ffn[2]):
+            linear.weight.copy_(eye)
+            linear.bias.zero_()
+    return layer
+
+
+def _attention(q, kv, blocked, heads):
+    """Multi-head attention with identity projections, written out: per head, softmax(q.k / sqrt(dh)) v."""
+    dh = q.shape[1] // heads
+    out = torch.zeros_like(q)
+    for h in range(heads):
+        cols = slice(h * dh, (h + 1) * dh)
+        scores = (q[:, cols] @ kv[:, cols].T) / math.sqrt(dh)
+        out[:, cols] = scores.masked_fill(blocked, float("-inf")).softmax(dim=1) @ kv[:, cols]
+    return out
+
+
+def test_decoder_layer_is_masked_cross_attention_self_attention_ffn_with_post_norm_residuals():
+    d, heads = 8, 2
+    layer = _identity_decoder_layer(d, heads)
+    gen = torch.Generator().manual_seed(0)
+    q, kv = torch.randn(2, d, generator=gen), 2 * torch.randn(3, d, generator=gen)
+    blocked = torch.tensor([[False, True, False], [True, True, False]])
+    ln = lambda x: F.layer_norm(x, (d,))  # noqa: E731
+    y = ln(q + _attention(q, kv, blocked, heads))  # masked cross-attention over the voxels
+    x = ln(y + _attention(y, y, torch.zeros(2, 2, dtype=torch.bool), heads))  # self-attention among the queries
+    expected = ln(x + torch.relu(x))  # FFN
+    torch.testing.assert_close(layer(q, kv, blocked), expected, rtol=1e-4, atol=1e-5)
+    unmasked = layer(q, kv, torch.zeros(2, 3, dtype=torch.bool))
+    assert (unmasked - expected).abs().max() > 1e-2  # the mask is what kept the blocked voxels out
+
+
+def test_head_mlps_are_linear_relu_linear_and_the_head_is_validated():
+    from torch import nn
+
+    from ov_panoptic_ros.core.model.head import NO_OBJECT_PRIOR, _mlp
+
+    assert [type(m) for m in _mlp([4, 5, 6, 7])] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+    torch.manual_seed(0)
+    head = QueryHead(HeadConfig(num_queries=1, hidden_dim=32, num_layers=1, num_heads=4, ffn_dim=8), 64, 50)
+    assert len(head.layers) == 1 and head.queries.shape == (1, 32)  # one query, one layer: allowed
+    assert 0.015 < head.stuff_queries.std().item() < 0.025  # queries start small (std 0.02)
+    big = QueryHead(HeadConfig(num_queries=50, hidden_dim=32, num_layers=1, num_heads=4, ffn_dim=8), 64, 1)
+    assert 0.015 < big.queries.std().item() < 0.025
+    # an unaligned query (cosine 0) starts at the focal-loss prior
+    assert torch.sigmoid(-head.no_object_bias).item() == pytest.approx(NO_OBJECT_PRIOR)
+    for bad, message in ((dict(num_queries=0), "head needs num_queries >= 1 and num_layers >= 1, got 0 and 1"),
+                         (dict(num_layers=0), "head needs num_queries >= 1 and num_layers >= 1, got 1 and 0"),
+                         (dict(hidden_dim=30), "head.hidden_dim 30 is not divisible by head.num_heads 4")):
+        cfg = HeadConfig(**{**dict(num_queries=1, hidden_dim=32, num_layers=1, num_heads=4, ffn_dim=8), **bad})
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            QueryHead(cfg, 64, 1)
+
+
+def test_network_defaults_to_the_cpu_and_needs_a_clip_width():
+    from ov_panoptic_ros.core.model.network import PanopticNetwork
+
+    net = PanopticNetwork(CFG, 1, SPLIT.train_vocabulary)  # 1-d CLIP features are odd, but allowed
+    assert net.device_type == "cpu" and net.clip_dim == 1
+    with pytest.raises(ValueError, match="^clip_dim must be positive, got 0$"):
+        PanopticNetwork(CFG, 0, SPLIT.train_vocabulary)
+
+
+def test_class_logits_are_scaled_cosines_minus_the_no_object_bias():
+    head = QueryHead(HeadConfig(num_queries=3, hidden_dim=8, num_layers=1, num_heads=2, ffn_dim=8), 64, 1)
+    emb = random_class_embeddings(scene_vocabulary(), 64)
+    with torch.no_grad():
+        head.logit_scale.fill_(math.log(10.0))
+        head.no_object_bias.fill_(2.0)
+    queries, features = torch.randn(4, 8), torch.randn(5, 8)
+    _, embedding, logits = head.predict(queries, features, emb)
+    torch.testing.assert_close(logits, 10.0 * emb.cosine(embedding) - 2.0)
+    with torch.no_grad():
+        head.logit_scale.fill_(math.log(1000.0))  # clamped to CLIP's 100
+    torch.testing.assert_close(head.predict(queries, features, emb)[2], 100.0 * emb.cosine(embedding) - 2.0)
+
+
+def test_head_returns_every_layer_by_default_and_the_last_alone_for_inference():
+    torch.manual_seed(0)
+    head = QueryHead(HeadConfig(num_queries=3, hidden_dim=8, num_layers=3, num_heads=2, ffn_dim=8), 64, 1)
+    emb = random_class_embeddings(scene_vocabulary(), 64)
+    features = torch.randn(6, 8)
+    every = head(features, emb)
+    assert [len(every[k]) for k in ("mask_logits", "class_embed", "class_logits")] == [4, 4, 4]
+    last = head(features, emb, all_layers=False)
+    assert [len(last[k]) for k in ("mask_logits", "class_embed", "class_logits")] == [1, 1, 1]
+    for key in last:
+        torch.testing.assert_close(last[key][0], every[key][-1])
+
+
+def test_each_decoder_layer_attends_through_the_mask_predicted_before_it():
+    torch.manual_seed(0)
+    head = QueryHead(HeadConfig(num_queries=3, hidden_dim=8, num_layers=3, num_heads=2, ffn_dim=8), 64, 1)
+    seen_masks = []
+    for layer in head.layers:
+        layer.register_forward_pre_hook(lambda module, args: seen_masks.append(args[2].clone()))
+    out = head(torch.randn(6, 8), random_class_embeddings(scene_vocabulary(), 64))
+    assert len(seen_masks) == 3
+    for blocked, mask_logits in zip(seen_masks, out["mask_logits"]):
+        assert torch.equal(blocked, attention_block_mask(mask_logits))
+    assert any(b.any() for b in seen_masks)  # something was blocked: the case is not trivial
+
+
+def test_clip_features_are_pooled_per_voxel_over_seen_points_in_range():
+    seen = torch.tensor([True, False, True, True, False])
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])  # rows of points 0, 2 and 3
+    mean, count = pool_clip_features(PointFeatures(seen, torch.tensor([0, 2, 3]), features),
+                                     torch.tensor([0, 0, 1, -1, 2]), 3)  # point 3 is outside the grid
+    torch.testing.assert_close(mean, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    assert count.tolist() == [1, 1, 0]  # voxel 2's only point was never seen
+
+
+def test_predict_times_its_stages_and_forward_returns_every_decoder_output(scene, class_emb):
+    points, features = _inputs(scene, class_emb)
+    net = _build()
+    timer = RecordingTimer()
+    net.predict(points, features, class_emb, _intensity(scene), timer)
+    assert timer.stages == ["voxelize", "backbone", "head", "head", "merge"]
+    out = net(points, features, SPLIT.train_embeddings(class_emb), _intensity(scene))
+    assert len(out.mask_logits) == len(out.class_logits) == CFG.head.num_layers + 1
+
+
+def test_forward_checks_intensity_and_points_name_what_they_got(scene, class_emb):
+    points, features = _inputs(scene, class_emb)
+    net = _build()
+    train = SPLIT.train_embeddings(class_emb)
+    with pytest.raises(ValueError, match=rf"^intensity must be \(N,\) = \({NUM_POINTS},\), got \(7,\)$"):
+        net(points, features, train, torch.zeros(7))
+    with pytest.raises(ValueError, match=rf"^points must be an \(N, 3\) tensor, got torch.Size\(\[{NUM_POINTS}, 4\]\)$"):
+        net(torch.zeros(NUM_POINTS, 4), features, train)
+    with pytest.raises(ValueError, match=r"^points must be an \(N, 3\) tensor, got \(4000, 3\)$"):
+        net(points.numpy(), features, train)
+    with pytest.raises(ValueError, match=r"^points must be an \(N, 3\) tensor, got <class 'list'>$"):
+        net([[0.0, 0.0, 0.0]], features, train)
+
+
+def test_class_probabilities_are_sigmoids_for_ov_and_the_clip_ensemble_for_pfc(scene, class_emb):
+    """PFC: p_net^(1-e) x p_clip^e with e by whether the class is in the training vocabulary."""
+    gen = torch.Generator().manual_seed(3)
+    num_classes = class_emb.num_classes
+    logits, masks = torch.randn(2, num_classes, generator=gen), torch.tensor([[5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]])
+    clip = F.normalize(torch.randn(3, 64, generator=gen), dim=1)
+    enc = {"voxel_clip": clip, "voxel_seen": torch.tensor([True, True, False])}
+    torch.testing.assert_close(_build().class_probabilities(logits, masks, enc, class_emb), logits.sigmoid())
+    pfc_cfg = load_config("tiny", overrides={"vocabulary": SCENE_VOCABULARY, "model": "pfc",
+                                             "loss": {"object_distill_weight": 0, "voxel_distill_weight": 0},
+                                             "pfc": {"base_clip_exponent": 0.25, "novel_clip_exponent": 0.75}})
+    pfc = _build(cfg=pfc_cfg)
+    got = pfc.class_probabilities(logits, masks, enc, class_emb)
+    novel = torch.tensor([c.split(",")[0] in NOVEL for c in class_emb.vocabulary.classes])
+    assert novel.any() and not novel.all()
+    exponent = torch.where(novel, 0.75, 0.25)
+    p_clip = (class_emb.cosine(F.normalize(clip[0] + clip[1], dim=0).unsqueeze(0)) / pfc_cfg.pfc.clip_temperature)
+    expected_0 = logits[0].sigmoid() ** (1 - exponent) * p_clip.softmax(dim=1)[0] ** exponent
+    torch.testing.assert_close(got[0], expected_0)
+    torch.testing.assert_close(got[1], logits[1].sigmoid())  # its only voxel is unseen: no CLIP
+
+
+def test_fusion_widens_lidar_with_linear_batchnorm_relu_and_mixes_with_an_mlp():
+    """The layout trained checkpoints hold (their state dicts name these layers)."""
+    from torch import nn
+
+    from ov_panoptic_ros.core.config import FusionConfig
+    from ov_panoptic_ros.core.model.fusion import Fusion
+
+    fusion = Fusion(16, FusionConfig(lidar_channels=1), hidden_dim=8, clip_dim=4, with_clip=True)  # 1 is allowed
+    assert [type(m) for m in fusion.lidar] == [nn.Linear, nn.BatchNorm1d, nn.ReLU] and fusion.lidar[0].bias is None
+    assert [type(m) for m in fusion.mlp] == [nn.Linear, nn.LayerNorm, nn.ReLU, nn.Linear]
+    assert fusion.mlp[0].in_features == 1 + 4 + 1 and fusion.mlp[3].out_features == 8
+    with pytest.raises(ValueError, match="^fusion.lidar_channels must be positive, got 0$"):
+        Fusion(16, FusionConfig(lidar_channels=0), hidden_dim=8, clip_dim=4, with_clip=True)

@@ -46,3 +46,14 @@ def test_pooling_is_over_seen_voxels_weighted_equally():
     probs = ensemble_probabilities(torch.zeros(1, 3), masks, voxel_clip, seen, emb, all_base, cfg)
     pooled = F.normalize(text[0] + 2 * text[2], dim=0).unsqueeze(0)  # the unseen street voxel is left out
     torch.testing.assert_close(probs, (emb.cosine(pooled) / 0.01).softmax(dim=1))
+
+
+def test_clip_is_pooled_where_the_mask_probability_is_strictly_above_one_half():
+    emb = random_class_embeddings(RUNTIME, 8)
+    text = emb.embeddings
+    voxel_clip = torch.stack([text[1], text[2], text[3]])  # car, bus, street
+    seen = torch.ones(3, dtype=torch.bool)
+    masks = torch.tensor([[0.5, 0.0, -0.5]])  # p = 0.62 (in), exactly 0.5 (out), 0.38 (out)
+    cfg = PfcConfig(base_clip_exponent=1.0, novel_clip_exponent=1.0, clip_temperature=0.01)
+    probs = ensemble_probabilities(torch.zeros(1, 3), masks, voxel_clip, seen, emb, torch.ones(3, dtype=torch.bool), cfg)
+    torch.testing.assert_close(probs, (emb.cosine(text[1:2]) / 0.01).softmax(dim=1))  # the car voxel alone

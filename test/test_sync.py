@@ -1,4 +1,6 @@
 """LiDAR-master synchronization, clock-agnostic: nearest match, offsets, waiting policy, time jumps."""
+import pytest
+
 from ov_panoptic_ros.bridge.stamps import NS
 from ov_panoptic_ros.bridge.sync import CameraSynchronizer, FrameAssembler
 
@@ -220,3 +222,163 @@ def test_assembler_counts_released_and_camera_incomplete_frames():
     a.add_cloud(T0 + 100 * MS, "back missing", now_s=0.0)
     assert [f.cloud for f in a.poll(0.1)] == ["complete", "back missing"]
     assert (a.released, a.incomplete) == (2, 1)
+
+
+# ------------------------------------------------------------------ boundaries and counters (mutation testing)
+def test_an_image_exactly_max_offset_s_away_matches_and_zero_offset_needs_equal_stamps():
+    s = _sync(max_offset_s=0.05)
+    s.add("front", T0 + 50 * MS, "at the limit")
+    s.add("back", T0 - 50 * MS - 1, "1 ns past it")
+    assert s.match(T0) == {"front": "at the limit", "back": None}
+    hw = CameraSynchronizer({"front": 0.0}, max_offset_s=0.0)  # hardware-triggered cameras: allowed by the range
+    hw.add("front", T0, "same stamp")
+    hw.add("front", T0 + 1, "1 ns later")
+    assert hw.match(T0) == {"front": "same stamp"}
+    assert hw.match(T0 + 1) == {"front": "1 ns later"}
+    assert hw.match(T0 + 2) == {"front": None}
+
+
+def test_default_buffer_keeps_the_30_newest_images_and_at_least_one_is_required():
+    s = CameraSynchronizer({"front": 0.0}, max_offset_s=0.0)
+    for i in range(31):
+        assert s.add("front", T0 + i * MS, i) is True
+    assert s.match(T0, observe=False) == {"front": None}  # the 31st image evicted the first
+    assert s.match(T0 + MS, observe=False) == {"front": 1}
+    one = CameraSynchronizer({"front": 0.0}, max_offset_s=1.0, buffer_size=1)
+    one.add("front", T0, "a")
+    one.add("front", T0 + MS, "b")
+    assert one.match(T0, observe=False) == {"front": "b"}
+    with pytest.raises(ValueError, match="^buffer_size must be at least 1$"):
+        CameraSynchronizer({"front": 0.0}, buffer_size=0)
+
+
+def test_a_step_back_of_exactly_the_jump_threshold_is_not_a_jump():
+    s = _sync(jump_threshold_s=1.0)
+    s.add("front", T0 + 1 * NS, "newest")
+    s.add("front", T0, "exactly 1 s back")
+    assert s.time_jumps == 0
+    s.add("front", T0 - 1, "1 ns more")  # more than 1 s behind the newest
+    assert s.time_jumps == 1
+    assert not s.observe_cloud(T0 + 1 * NS) and not s.observe_cloud(T0)
+    assert s.observe_cloud(T0 - 1) and s.time_jumps == 2
+
+
+def test_jumps_are_counted_per_jump_against_the_newest_stamp_seen():
+    s = _sync(jump_threshold_s=1.0)
+    s.add("front", T0 + 10 * NS, "a")
+    s.add("front", T0 + 9_500 * MS, "b")  # 0.5 s back: reordering; the newest stays at +10 s
+    assert s.time_jumps == 0
+    s.add("front", T0 + 8_800 * MS, "c")  # 1.2 s behind the newest (only 0.7 s behind the last)
+    assert s.time_jumps == 1
+    s.add("back", T0 + 10 * NS, "d")
+    s.add("back", T0, "e")
+    assert s.time_jumps == 2
+    s.observe_cloud(T0 + 10 * NS)
+    assert not s.observe_cloud(T0 + 9_500 * MS)
+    assert s.observe_cloud(T0 + 8_800 * MS)  # against the newest cloud, not the last one
+    assert s.observe_cloud(T0 + 6 * NS)  # and after a jump, against the stamp it jumped to
+    assert s.time_jumps == 4
+
+
+def test_a_cloud_jump_keeps_images_up_to_the_threshold_after_it_and_their_newest_stamp():
+    s = _sync(max_offset_s=0.0, jump_threshold_s=1.0)
+    s.observe_cloud(T0 + 10 * NS)
+    s.add("front", T0 + 1 * NS, "at the horizon")
+    s.add("back", T0 + 1 * NS + 1, "past it")
+    assert s.time_jumps == 0
+    assert s.observe_cloud(T0)
+    assert s.match(T0 + 1 * NS, observe=False) == {"front": "at the horizon", "back": None}
+    s.add("front", T0 - 1, "1 ns over 1 s behind the kept image")  # the kept image still sets the newest
+    assert s.time_jumps == 2
+    assert s.match(T0 + 1 * NS, observe=False)["front"] is None
+
+
+def test_decided_by_the_median_period_at_exactly_0_4_of_it():
+    s = _sync()
+    for dt in (-150, -100, -50, -25):  # gaps 50, 50, 25: period 50 ms, so 20 ms decides
+        s.add("front", T0 + dt * MS, dt)
+    assert not s.is_decided("front", T0)  # the best is 25 ms before the cloud
+    s = _sync()
+    for dt in (-150, -100, -50, -20):
+        s.add("front", T0 + dt * MS, dt)
+    assert s.is_decided("front", T0)  # 20 ms = 0.4 x 50 ms
+    s = _sync()
+    for dt in (-100, -50, -50, -20):  # a repeated stamp is not a gap: gaps 50, 30, period 50 ms
+        s.add("front", T0 + dt * MS, dt)
+    assert s.is_decided("front", T0)
+
+
+def test_clear_empties_the_buffers_and_forgets_the_newest_stamps():
+    s = _sync()
+    s.observe_cloud(T0 + 10 * NS)
+    s.add("front", T0 + 10 * NS, "old")
+    s.clear()
+    assert s.match(T0 + 10 * NS, observe=False) == {"front": None, "back": None}
+    s.add("front", T0, "after")  # 10 s back, but nothing is remembered: not a jump
+    assert not s.observe_cloud(T0)
+    assert s.time_jumps == 0 and s.match(T0) == {"front": "after", "back": None}
+
+
+def test_frame_carries_the_cloud_stamp_and_misses_accumulate():
+    a = _assembler(timeout=0.1)
+    a.add_image("front", T0, "F")
+    a.add_cloud(T0, "c0", now_s=0.0)
+    a.add_cloud(T0 + 100 * MS, "c1", now_s=0.0)
+    f0, f1 = a.poll(0.5)
+    assert (f0.stamp_ns, f1.stamp_ns) == (T0, T0 + 100 * MS)
+    assert f0.missing == ["back"] and f1.missing == ["front", "back"]
+    assert a.sync_misses == {"front": 1, "back": 2}
+
+
+def test_timeout_is_measured_from_the_cloud_arrival_on_the_callers_clock():
+    a = _assembler(timeout=0.1)
+    a.add_cloud(T0, "cloud", now_s=100.0)
+    assert a.poll(100.0625) == []  # not 200.0625 s (now + arrival) past a 0.1 s timeout
+    (frame,) = a.poll(100.125)
+    assert frame.cloud == "cloud" and frame.waited_s == 0.125
+
+
+def test_a_waiting_cloud_does_not_hold_back_a_later_one_that_is_ready():
+    a = _assembler(timeout=1.0)
+    a.add_image("front", T0 - 50 * MS, "F-50")
+    a.add_image("back", T0 - 50 * MS, "B-50")
+    a.add_cloud(T0 + 100 * MS, "first", now_s=0.0)  # no image near it yet: undecided
+    a.add_image("front", T0, "F0")
+    a.add_image("back", T0, "B0")
+    a.add_cloud(T0, "second", now_s=0.01)  # reordered 100 ms back; images at its stamp decide it
+    (ready,) = a.poll(0.02)
+    assert ready.cloud == "second" and ready.images == {"front": "F0", "back": "B0"}
+    assert a.num_pending == 1
+    (late,) = a.poll(1.0)
+    assert late.cloud == "first" and late.missing == ["front", "back"]
+
+
+def test_polling_an_older_pending_cloud_is_not_a_time_jump():
+    a = _assembler(timeout=1.0)
+    a.add_cloud(T0, "a", now_s=0.0)  # waits: no images
+    a.add_image("front", T0 + 2 * NS, "F")
+    a.add_image("back", T0 + 2 * NS, "B")
+    a.add_cloud(T0 + 2 * NS, "b", now_s=0.5)  # 2 s later (a gap in the drive), ready at once
+    out = a.poll(1.0)
+    assert [f.cloud for f in out] == ["a", "b"]
+    assert out[1].images == {"front": "F", "back": "B"}
+    assert a.sync.time_jumps == 0
+
+
+def test_default_pending_bound_is_4_and_drops_add_up_over_time_jumps():
+    a = FrameAssembler(_sync(), camera_timeout_s=10.0)
+    for i in range(5):
+        a.add_cloud(T0 + 20 * NS + i * 100 * MS, i, now_s=0.0)
+    assert a.num_pending == 4 and a.dropped_pending == 1
+    a.add_cloud(T0 + 10 * NS, "loop", now_s=0.1)  # the 4 pending clouds are of the old timeline
+    assert a.num_pending == 1 and a.dropped_pending == 5
+    a.add_cloud(T0, "loop again", now_s=0.2)
+    assert a.num_pending == 1 and a.dropped_pending == 6
+
+
+def test_next_deadline_is_the_oldest_pending_arrival_plus_the_timeout():
+    a = _assembler(timeout=0.1)
+    assert a.next_deadline_s() is None
+    a.add_cloud(T0 + 100 * MS, "b", now_s=2.5)
+    a.add_cloud(T0, "a", now_s=2.0)
+    assert abs(a.next_deadline_s() - 2.1) < 1e-9

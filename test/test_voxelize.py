@@ -141,3 +141,41 @@ def test_bad_config_is_named(field, value, needle):
 def test_bad_points_shape_is_named():
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         voxelize(torch.zeros(5, 4), UNIT)
+
+
+def test_offsets_are_in_cell_sizes_in_every_cell():
+    cfg = VoxelConfig(grid="cartesian", size=(0.5, 0.5, 0.5), range_min=(0.0, 0.0, 0.0), range_max=(2.0, 2.0, 2.0))
+    points = torch.tensor([[0.375, 0.25, 0.25], [1.25, 1.25, 1.0]])  # cell (0, 0, 0), then cell (2, 2, 2)
+    feats = voxel_input_features(points, voxelize(points, cfg), cfg)
+    torch.testing.assert_close(feats[:, :3], torch.tensor([[0.25, 0.0, 0.0], [0.0, 0.0, -0.5]]))
+
+
+def test_a_range_thinner_than_a_cell_is_one_cell():
+    cfg = VoxelConfig(grid="cartesian", size=(1.0, 1.0, 1.0), range_min=(0.0, 0.0, 0.0), range_max=(4.0, 4.0, 0.4))
+    assert grid_shape(cfg) == (4, 4, 1)
+
+
+def test_a_full_circle_from_minus_half_pi_wraps_into_its_own_range():
+    cfg = VoxelConfig(grid="cylindrical", size=(1.0, math.pi / 2, 1.0),
+                      range_min=(0.0, -math.pi / 2, -1.0), range_max=(4.0, 1.5 * math.pi, 1.0))
+    v = voxelize(torch.tensor([[-1.0, -1.0, 0.0]]), cfg)  # phi = -3/4 pi -> 5/4 pi, the last quarter
+    assert v.coords.tolist() == [[1, 3, 1]]
+
+
+@pytest.mark.parametrize("cfg,message", [
+    (VoxelConfig(grid="cartesian", size=(1.0, 1.0), range_min=(0.0, 0.0, 0.0), range_max=(4.0, 4.0, 4.0)),
+     r"^voxel.size needs 3 values, got \[1.0, 1.0\]$"),
+    (VoxelConfig(grid="cylindrical", size=(1.0, 0.1, 1.0), range_min=(-1.0, -0.5, -1.0), range_max=(4.0, 0.5, 1.0)),
+     r"^cylindrical voxel.range_min radius must be >= 0, got -1.0$"),
+])
+def test_bad_config_messages(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        voxelize(torch.zeros(1, 3), cfg)
+
+
+def test_an_angle_just_below_zero_lands_in_the_last_cell_of_a_zero_to_two_pi_grid():
+    """remainder() rounds -1e-30 + 2 pi up to 2 pi itself: the seam must still be inside the grid."""
+    cfg = VoxelConfig(grid="cylindrical", size=(1.0, math.pi / 2, 1.0),
+                      range_min=(0.0, 0.0, -1.0), range_max=(4.0, 2 * math.pi, 1.0))
+    v = voxelize(torch.tensor([[1.0, -1e-30, 0.0]]), cfg)
+    assert v.point_to_voxel.tolist() == [0] and v.coords.tolist() == [[1, 3, 1]]
