@@ -97,6 +97,12 @@ def test_offline_replay_writes_a_complete_report(tmp_path, bag4, pipeline):
         assert float(r["PQ"]) == pytest.approx(m["classes"][r["class"]]["PQ"], abs=1e-6)
         assert int(r["TP"]) == m["classes"][r["class"]]["TP"]
 
+    confusion = list(csv.DictReader(open(out / "confusion.csv")))  # GT class x vocabulary entry, in points
+    assert [r["class"] for r in confusion] == classes
+    assert list(confusion[0])[1:] == [*on_disk["vocabulary"]["classes"], "(unlabeled)"]
+    assert sum(int(v) for r in confusion for k, v in r.items() if k != "class") <= m["n_points"]
+    assert sum(int(v) for r in confusion for k, v in r.items() if k != "class") > 0
+
     figs = on_disk["figures"]
     assert on_disk["figure_errors"] == {}
     assert {"pq_per_class.png", "confusion.png"} <= set(figs)

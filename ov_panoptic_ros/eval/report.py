@@ -1,4 +1,4 @@
-"""The replay report: metrics.json, per_class.csv and the PNG figures (eval/figures.py).
+"""The replay report: metrics.json, per_class.csv, confusion.csv and the PNG figures (eval/figures.py).
 
 metrics.json is written first and rewritten at the end with the figure list, so a figure that fails
 to render never costs the numbers. matplotlib is imported only when figures are drawn: an interrupted
@@ -28,6 +28,7 @@ def write_report(out: str | Path, doc: dict, scorer, samples: list, figures: boo
     doc["figures"], doc["figure_errors"] = [], {}
     _write_json(out / "metrics.json", doc)
     write_per_class_csv(out / "per_class.csv", scorer.classes, doc.get("metrics"))
+    write_confusion_csv(out / "confusion.csv", scorer)
     if figures:
         from ov_panoptic_ros.eval.figures import draw_figures
 
@@ -69,6 +70,17 @@ def write_per_class_csv(path: Path, classes, metrics: dict | None) -> None:
             w.writerow([name, "thing" if classes.is_thing[i] else "stuff", "novel" if classes.is_novel[i] else "base",
                         *(_cell(m.get(k)) for k in ("PQ", "SQ", "RQ", "IoU")),
                         *(m.get(k, "") for k in ("TP", "FP", "FN"))])
+
+
+def write_confusion_csv(path: Path, scorer) -> None:
+    """Points of each evaluated ground-truth class (rows) per vocabulary entry they were labeled with (columns,
+    last: unlabeled). In open vocabulary *which prompt* a class went to is the first thing to look at."""
+    classes = scorer.classes
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["class", *scorer.vocabulary.classes, "(unlabeled)"])
+        for i in classes.evaluated:
+            w.writerow([classes.names[i], *(int(n) for n in scorer.confusion[i])])
 
 
 def _cell(v) -> str:
