@@ -14,7 +14,7 @@ from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.core.model.fusion import pool_clip_features
 from ov_panoptic_ros.core.model.head import DecoderLayer, QueryHead, attention_block_mask
 from ov_panoptic_ros.core.model.losses import PanopticLoss
-from ov_panoptic_ros.core.model.network import build_network
+from ov_panoptic_ros.core.model.network import _NoTimer, build_network
 from ov_panoptic_ros.core.model.targets import ClassSplit
 from ov_panoptic_ros.core.vision.features import PointFeatures
 from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_seen_point_features
@@ -567,3 +567,25 @@ def test_fusion_widens_lidar_with_linear_batchnorm_relu_and_mixes_with_an_mlp():
     assert fusion.mlp[0].in_features == 1 + 4 + 1 and fusion.mlp[3].out_features == 8
     with pytest.raises(ValueError, match="^fusion.lidar_channels must be positive, got 0$"):
         Fusion(16, FusionConfig(lidar_channels=0), hidden_dim=8, clip_dim=4, with_clip=True)
+
+
+def test_merge_clip_ensemble_switches_the_ov_network_to_the_pfc_ensemble(scene, class_emb):
+    """merge.clip_ensemble (off by default: the paper's network scores with its own head) gives the 'ov' network
+    FC-CLIP's ensemble, computed exactly as for the PFC baseline."""
+    from ov_panoptic_ros.core.model.pfc import ensemble_probabilities, in_training_vocabulary
+
+    points, features = _inputs(scene, class_emb)
+    plain = _build().eval()
+    on = _build(cfg=load_config("tiny", overrides={"vocabulary": SCENE_VOCABULARY,
+                                                   "merge": {"clip_ensemble": True}})).eval()
+    on.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        enc = plain.encode(points, features, None, _NoTimer())
+        out = plain.head(enc["fused"], class_emb, all_layers=False)
+        logits, masks = out["class_logits"][-1], out["mask_logits"][-1]
+        expected = ensemble_probabilities(logits, masks, enc["voxel_clip"], enc["voxel_seen"], class_emb,
+                                          in_training_vocabulary(class_emb.vocabulary, plain.train_vocabulary),
+                                          plain.pfc_cfg)
+        torch.testing.assert_close(on.class_probabilities(logits, masks, enc, class_emb), expected)
+        torch.testing.assert_close(plain.class_probabilities(logits, masks, enc, class_emb), logits.float().sigmoid())
+    assert not torch.allclose(expected, logits.float().sigmoid())

@@ -100,6 +100,9 @@ class MergeConfig:
     score_threshold: float = 0.4  # a query is kept when its (thing-scaled) score is strictly above this
     overlap_threshold: float = 0.8  # kept only if it wins at least this share of its own mask
     thing_score_scale: float = 2.0  # P3Former doubles thing scores for the threshold and the voxel competition
+    # 'ov' only, not the paper's method: also ensemble the class scores with CLIP pooled in each mask, as the PFC
+    # baseline does (its pfc.* exponents). An inference-time switch, to tell naming errors from mask errors.
+    clip_ensemble: bool = False
 
 
 MODELS = ("ov", "pfc")

@@ -130,8 +130,9 @@ class PanopticNetwork(nn.Module):
             self.train(was_training)
 
     def class_probabilities(self, class_logits, mask_logits, enc: dict, class_emb: ClassEmbeddings) -> torch.Tensor:
-        """(Q, C): the network's own sigmoids ('ov'), or FC-CLIP's ensemble with mask-pooled CLIP ('pfc')."""
-        if self.model == "ov":
+        """(Q, C): the network's own sigmoids ('ov'), or FC-CLIP's ensemble with mask-pooled CLIP ('pfc', or 'ov'
+        with merge.clip_ensemble)."""
+        if self.model == "ov" and not self.merge_cfg.clip_ensemble:
             return class_logits.float().sigmoid()
         in_vocab = in_training_vocabulary(class_emb.vocabulary, self.train_vocabulary)
         return ensemble_probabilities(class_logits, mask_logits, enc["voxel_clip"], enc["voxel_seen"], class_emb,
