@@ -53,6 +53,8 @@ TARGETS = (
            _at_least(0.95)),
     Target("load", "goals.rss_growth_max_pct", "node RSS growth over 60 s at 10 Hz (worst case)", "< 10 %",
            _below(10.0)),
+    Target("shipped_model", "total_ms_p50", "shipped models' inference p50, world frame, 2 cams, 2 threads",
+           "< 100 ms", _below(100.0)),
     Target("train", "data_wait_share", "training: share of time waiting for data, tiny, 30k pts + 2 cams",
            "< 0.1", _below(0.1)),
 )
