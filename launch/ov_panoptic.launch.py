@@ -64,7 +64,7 @@ def generate_launch_description():
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "ov_panoptic.yaml"),
                               description="Node parameter file"),
         DeclareLaunchArgument("config", default_value="",
-                              description="Pipeline preset (tiny, nuscenes, semantickitti) or pipeline YAML path"),
+                              description="Pipeline preset (synthetic, tiny, nuscenes, semantickitti) or pipeline YAML path"),
         DeclareLaunchArgument("calibration_file", default_value="",
                               description="Camera extrinsics YAML (default: config/calibration_demo.yaml)"),
         DeclareLaunchArgument("device", default_value="", description="auto, cpu, cuda or cuda:N"),
