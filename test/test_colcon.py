@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "ov_panoptic_ros"
-SOURCES = ["setup.py", "setup.cfg", "package.xml", "resource", PACKAGE, "launch", "config", "README.md"]
+SOURCES = ["setup.py", "setup.cfg", "package.xml", "resource", PACKAGE, "launch", "config", "models", "README.md"]
 
 
 def _colcon() -> str:
@@ -39,7 +39,8 @@ def test_colcon_build_installs_package(tmp_path):
     prefix = tmp_path / "install" / PACKAGE
     share = prefix / "share" / PACKAGE
     for rel in ["package.xml", "launch/ov_panoptic.launch.py", "config/ov_panoptic.yaml",
-                "config/calibration_demo.yaml", "config/ov_panoptic.rviz", "config/fastdds.xml"]:
+                "config/calibration_demo.yaml", "config/ov_panoptic.rviz", "config/fastdds.xml",
+                "models/teacher.pt", "models/ov_synthetic.pt"]:  # the default preset's models
         assert (share / rel).is_file(), f"not installed: share/{PACKAGE}/{rel}"
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE).is_file()
     exe = prefix / "lib" / PACKAGE / "ov_panoptic_node"

@@ -84,5 +84,6 @@ def test_large_best_effort_messages_arrive_with_the_shipped_profile_and_not_with
     shipped = measure_transport([700_000, 2_200_000], "best_effort", "shipped", count=20, domain_id=domain)
     assert all(r["sent"] == 20 and r["received"] >= 19 for r in shipped), shipped  # measured: 20 every time
     default = measure_transport([2_200_000], "best_effort", "fastdds_default", count=20, domain_id=domain)
-    # Fast DDS's 512 KiB segment holds a quarter of one message: measured 0 of 20 every time
-    assert default[0]["sent"] == 20 and default[0]["received"] <= 5, default
+    # Fast DDS's 512 KiB segment holds a quarter of one message: 0 of 20 on a quiet machine, 7 with a training
+    # job on the second core (a slow reader leaves the segment time to drain); the shipped profile: 20 of 20
+    assert default[0]["sent"] == 20 and default[0]["received"] <= 10, default
