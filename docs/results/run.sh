@@ -23,6 +23,7 @@ row no_distill     --config synthetic --checkpoint runs/world_no_distill/network
 row lo             --config synthetic --checkpoint runs/world_lo/network.pt
 row lv             --config synthetic --checkpoint runs/world_lv/network.pt
 row full           --config synthetic --checkpoint runs/world_full/network.pt
+row full_long      --config synthetic --checkpoint runs/world_full_long/network.pt
 row full_ensemble  --config $R/full_ensemble.yaml --checkpoint runs/world_full/network.pt
 row full_synonyms  --config synthetic --checkpoint runs/world_full/network.pt \
                    --vocabulary $R/synonyms.yaml --mapping $R/synonyms_mapping.yaml
