@@ -204,6 +204,24 @@ def test_dice_is_divided_by_the_number_of_supervised_masks():
     assert abs(PanopticLoss()(out, TARGETS)["dice"].item() - (0.4 + 2 / 3) / 3) < 1e-6
 
 
+def test_stuff_masks_exclusive_makes_ignored_voxels_negatives_for_base_stuff_queries_only():
+    """The road query spreading over the ignored bus voxel (8) costs nothing by default (the paper: ignored) and
+    a focal + dice term with loss.stuff_masks_exclusive; a thing query on voxel 8 stays free either way."""
+    road_on_bus = perfect_outputs()
+    _set(road_on_bus, "mask_logits", 3, _mask_row([4, 5, 6, 7, 8]))
+    car_on_bus = perfect_outputs()
+    _set(car_on_bus, "mask_logits", 2, _mask_row([0, 1, 8]))
+    ce = F.softplus(torch.tensor(BIG)).item()
+    for out in (road_on_bus, car_on_bus):
+        assert _last_only()(out, TARGETS)["mask"].item() < 1e-6
+    exclusive = _last_only(stuff_masks_exclusive=True)
+    losses = exclusive(road_on_bus, TARGETS)
+    assert abs(losses["mask"].item() - 0.75 * ce / 9 / 3) < 1e-5  # 1 - alpha on a false voxel; 9 voxels; 3 masks
+    assert abs(losses["dice"].item() - (1 - (2 * 4 + 1) / (5 + 4 + 1)) / 3) < 1e-6
+    assert exclusive(car_on_bus, TARGETS)["mask"].item() < 1e-6  # thing queries: voxel 8 still ignored
+    assert exclusive(perfect_outputs(), TARGETS)["total"].item() < 1e-3
+
+
 def test_mask_focal_is_the_mean_over_valid_voxels_per_mask_divided_by_masks():
     out = perfect_outputs()
     _set(out, "mask_logits", 0, _mask_row([3, 4]))  # a missed voxel (2) and a false one (4)

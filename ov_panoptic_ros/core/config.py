@@ -129,6 +129,10 @@ class LossConfig:
     match_mask_weight: float = 1.0
     match_dice_weight: float = 2.0
     deep_supervision: bool = True  # supervise every decoder output, not only the last
+    # Not the paper's (default off): the base-stuff queries' masks also learn "not mine" on voxels without a base
+    # label (novel or void), so a base-stuff query cannot spread over novel stuff. No novel label is used: those
+    # voxels are only negatives, for the base-stuff queries only (docs/results.md: why).
+    stuff_masks_exclusive: bool = False
 
     def __post_init__(self) -> None:
         if self.voxel_distill_distance not in VOXEL_DISTILL_DISTANCES:

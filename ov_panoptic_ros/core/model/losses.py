@@ -11,7 +11,8 @@ Per decoder output:
 - Class: sigmoid focal loss (alpha 0.25, gamma 4) over every query x training class; matched and present
   queries have their class positive, all else negative. Divided by the number of supervised queries.
 - Masks: sigmoid focal (gamma 2; mean over valid voxels) and dice per supervised query, divided by the
-  number of supervised queries. Voxels whose majority is IGNORE are left out.
+  number of supervised queries. Voxels whose majority is IGNORE are left out (with loss.stuff_masks_exclusive,
+  not for base-stuff queries: there they are negatives).
 - Object-level distillation (terms.py) for every supervised query.
 The first output (initial queries) is matched and supervised on masks only, as in P3Former, where it has
 no class prediction. Voxel-level distillation (terms.py) is computed once, on the last output.
@@ -76,6 +77,11 @@ class PanopticLoss:
         chosen = torch.cat([things[match], segment])
         return rows, gt.masks[chosen], gt.labels[chosen]
 
+    def stuff_mask_columns(self, gt: VoxelTargets) -> torch.Tensor:
+        """The voxels a base-stuff query's mask is supervised on: the labelled ones (the paper: unlabelled voxels,
+        novel classes among them, are ignored), or every voxel with loss.stuff_masks_exclusive."""
+        return torch.ones_like(gt.valid) if self.cfg.stuff_masks_exclusive else gt.valid
+
     def output_losses(self, outputs: NetworkOutputs, i: int, gt: VoxelTargets, stuff_classes: torch.Tensor) -> dict:
         c = self.cfg
         mask_logits, class_logits, class_embed = outputs.mask_logits[i], outputs.class_logits[i], outputs.class_embed[i]
@@ -89,10 +95,13 @@ class PanopticLoss:
             losses["cls"] = focal.sum() / num
         if rows.numel() == 0:
             return losses
-        pred = mask_logits[rows][:, gt.valid]
-        target = masks[:, gt.valid].float()
-        losses["mask"] = sigmoid_focal(pred, target, c.mask_focal_alpha, c.mask_focal_gamma).mean(dim=1).sum() / num
-        losses["dice"] = dice_loss(pred, target).sum() / num
+        stuff = rows >= outputs.num_learned_queries
+        losses["mask"], losses["dice"] = 0.0, 0.0
+        for group, columns in ((~stuff, gt.valid), (stuff, self.stuff_mask_columns(gt))):
+            pred, target = mask_logits[rows[group]][:, columns], masks[group][:, columns].float()
+            focal = sigmoid_focal(pred, target, c.mask_focal_alpha, c.mask_focal_gamma)
+            losses["mask"] = losses["mask"] + focal.mean(dim=1).sum() / num
+            losses["dice"] = losses["dice"] + dice_loss(pred, target).sum() / num
         if i > 0:
             losses["object_distill"] = object_distill(class_embed[rows], mask_logits[rows], outputs.voxel_clip,
                                                       outputs.voxel_seen, c.object_distill_pooling)
