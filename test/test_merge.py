@@ -188,3 +188,23 @@ def test_instances_skip_segments_without_points_and_carry_the_box_yaw():
     np.testing.assert_allclose(instances[0].size[:2], [4.0, 2.0], atol=1e-5)
     ids[:3] = 1  # now the first thing has points too, and comes first
     assert [i.instance_id for i in build_instances(points, ids, out.segments)] == [1, 2]
+
+
+def test_split_scattered_things_cuts_an_instance_into_components_and_drops_small_ones():
+    """merge.split_radius_m: instance 1 spans two groups 20 m apart (two instances after the split); instance 2's
+    lone far point is under min_points (unlabeled); stuff (id 0) is left alone."""
+    from ov_panoptic_ros.core.config import MergeConfig
+    from ov_panoptic_ros.core.model.merge import point_instances, split_scattered_things
+
+    near = np.array([[0, 0, 0], [0.3, 0, 0], [0.6, 0, 0]], np.float32)
+    points = np.concatenate([near, near + [20, 0, 0], near + [0, 5, 0], [[0, -20, 0]], [[9, 9, 0]]]).astype(np.float32)
+    labels = np.array([4] * 6 + [7] * 4 + [1], np.uint16)
+    ids = np.array([1] * 6 + [2] * 4 + [0], np.uint32)
+    new_labels, new_ids = split_scattered_things(points, labels, ids, radius=1.0, min_points=2)
+    assert new_ids.tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3, 0, 0]
+    assert new_labels.tolist() == [4] * 6 + [7] * 3 + [UNLABELED, 1]
+    scores = np.full(11, 0.5, np.float32)
+    off = point_instances(points, labels, ids, scores, [], MergeConfig(), 2)
+    assert off[0] is labels and off[1] is ids  # default: the merge's own instances, untouched
+    split = point_instances(points, labels, ids, scores, [], MergeConfig(split_radius_m=1.0), 2)
+    assert [(i.instance_id, i.label, i.num_points) for i in split[2]] == [(1, 4, 3), (2, 4, 3), (3, 7, 3)]

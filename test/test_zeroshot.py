@@ -204,8 +204,8 @@ def scipy_components(xyz, labels, radius):
 
 
 @pytest.mark.parametrize("seed, radius", [(0, 0.6), (1, 0.3), (2, 1.0), (3, 0.05), (4, 2.5)])
-def test_radius_components_match_the_full_radius_graph(seed, radius):
-    from ov_panoptic_ros.core.zeroshot import _radius_components
+def testradius_components_of_match_the_full_radius_graph(seed, radius):
+    from ov_panoptic_ros.core.zeroshot import radius_components_of
 
     rng = np.random.default_rng(seed)
     # surfaces and blobs at LiDAR densities, sparse clutter, duplicates and negative coordinates
@@ -214,29 +214,29 @@ def test_radius_components_match_the_full_radius_graph(seed, radius):
     clutter = rng.uniform(-30, 30, (600, 3))
     xyz = np.vstack([plane, blobs, clutter, plane[:50]]).astype(np.float32)
     labels = rng.integers(0, 3, len(xyz)).astype(np.uint16)
-    got = _radius_components(xyz, labels, radius)
+    got = radius_components_of(xyz, labels, radius)
     expected = scipy_components(xyz, labels, radius)
     assert got.dtype == np.int64 and np.array_equal(got, expected)
     assert 1 < got.max() + 1 < len(xyz)  # neither one blob nor all singletons
 
 
-def test_radius_components_edge_cases():
+def testradius_components_of_edge_cases():
     from ov_panoptic_ros.core import _clustering
-    from ov_panoptic_ros.core.zeroshot import _radius_components
+    from ov_panoptic_ros.core.zeroshot import radius_components_of
 
     exact = np.array([[0, 0, 0], [0.5, 0, 0], [1.0, 0, 0], [1.0, 0.5000001, 0], [1.0, 0.5000001, 0]], np.float32)
     # 0.5 apart links (distance <= radius), just over does not; identical points always do
-    assert _radius_components(exact, np.zeros(5, np.uint16), 0.5).tolist() == [0, 0, 0, 1, 1]
-    assert _radius_components(exact, np.array([0, 1, 0, 0, 0], np.uint16), 0.5).tolist() == [0, 1, 2, 3, 3]
-    assert _radius_components(np.zeros((0, 3), np.float32), np.zeros(0, np.uint16), 0.5).tolist() == []
-    assert _radius_components(np.ones((1, 3), np.float32), np.zeros(1, np.uint16), 0.5).tolist() == [0]
+    assert radius_components_of(exact, np.zeros(5, np.uint16), 0.5).tolist() == [0, 0, 0, 1, 1]
+    assert radius_components_of(exact, np.array([0, 1, 0, 0, 0], np.uint16), 0.5).tolist() == [0, 1, 2, 3, 3]
+    assert radius_components_of(np.zeros((0, 3), np.float32), np.zeros(0, np.uint16), 0.5).tolist() == []
+    assert radius_components_of(np.ones((1, 3), np.float32), np.zeros(1, np.uint16), 0.5).tolist() == [0]
     far = np.array([[0, 0, 0], [1e12, 0, 0]], np.float32)
     with pytest.raises(ValueError, match="point 1 .*too far"):
-        _radius_components(far, np.zeros(2, np.uint16), 0.5)
+        radius_components_of(far, np.zeros(2, np.uint16), 0.5)
     with pytest.raises(ValueError, match="not finite"):
-        _radius_components(np.array([[np.nan, 0, 0]], np.float32), np.zeros(1, np.uint16), 0.5)
+        radius_components_of(np.array([[np.nan, 0, 0]], np.float32), np.zeros(1, np.uint16), 0.5)
     with pytest.raises(ValueError, match="radius"):
-        _radius_components(exact, np.zeros(5, np.uint16), 0.0)
+        radius_components_of(exact, np.zeros(5, np.uint16), 0.0)
     with pytest.raises(ValueError, match="float32"):
         _clustering.radius_components(exact.astype(np.float64), np.zeros(5, np.uint16), 0.5, np.empty(5, np.int64))
     with pytest.raises(ValueError, match="int64"):

@@ -25,6 +25,8 @@ row lv             --config synthetic --checkpoint runs/world_lv/network.pt
 row full           --config synthetic --checkpoint runs/world_full/network.pt
 row full_long      --config synthetic --checkpoint runs/world_full_long/network.pt
 row full_exclusive --config synthetic --checkpoint runs/world_full_exclusive/network.pt
+row full_split     --config $R/full_split.yaml --checkpoint runs/world_full/network.pt
+row no_distill_split --config $R/full_split.yaml --checkpoint runs/world_no_distill/network.pt
 row full_ensemble  --config $R/full_ensemble.yaml --checkpoint runs/world_full/network.pt
 row full_synonyms  --config synthetic --checkpoint runs/world_full/network.pt \
                    --vocabulary $R/synonyms.yaml --mapping $R/synonyms_mapping.yaml

@@ -103,6 +103,10 @@ class MergeConfig:
     # 'ov' only, not the paper's method: also ensemble the class scores with CLIP pooled in each mask, as the PFC
     # baseline does (its pfc.* exponents). An inference-time switch, to tell naming errors from mask errors.
     clip_ensemble: bool = False
+    # Not the paper's (0 = off): split each predicted thing instance into its connected components (points linked
+    # within this many metres); components under zeroshot.min_cluster_points points lose their label. An
+    # inference-time diagnostic for masks that spread over several objects (docs/results.md).
+    split_radius_m: float = 0.0
 
 
 MODELS = ("ov", "pfc")

@@ -109,7 +109,7 @@ def cluster_things(points: np.ndarray, labels: np.ndarray, is_stuff: np.ndarray,
     rows = np.flatnonzero(thing)
     if rows.size == 0:
         return ids
-    component = _radius_components(points[rows], labels[rows], radius)
+    component = radius_components_of(points[rows], labels[rows], radius)
     sizes = np.bincount(component)
     keep = sizes >= min_points
     new_id = np.zeros(sizes.shape[0], dtype=np.uint32)
@@ -118,7 +118,7 @@ def cluster_things(points: np.ndarray, labels: np.ndarray, is_stuff: np.ndarray,
     return ids
 
 
-def _radius_components(xyz: np.ndarray, labels: np.ndarray, radius: float) -> np.ndarray:
+def radius_components_of(xyz: np.ndarray, labels: np.ndarray, radius: float) -> np.ndarray:
     """Component index per point of the radius graph (distance <= radius); different classes never link.
     Components are numbered in first-point order (the C kernel `_clustering.c`)."""
     component = np.empty(xyz.shape[0], np.int64)

@@ -25,6 +25,7 @@ import torch
 from ov_panoptic_ros.core.config import MergeConfig
 from ov_panoptic_ros.core.frame import UNLABELED, Instance
 from ov_panoptic_ros.core.geometry import fit_boxes
+from ov_panoptic_ros.core.zeroshot import describe_instances, radius_components_of
 
 MASK_THRESHOLD = 0.5
 
@@ -110,3 +111,30 @@ def build_instances(points: np.ndarray, instance_ids: np.ndarray, segments: list
         instances.append(Instance(seg.instance_id, seg.label, seg.score, boxes.centers[k], boxes.sizes[k],
                                   float(boxes.yaws[k]), int(boxes.counts[k])))
     return instances
+
+
+def split_scattered_things(points: np.ndarray, labels: np.ndarray, instance_ids: np.ndarray, radius: float,
+                           min_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, instance ids) with every thing instance cut into its connected components (points linked within
+    `radius`), renumbered 1..K in first-point order; components under `min_points` points become UNLABELED."""
+    labels, ids = labels.copy(), np.zeros_like(instance_ids)
+    rows = np.flatnonzero(instance_ids)
+    if rows.size == 0:
+        return labels, ids
+    component = radius_components_of(points[rows], instance_ids[rows].astype(np.uint16), radius)
+    sizes = np.bincount(component)
+    keep = sizes >= min_points
+    new_id = np.zeros(sizes.shape[0], dtype=ids.dtype)
+    new_id[keep] = np.arange(1, int(keep.sum()) + 1)
+    ids[rows] = new_id[component]
+    labels[rows[~keep[component]]] = UNLABELED
+    return labels, ids
+
+
+def point_instances(points: np.ndarray, labels: np.ndarray, ids: np.ndarray, scores: np.ndarray,
+                    segments: list[Segment], cfg: MergeConfig, min_points: int):
+    """(labels, ids, instances) per point: the merge's own, or with cfg.split_radius_m its components."""
+    if cfg.split_radius_m <= 0:
+        return labels, ids, build_instances(points, ids, segments)
+    labels, ids = split_scattered_things(points, labels, ids, cfg.split_radius_m, min_points)
+    return labels, ids, describe_instances(points, labels, scores, ids)

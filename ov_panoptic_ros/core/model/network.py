@@ -23,7 +23,7 @@ from ov_panoptic_ros.core.frame import UNLABELED, PanopticResult, Vocabulary
 from ov_panoptic_ros.core.model.backbone import SparseUNet
 from ov_panoptic_ros.core.model.fusion import Fusion, pool_clip_features
 from ov_panoptic_ros.core.model.head import QueryHead
-from ov_panoptic_ros.core.model.merge import build_instances, merge_panoptic, query_scores, voxels_to_points
+from ov_panoptic_ros.core.model.merge import merge_panoptic, point_instances, query_scores, voxels_to_points
 from ov_panoptic_ros.core.model.outputs import NetworkOutputs
 from ov_panoptic_ros.core.model.pfc import ensemble_probabilities, in_training_vocabulary
 from ov_panoptic_ros.core.model.targets import ClassSplit
@@ -47,6 +47,7 @@ class PanopticNetwork(nn.Module):
             raise ValueError(f"clip_dim must be positive, got {clip_dim}")
         self.model = config.model
         self.voxel_cfg, self.merge_cfg, self.pfc_cfg = config.voxel, config.merge, config.pfc
+        self.min_cluster_points = config.zeroshot.min_cluster_points  # for merge.split_radius_m
         self.clip_dim = int(clip_dim)
         self.train_vocabulary = train_vocabulary
         self.stuff_names = tuple(n for n, s in zip(train_vocabulary.names, train_vocabulary.is_stuff) if s)
@@ -124,7 +125,9 @@ class PanopticNetwork(nn.Module):
                 scores, labels, is_thing = query_scores(probs, class_emb.is_stuff)
                 merged = merge_panoptic(out["mask_logits"][-1], scores, labels, is_thing, self.merge_cfg)
                 point_labels, point_ids, point_scores = voxels_to_points(merged, voxels.point_to_voxel)
-                instances = build_instances(points.detach().cpu().numpy(), point_ids, merged.segments)
+                point_labels, point_ids, instances = point_instances(
+                    points.detach().cpu().numpy(), point_labels, point_ids, point_scores, merged.segments,
+                    self.merge_cfg, self.min_cluster_points)
             return PanopticResult(point_labels, point_ids, point_scores, instances, class_emb.vocabulary)
         finally:
             self.train(was_training)
