@@ -41,6 +41,19 @@ def fail(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
+def yaml_assignments(items: list[str], usage: str) -> dict:
+    """`NAME=VALUE` arguments to {name: YAML value}; a malformed one ends the command with `usage`."""
+    import yaml
+
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            fail(f"{usage}, got {item!r}")
+        values[name.strip()] = yaml.safe_load(value)
+    return values
+
+
 def global_flags_first(argv: list[str]) -> list[str]:
     """--debug / --verbose may be typed anywhere; typer reads them only before the command."""
     flags = [a for a in argv if a in GLOBAL_FLAGS]

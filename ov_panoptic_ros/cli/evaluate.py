@@ -6,17 +6,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from ov_panoptic_ros.cli.app import app, fail
-
-
-def source_options(items: list[str]) -> dict:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            fail(f"--option expects KEY=VALUE (a YAML value), got {item!r}")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
+from ov_panoptic_ros.cli.app import app, fail, yaml_assignments
 
 
 def vocabulary_from_file(path: Path, templates: tuple[str, ...]):
@@ -50,10 +40,11 @@ def evaluate(
     overrides = {"checkpoint": str(checkpoint)} if checkpoint else None
     cfg = load_config(config, overrides)
     vocab = vocabulary_from_file(vocabulary, cfg.vocabulary.templates) if vocabulary else None
-    frames = open_source(source, **source_options(option))
+    options = yaml_assignments(option, "--option expects KEY=VALUE (a YAML value)")
+    frames = open_source(source, **options)
     pipeline = PanopticPipeline(cfg, vocab)
     doc = run_evaluation(frames, pipeline, out, mapping=mapping, figures=figures, progress=progress,
-                         extra={"source": source, "source_options": source_options(option),
+                         extra={"source": source, "source_options": options,
                                 "checkpoint": cfg.checkpoint})
     m, lat = doc["metrics"], doc["latency_ms"]
     if m:

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from ov_panoptic_ros.cli.app import EXIT_INTERRUPTED, EXIT_PARTIAL, app, fail
+from ov_panoptic_ros.cli.app import EXIT_INTERRUPTED, EXIT_PARTIAL, app, fail, yaml_assignments
 
 
 def _topics(topics_file: Path | None, lidar_topic: str | None):
@@ -97,7 +97,7 @@ def replay(
 
             doc = replay_live(bag, config, out, rate=rate, mapping=mapping, max_frames=max_frames,
                               topics=topics, calibration_file=calibration, min_points=min_points,
-                              figure_frames=figure_frames, node_params=_node_params(node_param),
+                              figure_frames=figure_frames, node_params=yaml_assignments(node_param, "--node-param expects NAME=VALUE"),
                               startup_timeout_s=startup_timeout, progress=progress, output_bag=output_bag)
         else:
             from ov_panoptic_ros.eval.replay import replay_offline
@@ -110,16 +110,6 @@ def replay(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     _print_summary(doc, out)
     raise typer.Exit(_exit_code(doc))
-
-
-def _node_params(items: list[str]) -> dict:
-    params = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            fail(f"--node-param expects NAME=VALUE, got {item!r}")
-        params[name.strip()] = yaml.safe_load(value)
-    return params
 
 
 @app.command()
