@@ -200,11 +200,15 @@ def test_split_scattered_things_cuts_an_instance_into_components_and_drops_small
     points = np.concatenate([near, near + [20, 0, 0], near + [0, 5, 0], [[0, -20, 0]], [[9, 9, 0]]]).astype(np.float32)
     labels = np.array([4] * 6 + [7] * 4 + [1], np.uint16)
     ids = np.array([1] * 6 + [2] * 4 + [0], np.uint32)
-    new_labels, new_ids = split_scattered_things(points, labels, ids, radius=1.0, min_points=2)
+    new_labels, new_ids = split_scattered_things(points, labels, ids, radius=1.0, min_points=3)  # 3 points: kept
     assert new_ids.tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3, 0, 0]
     assert new_labels.tolist() == [4] * 6 + [7] * 3 + [UNLABELED, 1]
-    scores = np.full(11, 0.5, np.float32)
-    off = point_instances(points, labels, ids, scores, [], MergeConfig(), 2)
+    lone = split_scattered_things(points[-2:], labels[-2:], np.array([5, 0], np.uint32), radius=1.0, min_points=2)
+    assert lone[0].tolist() == [UNLABELED, 1] and lone[1].tolist() == [0, 0]  # one thing point alone: dropped
+    scores = np.linspace(0.1, 1.0, 11, dtype=np.float32)
+    off = point_instances(points, labels, ids, scores, [], MergeConfig(), 3)
     assert off[0] is labels and off[1] is ids  # default: the merge's own instances, untouched
-    split = point_instances(points, labels, ids, scores, [], MergeConfig(split_radius_m=1.0), 2)
+    split = point_instances(points, labels, ids, scores, [], MergeConfig(split_radius_m=1.0), 3)
     assert [(i.instance_id, i.label, i.num_points) for i in split[2]] == [(1, 4, 3), (2, 4, 3), (3, 7, 3)]
+    np.testing.assert_allclose([i.score for i in split[2]], [scores[0:3].mean(), scores[3:6].mean(),
+                                                             scores[6:9].mean()], rtol=1e-6)  # mean point score
