@@ -727,7 +727,7 @@ def test_raw_images_convert_to_rgb():
 def test_image_errors():
     rgb = RNG.integers(0, 256, (4, 4, 3)).astype(np.uint8)
     bad_enc = _image(rgb)
-    bad_enc.encoding = "16UC1"
+    bad_enc.encoding = "32FC1"
     with pytest.raises(ImageError, match="unsupported image encoding") as e:
         image_to_rgb(bad_enc)
     assert e.value.kind == "image_bad_encoding"
@@ -736,6 +736,69 @@ def test_image_errors():
     with pytest.raises(ImageError, match="step\\*height") as e:
         image_to_rgb(short)
     assert e.value.kind == "image_bad_layout"
+
+
+def _raw(px, encoding, width, pad=0, big_endian=False):
+    """An Image of the pixel rows `px` (H, ...) as raw bytes, each row padded by `pad` bytes."""
+    h = px.shape[0]
+    flat = np.ascontiguousarray(px).reshape(h, -1).view(np.uint8)
+    rows = np.zeros((h, flat.shape[1] + pad), np.uint8)
+    rows[:, :flat.shape[1]] = flat
+    return Image(height=h, width=width, encoding=encoding, step=rows.shape[1], data=rows.tobytes(),
+                 is_bigendian=big_endian)
+
+
+def test_8uc3_is_read_as_bgr_and_16_bit_grey_by_its_high_byte_in_either_byte_order():
+    rgb = RNG.integers(0, 256, (5, 6, 3)).astype(np.uint8)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    np.testing.assert_array_equal(image_to_rgb(_raw(bgr, "8UC3", 6, pad=2)), rgb)
+    grey = RNG.integers(0, 65536, (5, 6)).astype(np.uint16)
+    for encoding in ("mono16", "16UC1"):
+        little = image_to_rgb(_raw(grey.astype("<u2"), encoding, 6, pad=4))
+        big = image_to_rgb(_raw(grey.astype(">u2"), encoding, 6, big_endian=True))
+        for out in (little, big):
+            assert out.shape == (5, 6, 3)
+            np.testing.assert_array_equal(out[..., 2], (grey >> 8).astype(np.uint8))
+
+
+def _bt601(rgb):
+    r, g, b = np.moveaxis(rgb.astype(np.float64), 2, 0)
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    return [np.rint(c).astype(np.uint8) for c in (y, u, v)]
+
+
+@pytest.mark.parametrize("encoding,order", [("yuv422", "uyvy"), ("yuv422_yuy2", "yuyv")])
+def test_packed_yuv422_decodes_to_the_rgb_it_was_made_from(encoding, order):
+    """Each pixel pair shares one colour (4:2:2 shares its chroma), so the round trip is exact up to rounding."""
+    pairs = RNG.integers(30, 226, (4, 3, 3)).astype(np.uint8)
+    rgb = np.repeat(pairs, 2, axis=1)
+    y, u, v = _bt601(pairs)
+    quad = {"uyvy": (u, y, v, y), "yuyv": (y, u, y, v)}[order]
+    packed = np.stack(quad, axis=2).reshape(4, -1)
+    out = image_to_rgb(_raw(packed, encoding, 6, pad=3))
+    assert out.shape == (4, 6, 3)
+    assert np.abs(out.astype(int) - rgb.astype(int)).max() <= 3
+    odd = Image(height=4, width=5, encoding=encoding, step=10, data=bytes(40))
+    with pytest.raises(ImageError, match="width 5 is odd") as e:
+        image_to_rgb(odd)
+    assert e.value.kind == "image_bad_layout"
+
+
+@pytest.mark.parametrize("encoding,red", [("bayer_rggb8", (0, 0)), ("bayer_bggr8", (1, 1)),
+                                          ("bayer_gbrg8", (1, 0)), ("bayer_grbg8", (0, 1))])
+def test_bayer_mosaics_demosaic_tile_by_tile(encoding, red):
+    tiles = RNG.integers(0, 256, (3, 4, 3)).astype(np.uint8)
+    rgb = np.repeat(np.repeat(tiles, 2, axis=0), 2, axis=1)  # (6, 8, 3): one colour per 2x2 tile
+    mosaic = rgb[:, :, 1].copy()
+    r0, c0 = red
+    mosaic[r0::2, c0::2] = rgb[r0::2, c0::2, 0]
+    mosaic[1 - r0::2, 1 - c0::2] = rgb[1 - r0::2, 1 - c0::2, 2]
+    np.testing.assert_array_equal(image_to_rgb(_raw(mosaic, encoding, 8, pad=1)), rgb)
+    ragged = image_to_rgb(_raw(mosaic[:5, :7], encoding, 7))  # odd sizes keep their shape and whole tiles
+    assert ragged.shape == (5, 7, 3)
+    np.testing.assert_array_equal(ragged[:4, :6], rgb[:4, :6])
 
 
 def _jpeg(rgb, fmt="JPEG"):
