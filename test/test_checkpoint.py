@@ -72,6 +72,7 @@ def test_missing_file_names_the_path(tmp_path):
     ({"model": "pfc", **NO_DISTILL}, ["holds model 'ov' (the paper's network", "asks for model 'pfc' (the P3Former"]),
     ({"voxel": {"grid": "cylindrical"}}, ["voxel.grid", "'cartesian'", "'cylindrical'"]),
     ({"clip": {"model_name": "ViT-B-16"}}, ["clip.model_name", "'ov-tiny-vit'", "'ViT-B-16'"]),
+    ({"head": {"position_aware": True}}, ["head.position_aware", "False", "True"]),
 ])
 def test_mismatch_is_refused_naming_both_values(saved, override, needles):
     with pytest.raises(CheckpointError) as err:
@@ -199,3 +200,14 @@ def test_float_noise_is_no_mismatch_but_an_unknown_model_is(saved):
     payload["network_config"]["model"] = "xyz"
     with pytest.raises(CheckpointError, match=r"^network checkpoint 'checkpoint' holds model 'xyz' \(\?\) but"):
         check_compatible(payload, cfg)
+
+
+def test_a_checkpoint_from_before_position_aware_reads_as_a_head_without_it(saved, tmp_path):
+    """models/ov_synthetic.pt was saved before head.position_aware existed: it loads as position_aware false."""
+    old = tmp_path / "old.pt"
+    torch.save(_payload(saved, head__position_aware=None), old)
+    assert "position_aware" not in torch.load(old, weights_only=True)["network_config"]["head"]
+    assert read_checkpoint(old)["network_config"]["head"]["position_aware"] is False
+    assert load_network(old, saved[2], "cpu").head.position is None
+    with pytest.raises(CheckpointError, match="head.position_aware: checkpoint has False, config has True"):
+        load_network(old, load_config("tiny", {"head": {"position_aware": True}}), "cpu")

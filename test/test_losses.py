@@ -188,7 +188,7 @@ def test_first_output_is_matched_on_masks_only():
 
 def test_perfect_prediction_costs_nearly_nothing():
     losses = PanopticLoss()(perfect_outputs(), TARGETS)
-    assert set(losses) == {"cls", "mask", "dice", "object_distill", "voxel_distill", "total"}
+    assert set(losses) == {"cls", "mask", "dice", "object_distill", "voxel_distill", "position_dice", "total"}
     for name, value in losses.items():
         assert value.item() < 1e-3, name
 
@@ -220,6 +220,21 @@ def test_stuff_masks_exclusive_makes_ignored_voxels_negatives_for_base_stuff_que
     assert abs(losses["dice"].item() - (1 - (2 * 4 + 1) / (5 + 4 + 1)) / 3) < 1e-6
     assert exclusive(car_on_bus, TARGETS)["mask"].item() < 1e-6  # thing queries: voxel 8 still ignored
     assert exclusive(perfect_outputs(), TARGETS)["total"].item() < 1e-3
+
+
+def test_position_dice_is_the_dice_of_the_position_term_alone_weighted_into_the_total():
+    """head.position_aware (P3Former's PA-Seg): the position-only mask term is supervised by dice on the same
+    targets; without it the term is zero."""
+    assert PanopticLoss()(perfect_outputs(), TARGETS)["position_dice"].item() == 0.0
+    out = perfect_outputs()
+    out.position_mask_logits = [m.clone() for m in out.mask_logits]
+    assert _last_only()(out, TARGETS)["position_dice"].item() < 1e-6
+    _set(out, "position_mask_logits", 0, _mask_row([3, 4]))  # truck query: the position term is half wrong
+    losses = _last_only()(out, TARGETS)
+    assert abs(losses["position_dice"].item() - 0.4 / 3) < 1e-6  # as the dice test: one of 3 masks at 0.4
+    assert losses["dice"].item() < 1e-6  # the full masks are still right
+    heavier = _last_only(position_dice_weight=1.0)(out, TARGETS)
+    assert abs(heavier["total"].item() - losses["total"].item() - 0.8 * 0.4 / 3) < 1e-5  # default weight 0.2
 
 
 def test_mask_focal_is_the_mean_over_valid_voxels_per_mask_divided_by_masks():

@@ -15,6 +15,7 @@ from ov_panoptic_ros.core.model.fusion import pool_clip_features
 from ov_panoptic_ros.core.model.head import DecoderLayer, QueryHead, attention_block_mask
 from ov_panoptic_ros.core.model.losses import PanopticLoss
 from ov_panoptic_ros.core.model.network import _NoTimer, build_network
+from ov_panoptic_ros.core.model.position import fourier_coordinates
 from ov_panoptic_ros.core.model.targets import ClassSplit
 from ov_panoptic_ros.core.vision.features import PointFeatures
 from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder, sample_seen_point_features
@@ -466,7 +467,8 @@ def test_class_logits_are_scaled_cosines_minus_the_no_object_bias():
         head.logit_scale.fill_(math.log(10.0))
         head.no_object_bias.fill_(2.0)
     queries, features = torch.randn(4, 8), torch.randn(5, 8)
-    _, embedding, logits = head.predict(queries, features, emb)
+    _, embedding, logits, position_logits = head.predict(queries, features, emb)
+    assert position_logits is None  # no head.position_aware
     torch.testing.assert_close(logits, 10.0 * emb.cosine(embedding) - 2.0)
     with torch.no_grad():
         head.logit_scale.fill_(math.log(1000.0))  # clamped to CLIP's 100
@@ -589,3 +591,51 @@ def test_merge_clip_ensemble_switches_the_ov_network_to_the_pfc_ensemble(scene, 
         torch.testing.assert_close(on.class_probabilities(logits, masks, enc, class_emb), expected)
         torch.testing.assert_close(plain.class_probabilities(logits, masks, enc, class_emb), logits.float().sigmoid())
     assert not torch.allclose(expected, logits.float().sigmoid())
+
+
+PA_CFG = load_config("tiny", overrides={"vocabulary": SCENE_VOCABULARY, "head": {"position_aware": True}})
+
+
+def test_position_aware_masks_add_a_position_term_that_its_own_dice_trains(scene, class_emb):
+    points, features = _inputs(scene, class_emb)
+    net = _build(cfg=PA_CFG)
+    out = net(points, features, SPLIT.train_embeddings(class_emb))
+    assert len(out.position_mask_logits) == len(out.mask_logits) == PA_CFG.head.num_layers + 1
+    assert all(p.shape == m.shape for p, m in zip(out.position_mask_logits, out.mask_logits))
+    PanopticLoss(PA_CFG.loss)(out, _targets(scene))["position_dice"].backward()
+    for module in (net.head.position, net.head.position_mask_embed):
+        for name, p in module.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    content = net.head.mask_embed[0].weight.grad
+    assert content is None or not content.any()  # the position term alone: nothing reaches the content branch
+    plain = _build()
+    assert plain.head.position is None
+    assert plain(points, features, SPLIT.train_embeddings(class_emb)).position_mask_logits is None
+
+
+def test_position_aware_head_moves_masks_with_positions_and_needs_them():
+    torch.manual_seed(0)
+    cfg = HeadConfig(num_queries=3, hidden_dim=8, num_layers=2, num_heads=2, ffn_dim=8)
+    emb = random_class_embeddings(scene_vocabulary(), 64)
+    features, here, there = torch.randn(6, 8), torch.rand(6, 3) - 0.5, torch.rand(6, 3) - 0.5
+    plain = QueryHead(cfg, 64, 1)
+    torch.testing.assert_close(plain(features, emb, here)["mask_logits"][-1],
+                               plain(features, emb, there)["mask_logits"][-1])
+    aware = QueryHead(dataclasses.replace(cfg, position_aware=True), 64, 1)
+    a, b = aware(features, emb, here), aware(features, emb, there)
+    assert not torch.allclose(a["mask_logits"][-1], b["mask_logits"][-1])
+    assert len(a["position_mask_logits"]) == 3
+    with pytest.raises(ValueError, match="head.position_aware needs the voxel positions"):
+        aware(features, emb)
+
+
+def test_position_features_are_continuous_across_the_azimuth_seam_and_resolve_under_a_metre():
+    """phi jumps from pi to -pi behind the car; only its sines and cosines are features, so the embedding does
+    not. The finest period is 2 / 2**7 of the range: 0.8 m on the synthetic preset's 51.2 m."""
+    eps = 1e-6
+    feats = fourier_coordinates(torch.tensor([[-0.5, eps, 0.0], [-0.5, -eps, 0.0]]))
+    assert feats.shape == (2, 4 + 5 * 2 * 8)
+    assert (feats[0] - feats[1]).abs().max() < 0.01
+    metre = 1.0 / 51.2
+    apart = fourier_coordinates(torch.tensor([[0.2, 0.1, 0.0], [0.2 + 0.4 * metre, 0.1, 0.0]]))
+    assert (apart[0] - apart[1]).abs().max() > 0.5  # 40 cm apart: the finest frequency sees it

@@ -93,6 +93,10 @@ class HeadConfig:
     num_layers: int = 3
     num_heads: int = 4
     ffn_dim: int = 128
+    # P3Former's position-aware segmentation (PA-Seg): a voxel position embedding is added to the voxel features
+    # and each mask gets a second, position-only term from its query (docs/method.md). Off in checkpoints made
+    # before the key existed.
+    position_aware: bool = False
 
 
 @dataclass
@@ -133,6 +137,7 @@ class LossConfig:
     match_mask_weight: float = 1.0
     match_dice_weight: float = 2.0
     deep_supervision: bool = True  # supervise every decoder output, not only the last
+    position_dice_weight: float = 0.2  # head.position_aware: dice on the position-only mask term (P3Former's 0.2)
     # Not the paper's (default off): the base-stuff queries' masks also learn "not mine" on voxels without a base
     # label (novel or void), so a base-stuff query cannot spread over novel stuff. No novel label is used: those
     # voxels are only negatives, for the base-stuff queries only (docs/results.md: why).

@@ -32,7 +32,7 @@ from ov_panoptic_ros.train.stop import StopRequest
 from ov_panoptic_ros.train.trainer import LOGGED_TERMS, NonFiniteLossError, Trainer, check_finite
 from ov_panoptic_ros.train.validation import Validator
 
-SHORT = {"object_distill": "obj", "voxel_distill": "vox"}  # progress bar labels
+SHORT = {"object_distill": "obj", "voxel_distill": "vox", "position_dice": "pos"}  # progress bar labels
 
 
 @dataclass

@@ -81,6 +81,9 @@ def read_checkpoint(path: str | Path) -> dict:
             f"network checkpoint {str(path)!r} has format version {payload.get('format_version')!r};"
             f" this code reads version {FORMAT_VERSION}"
         )
+    head = payload.get("network_config", {}).get("head")
+    if isinstance(head, dict):
+        head.setdefault("position_aware", False)  # written before the key existed: the head had no PA-Seg
     return payload
 
 

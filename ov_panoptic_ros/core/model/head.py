@@ -11,7 +11,10 @@ previous mask prediction puts above 0.5; a query whose mask is empty attends eve
 Mask2Former), then self-attention among queries, then an FFN, each with a residual and a post-LayerNorm.
 
 Predictions (shared heads, made from the initial queries and after every layer, for deep supervision):
-mask logits = mask embedding . voxel mask features; class embedding in CLIP space (dim = text
+mask logits = mask embedding . voxel mask features (with head.position_aware, P3Former's PA-Seg: the voxel
+position embedding of position.py is added to the voxel features first, and the mask logits gain a
+position-only term, position mask embedding . position embedding, which the loss also supervises alone);
+class embedding in CLIP space (dim = text
 embedding dim); class logits = exp(logit_scale) * cosine(class embedding, text) - no_object_bias,
 with `ClassEmbeddings.cosine` (max over synonyms), so any vocabulary size works. Class probabilities
 are per-class sigmoids (P3Former's focal classifier): a class's score does not depend on how many
@@ -26,6 +29,7 @@ import torch
 from torch import nn
 
 from ov_panoptic_ros.core.config import HeadConfig
+from ov_panoptic_ros.core.model.position import PositionEmbedding
 from ov_panoptic_ros.core.vision.text import ClassEmbeddings
 
 CLIP_LOGIT_SCALE_INIT = math.log(1 / 0.07)  # CLIP's initial temperature
@@ -92,32 +96,51 @@ class QueryHead(nn.Module):
         self.class_embed = _mlp([d, d, clip_dim])
         self.logit_scale = nn.Parameter(torch.tensor(CLIP_LOGIT_SCALE_INIT))
         self.no_object_bias = nn.Parameter(torch.tensor(math.log((1 - NO_OBJECT_PRIOR) / NO_OBJECT_PRIOR)))
+        self.position = PositionEmbedding(d) if cfg.position_aware else None
+        self.position_mask_embed = _mlp([d, d, d]) if cfg.position_aware else None
 
-    def predict(self, queries: torch.Tensor, mask_features: torch.Tensor, class_emb: ClassEmbeddings):
-        """Mask logits (Q, V), class embedding (Q, D) and class logits (Q, C) from the current queries."""
+    def predict(self, queries: torch.Tensor, mask_features: torch.Tensor, class_emb: ClassEmbeddings,
+                position: torch.Tensor | None = None):
+        """Mask logits (Q, V), class embedding (Q, D), class logits (Q, C) and the position-only mask term (Q, V)
+        or None, from the current queries."""
         q = self.pred_norm(queries)
         mask_logits = self.mask_embed(q) @ mask_features.T
+        position_logits = None
+        if position is not None:
+            position_logits = self.position_mask_embed(q) @ position.T
+            mask_logits = mask_logits + position_logits
         embedding = self.class_embed(q)
         scale = self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
         class_logits = scale * class_emb.cosine(embedding) - self.no_object_bias
-        return mask_logits, embedding, class_logits
+        return mask_logits, embedding, class_logits, position_logits
 
-    def forward(self, voxel_features: torch.Tensor, class_emb: ClassEmbeddings, all_layers: bool = True) -> dict:
-        """Predictions from the initial queries and after each layer (last layer last), for (V, d) voxel features.
+    def forward(self, voxel_features: torch.Tensor, class_emb: ClassEmbeddings, positions: torch.Tensor | None = None,
+                all_layers: bool = True) -> dict:
+        """Predictions from the initial queries and after each layer (last layer last), for (V, d) voxel features
+        and (V, 3) voxel positions normalised to about [-1, 1] (needed with head.position_aware).
 
         `all_layers=False` keeps only the last layer's predictions (inference); every layer's masks are
         still computed because the next layer's attention needs them.
         """
+        position = None
+        if self.position is not None:
+            if positions is None:
+                raise ValueError("head.position_aware needs the voxel positions")
+            position = self.position(positions)
+            voxel_features = voxel_features + position
         queries = self.query_norm(torch.cat([self.queries, self.stuff_queries], dim=0))
         mask_features = self.mask_features(voxel_features)
-        preds = [self.predict(queries, mask_features, class_emb)]
+        preds = [self.predict(queries, mask_features, class_emb, position)]
         for layer in self.layers:
             queries = layer(queries, voxel_features, attention_block_mask(preds[-1][0]))
-            preds.append(self.predict(queries, mask_features, class_emb))
+            preds.append(self.predict(queries, mask_features, class_emb, position))
         if not all_layers:
             preds = preds[-1:]
-        return {
+        out = {
             "mask_logits": [p[0] for p in preds],
             "class_embed": [p[1] for p in preds],
             "class_logits": [p[2] for p in preds],
         }
+        if position is not None:
+            out["position_mask_logits"] = [p[3] for p in preds]
+        return out

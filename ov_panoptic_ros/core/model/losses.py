@@ -3,7 +3,8 @@
 `PanopticLoss(config.loss)(outputs, targets)` with `outputs` from `PanopticNetwork.forward` called with the
 training vocabulary's embeddings and `targets` from `ClassSplit.targets` (labels in that vocabulary, novel
 and unlabelled points IGNORE). Returns 'cls', 'mask', 'dice', 'object_distill', 'voxel_distill' (each
-unweighted, summed over the supervised decoder outputs) and 'total' (weighted sum).
+unweighted, summed over the supervised decoder outputs), 'position_dice' (zero without head.position_aware)
+and 'total' (weighted sum).
 
 Per decoder output:
 - Learnable queries <-> ground-truth thing instances by Hungarian matching (matching.py). Base-stuff
@@ -14,6 +15,8 @@ Per decoder output:
   number of supervised queries. Voxels whose majority is IGNORE are left out (with loss.stuff_masks_exclusive,
   not for base-stuff queries: there they are negatives).
 - Object-level distillation (terms.py) for every supervised query.
+- With head.position_aware, 'position_dice': dice of the position-only mask term against the same targets
+  (P3Former), so position alone must already outline each object.
 The first output (initial queries) is matched and supervised on masks only, as in P3Former, where it has
 no class prediction. Voxel-level distillation (terms.py) is computed once, on the last output.
 """
@@ -27,7 +30,7 @@ from ov_panoptic_ros.core.model.outputs import NetworkOutputs
 from ov_panoptic_ros.core.model.targets import PanopticTargets, VoxelTargets, voxel_targets
 from ov_panoptic_ros.core.model.terms import dice_loss, object_distill, sigmoid_focal, voxel_distill
 
-TERMS = ("cls", "mask", "dice", "object_distill", "voxel_distill")
+TERMS = ("cls", "mask", "dice", "object_distill", "voxel_distill", "position_dice")
 
 
 def stuff_query_classes(outputs: NetworkOutputs, targets: PanopticTargets) -> torch.Tensor:
@@ -62,7 +65,8 @@ class PanopticLoss:
         c = self.cfg
         totals["total"] = (c.class_weight * totals["cls"] + c.mask_weight * totals["mask"]
                            + c.dice_weight * totals["dice"] + c.object_distill_weight * totals["object_distill"]
-                           + c.voxel_distill_weight * totals["voxel_distill"])
+                           + c.voxel_distill_weight * totals["voxel_distill"]
+                           + c.position_dice_weight * totals["position_dice"])
         return totals
 
     def supervised(self, outputs: NetworkOutputs, i: int, gt: VoxelTargets, stuff_classes: torch.Tensor):
@@ -96,12 +100,16 @@ class PanopticLoss:
         if rows.numel() == 0:
             return losses
         stuff = rows >= outputs.num_learned_queries
+        position_logits = outputs.position_mask_logits[i] if outputs.position_mask_logits is not None else None
         losses["mask"], losses["dice"] = 0.0, 0.0
         for group, columns in ((~stuff, gt.valid), (stuff, self.stuff_mask_columns(gt))):
             pred, target = mask_logits[rows[group]][:, columns], masks[group][:, columns].float()
             focal = sigmoid_focal(pred, target, c.mask_focal_alpha, c.mask_focal_gamma)
             losses["mask"] = losses["mask"] + focal.mean(dim=1).sum() / num
             losses["dice"] = losses["dice"] + dice_loss(pred, target).sum() / num
+            if position_logits is not None:
+                position = dice_loss(position_logits[rows[group]][:, columns], target).sum() / num
+                losses["position_dice"] = losses.get("position_dice", 0.0) + position
         if i > 0:
             losses["object_distill"] = object_distill(class_embed[rows], mask_logits[rows], outputs.voxel_clip,
                                                       outputs.voxel_seen, c.object_distill_pooling)

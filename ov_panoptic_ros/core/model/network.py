@@ -89,7 +89,8 @@ class PanopticNetwork(nn.Module):
             lidar = self.backbone(inputs, voxels.coords, voxels.spatial_shape)
         with timer("head"):
             fused = self.fusion(lidar, voxel_clip, voxel_seen)
-        return {"voxels": voxels, "fused": fused, "voxel_clip": voxel_clip, "voxel_seen": voxel_seen}
+        return {"voxels": voxels, "fused": fused, "voxel_clip": voxel_clip, "voxel_seen": voxel_seen,
+                "positions": inputs[:, 3:6]}  # mean point position over the largest range bound (voxelize.py)
 
     def forward(self, points: torch.Tensor, sampled: PointFeatures, class_emb: ClassEmbeddings,
                 intensity: torch.Tensor | None = None) -> NetworkOutputs:
@@ -99,10 +100,11 @@ class PanopticNetwork(nn.Module):
         voxels: Voxels = enc["voxels"]
         if voxels.num_voxels == 0:
             raise ValueError(f"none of the {points.shape[0]} points lies inside the voxel range; nothing to train on")
-        out = self.head(enc["fused"], class_emb, all_layers=True)
+        out = self.head(enc["fused"], class_emb, enc["positions"], all_layers=True)
         return NetworkOutputs(out["mask_logits"], out["class_logits"], out["class_embed"],
                               self.head.num_learned_queries, self.stuff_names, class_emb.vocabulary,
-                              enc["voxel_clip"], enc["voxel_seen"], voxels.point_to_voxel, voxels.coords)
+                              enc["voxel_clip"], enc["voxel_seen"], voxels.point_to_voxel, voxels.coords,
+                              out.get("position_mask_logits"))
 
     @torch.no_grad()
     def predict(self, points: torch.Tensor, sampled: PointFeatures, class_emb: ClassEmbeddings,
@@ -119,7 +121,7 @@ class PanopticNetwork(nn.Module):
             if voxels.num_voxels == 0:
                 return self._unlabeled(points.shape[0], class_emb)
             with timer("head"):
-                out = self.head(enc["fused"], class_emb, all_layers=False)
+                out = self.head(enc["fused"], class_emb, enc["positions"], all_layers=False)
                 probs = self.class_probabilities(out["class_logits"][-1], out["mask_logits"][-1], enc, class_emb)
             with timer("merge"):
                 scores, labels, is_thing = query_scores(probs, class_emb.is_stuff)

@@ -24,6 +24,7 @@ class NetworkOutputs:
     voxel_seen: torch.Tensor  # (V,) bool, some camera saw a point of the voxel
     point_to_voxel: torch.Tensor  # (N,) long, -1 outside the grid
     voxel_coords: torch.Tensor  # (V, 3) int32 grid cells
+    position_mask_logits: list[torch.Tensor] | None = None  # (Q, V) position-only mask terms (head.position_aware)
 
     @property
     def num_voxels(self) -> int:
