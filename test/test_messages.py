@@ -985,3 +985,57 @@ def test_converters_import_no_rclpy_and_no_message_packages():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _rect_info(p, r=(1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)):
+    """A CameraInfo whose raw-image K and D would project differently from its P: rectified must use P."""
+    info = _info(d=(0.3, 0.1, 0.0, 0.0, 0.0), k=(90.0, 0, 45, 0, 95.0, 35, 0, 0, 1))
+    info.p, info.r = list(p), list(r)
+    return info
+
+
+MONO_P = (100.0, 0, 50, 0, 0, 100.0, 40, 0, 0, 0, 1, 0)
+
+
+def test_rectified_cameras_project_with_p_and_r_and_no_distortion():
+    cam = camera_model_from_info("front", _rect_info(MONO_P), EXT, rectified=True)
+    assert cam.distortion_model == "none" and cam.D.size == 0
+    np.testing.assert_array_equal(cam.K, np.array(MONO_P).reshape(3, 4)[:, :3])
+    np.testing.assert_array_equal(cam.T_cam_lidar, np.eye(4))
+    # The right camera of a stereo pair: P[0, 3] = -fx * baseline moves points by the baseline.
+    right = camera_model_from_info("right", _rect_info((100.0, 0, 50, -100.0 * 0.5, 0, 100.0, 40, 0, 0, 0, 1, 0)),
+                                   EXT, rectified=True)
+    np.testing.assert_allclose(right.T_cam_lidar[:3, 3], [-0.5, 0.0, 0.0])
+    # R rotates the camera frame into the rectified one: a point straight ahead lands off centre.
+    angle = 0.1
+    rot = (np.cos(angle), 0, np.sin(angle), 0, 1.0, 0, -np.sin(angle), 0, np.cos(angle))
+    turned = camera_model_from_info("front", _rect_info(MONO_P, rot), EXT, rectified=True)
+    x = turned.T_cam_lidar @ np.array([0.0, 0.0, 10.0, 1.0])
+    u = 100.0 * x[0] / x[2] + 50
+    assert abs(u - (50 + 100.0 * np.tan(angle))) < 1e-9
+    zero_r = camera_model_from_info("front", _rect_info(MONO_P, [0.0] * 9), EXT, rectified=True)
+    np.testing.assert_array_equal(zero_r.T_cam_lidar, np.eye(4))  # an unset R is the identity
+
+
+@pytest.mark.parametrize("p, r, needle", [
+    ([0.0] * 12, None, "a rectified camera needs CameraInfo P"),
+    ([float("nan")] + list(MONO_P[1:]), None, "a rectified camera needs CameraInfo P"),
+    (MONO_P[:8], None, "a rectified camera needs CameraInfo P"),
+    (MONO_P, [2.0, 0, 0, 0, 1, 0, 0, 0, 1], "CameraInfo R is not a rotation"),
+    (MONO_P, [1.0, 0, 0, 0, 1, 0, 0, 0, -1], "CameraInfo R is not a rotation"),  # a reflection
+])
+def test_a_rectified_camera_without_a_usable_p_or_r_is_a_camera_info_problem(p, r, needle):
+    info = _rect_info(p) if r is None else _rect_info(p, r)
+    with pytest.raises(CameraInfoError, match=needle) as e:
+        camera_model_from_info("front", info, EXT, rectified=True)
+    assert e.value.kind == "camera_info_bad_p"
+    assert camera_model_from_info("front", info, EXT).distortion_model == "plumb_bob"  # raw: P is not read
+
+
+def test_camera_models_use_p_for_rectified_cameras_and_rebuild_when_p_changes():
+    models = CameraModels({"front": EXT, "back": EXT}, rectified={"front"})
+    models.update("front", _rect_info(MONO_P))
+    models.update("back", _rect_info(MONO_P))
+    assert models.model("front").K[0, 0] == 100.0 and models.model("back").K[0, 0] == 90.0
+    models.update("front", _rect_info((120.0,) + MONO_P[1:]))
+    assert models.model("front").K[0, 0] == 120.0

@@ -43,6 +43,28 @@ def _intrinsics(info) -> np.ndarray:
     return k.reshape(3, 3)
 
 
+def _rectified_projection(info, T_cam_lidar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K', T_rect_lidar) for a rectified image: P = K' [I | t] projects points of the rectified frame, which R
+    rotates the camera frame into (an all-zero R is an unset one: identity). t is non-zero for the right camera of
+    a stereo pair."""
+    p = np.asarray(info.p, dtype=np.float64).reshape(-1)
+    if (p.size != 12 or not np.isfinite(p).all() or not (p[0] > 0 and p[5] > 0)
+            or (p[4], p[8], p[9], p[10]) != (0.0, 0.0, 0.0, 1.0)):
+        raise CameraInfoError(f"a rectified camera needs CameraInfo P = [[fx', s, cx', Tx], [0, fy', cy', Ty],"
+                              f" [0, 0, 1, 0]] with fx', fy' > 0: {p.tolist()}", kind="camera_info_bad_p")
+    p = p.reshape(3, 4)
+    r = np.asarray(info.r, dtype=np.float64).reshape(-1)
+    r = np.eye(3) if r.size == 0 or not r.any() else r.reshape(3, 3) if r.size == 9 else r
+    if r.shape != (3, 3) or not np.isfinite(r).all() or not np.allclose(r @ r.T, np.eye(3), atol=1e-4) \
+            or np.linalg.det(r) <= 0:
+        raise CameraInfoError(f"CameraInfo R is not a rotation: {np.asarray(info.r).tolist()}",
+                              kind="camera_info_bad_p")
+    k = p[:, :3].copy()
+    rect_cam = np.eye(4)
+    rect_cam[:3, :3], rect_cam[:3, 3] = r, np.linalg.solve(k, p[:, 3])
+    return k, rect_cam @ np.asarray(T_cam_lidar, dtype=np.float64)
+
+
 def _roi_used(info) -> bool:
     """Whether the CameraInfo describes a region of interest: anything but all zeros or the full image."""
     roi = getattr(info, "roi", None)
@@ -52,8 +74,9 @@ def _roi_used(info) -> bool:
     return box not in ((0, 0, 0, 0), (0, 0, int(info.width), int(info.height)))
 
 
-def camera_model_from_info(name: str, info, extrinsics) -> CameraModel:
-    """sensor_msgs/CameraInfo + calibration extrinsics -> CameraModel (K and D of the raw image).
+def camera_model_from_info(name: str, info, extrinsics, rectified: bool = False) -> CameraModel:
+    """sensor_msgs/CameraInfo + calibration extrinsics -> CameraModel: K and D for a raw image, or P and R
+    without distortion for a rectified one (image_rect).
 
     Checks everything CameraModel would, so a CameraInfo is either a model or a CameraInfoError with its
     problem kind. Messages leave the camera out: every caller reports the camera with the problem.
@@ -66,6 +89,10 @@ def camera_model_from_info(name: str, info, extrinsics) -> CameraModel:
         raise CameraInfoError("binning is not supported", kind="camera_info_unsupported")
     if _roi_used(info):
         raise CameraInfoError("a region of interest is not supported", kind="camera_info_unsupported")
+    if rectified:
+        k, T_cam_lidar = _rectified_projection(info, extrinsics.T_cam_lidar)
+        return CameraModel(name=name, width=width, height=height, K=k, D=np.zeros(0), distortion_model="none",
+                           T_cam_lidar=T_cam_lidar, time_offset_s=extrinsics.time_offset_s)
     model, d = _distortion(info)
     return CameraModel(name=name, width=width, height=height, K=k, D=d, distortion_model=model,
                        T_cam_lidar=extrinsics.T_cam_lidar, time_offset_s=extrinsics.time_offset_s)
@@ -76,6 +103,7 @@ def camera_info_key(info) -> tuple:
     roi = getattr(info, "roi", None)
     return (int(info.width), int(info.height), str(info.distortion_model),
             tuple(float(v) for v in info.k), tuple(float(v) for v in info.d),
+            tuple(float(v) for v in getattr(info, "p", ())), tuple(float(v) for v in getattr(info, "r", ())),
             int(getattr(info, "binning_x", 0)), int(getattr(info, "binning_y", 0)),
             None if roi is None else (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)))
 
@@ -87,8 +115,9 @@ class CameraModels:
     camera is asked for (re-raising one exception object would grow its traceback frame by frame).
     """
 
-    def __init__(self, extrinsics: dict):
+    def __init__(self, extrinsics: dict, rectified=frozenset()):
         self.extrinsics = extrinsics  # camera name -> core.calibration.CameraExtrinsics
+        self.rectified = frozenset(rectified)  # the cameras whose images are rectified: projected with P and R
         self._infos: dict[str, object] = {}
         self._built: dict[str, tuple] = {}  # camera -> (info key, CameraModel or (reason, kind))
 
@@ -109,7 +138,8 @@ class CameraModels:
         cached = self._built.get(camera)
         if cached is None or cached[0] != key:
             try:
-                cached = (key, camera_model_from_info(camera, info, self.extrinsics[camera]))
+                cached = (key, camera_model_from_info(camera, info, self.extrinsics[camera],
+                                                      camera in self.rectified))
             except CameraInfoError as e:
                 cached = (key, (str(e), e.kind))
             self._built[camera] = cached

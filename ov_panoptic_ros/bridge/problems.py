@@ -25,6 +25,8 @@ PROBLEMS = {
     "camera_info_missing": "no CameraInfo received yet",
     "camera_info_bad_size": "CameraInfo with a zero width or height",
     "camera_info_bad_k": "CameraInfo K not [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with finite values, fx > 0, fy > 0",
+    "camera_info_bad_p": "rectified camera: CameraInfo P not [[fx, s, cx, Tx], [0, fy, cy, Ty], [0, 0, 1, 0]]"
+                         " with fx, fy > 0, or R not a rotation",
     "camera_info_bad_distortion": "unknown distortion model, wrong coefficient count, or a NaN/inf coefficient",
     "camera_info_unsupported": "binning or region of interest",
     "sync_miss": "no image within sync.max_offset_s of the cloud",

@@ -75,6 +75,7 @@ class CameraSetup:
     image_topic: str
     info_topic: str
     compressed: bool
+    rectified: bool
     time_offset_s: float
     extrinsics: object  # core.calibration.CameraExtrinsics
 
@@ -269,7 +270,8 @@ class PanopticNode(Node):
         compressed = bool(self._p(f"{name}.compressed"))
         image = self._p(f"{name}.image_topic") or f"/{name}/image_raw" + ("/compressed" if compressed else "")
         info = self._p(f"{name}.info_topic") or f"/{name}/camera_info"
-        return CameraSetup(name, image, info, compressed, extrinsics.time_offset_s, extrinsics)
+        rectified = bool(self._p(f"{name}.rectified"))
+        return CameraSetup(name, image, info, compressed, rectified, extrinsics.time_offset_s, extrinsics)
 
     def _declare_vocabulary(self, config: PipelineConfig) -> None:
         v = config.vocabulary
@@ -325,7 +327,8 @@ class PanopticNode(Node):
         # a cloud also waits (up to the timeout) for each camera's first CameraInfo: DDS orders no topics
         self.assembler = FrameAssembler(self.sync, camera_timeout_s=self._p("sync.camera_timeout_s"),
                                         awaiting=[c.name for c in self.cameras])
-        self.models = CameraModels({c.name: c.extrinsics for c in self.cameras})  # guarded by self._lock
+        self.models = CameraModels({c.name: c.extrinsics for c in self.cameras},  # guarded by self._lock
+                                   {c.name for c in self.cameras if c.rectified})
         self.streams = [CameraStream(c.name, c.compressed) for c in self.cameras]
         self._image_topics = {c.name: c.image_topic for c in self.cameras}
         self.max_points = self._p("max_points")

@@ -105,6 +105,9 @@ PER_CAMERA: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("info_topic", "", STRING, "CameraInfo topic; empty: /NAME/camera_info", read_only=True),
     ParamSpec("compressed", False, BOOL, "Subscribe to sensor_msgs/CompressedImage (jpeg/png)", read_only=True),
+    ParamSpec("rectified", False, BOOL,
+              "The image is rectified (image_rect): project with CameraInfo's P and R and no distortion",
+              read_only=True),
 )
 
 SPECS = {p.name: p for p in PARAMETERS}
