@@ -217,6 +217,46 @@ def test_unknown_model_is_named():
         DenseClipEncoder(ClipConfig(model_name="no-such-clip"), CPU)
 
 
+def test_pretrained_tags_are_checked_and_never_mixed_with_a_local_file(vit, tmp_path):
+    with pytest.raises(ValueError, match="clip.pretrained 'laion9' is not a tag of ViT-B-32 .*laion2b_s34b_b79k"):
+        DenseClipEncoder(ClipConfig(model_name="ViT-B-32", pretrained="laion9"), CPU)
+    with pytest.raises(ValueError, match="is not a tag of ov-tiny-vit \\(open_clip has: none\\)"):
+        DenseClipEncoder(ClipConfig(model_name="ov-tiny-vit", pretrained="openai"), CPU)
+    local = tmp_path / "clip.pt"
+    local.write_bytes(b"weights")
+    with pytest.raises(ValueError, match="both name weights: keep one"):
+        DenseClipEncoder(ClipConfig(model_name="ViT-B-32", pretrained="openai", checkpoint=str(local)), CPU)
+
+
+def test_an_offline_pretrained_tag_is_one_error_naming_the_tag_and_the_local_file_way(tmp_path):
+    """No internet here: open_clip's download fails, and the message says how to use clip.checkpoint instead.
+    HF_HUB_OFFLINE makes the hub fail at once rather than after its network timeouts."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from ov_panoptic_ros.core.config import ClipConfig\n"
+            "from ov_panoptic_ros.core.vision.open_clip_dense import DenseClipEncoder\n"
+            "import torch\n"
+            "try:\n"
+            "    DenseClipEncoder(ClipConfig(model_name='ViT-B-32', pretrained='laion2b_s34b_b79k'), torch.device('cpu'))\n"
+            "except RuntimeError as e:\n"
+            "    print(e)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    message = out.stdout.strip()
+    assert message.startswith("clip.pretrained 'laion2b_s34b_b79k': open_clip could not fetch the weights of"
+                              " ViT-B-32 ("), (message, out.stderr[-2000:])
+    assert "set clip.checkpoint to it instead of clip.pretrained" in message and "\n" not in message
+
+
+def test_the_teacher_has_no_pretrained_tags():
+    from ov_panoptic_ros.core.vision.teacher import load_teacher
+
+    with pytest.raises(ValueError, match="clip.pretrained 'openai' is an open_clip tag; the teacher has none"):
+        load_teacher(ClipConfig(model_name="teacher", checkpoint="models/teacher.pt", pretrained="openai"), CPU)
+
+
 # ---- sampling on constructed maps -------------------------------------------------------------------
 
 def coordinate_maps(m, h, w):

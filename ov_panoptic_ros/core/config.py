@@ -44,6 +44,9 @@ class ClipConfig:
     model_name: str = "ov-tiny-vit"
     # local weights file; None = random init (open_clip only, and only sensible for tiny models)
     checkpoint: str | None = None
+    # an open_clip pretrained tag (e.g. laion2b_s34b_b88k for ViT-B-32), downloaded and cached by open_clip where
+    # the machine has internet; instead of `checkpoint`, never with it. Every preset uses a local file.
+    pretrained: str | None = None
     # short side the images are resized to; None = the model's own size (the teacher: the size it was trained at)
     image_size: int | None = None
     precision: str = "fp32"  # fp32 | fp16 | bf16 (half precisions apply on CUDA only)

@@ -67,11 +67,15 @@ class DenseClipEncoder:
         weights = checkpoint_path(clip_cfg.checkpoint)
         self.device = torch.device(device)
         self.dtype = compute_dtype(clip_cfg.precision, self.device)
-        self.model = open_clip.create_model(name, pretrained=str(weights) if weights else None)
+        if clip_cfg.pretrained:
+            self.model = create_pretrained(name, clip_cfg.pretrained, weights)
+            self.model_id = f"{name}@{clip_cfg.pretrained}"  # open_clip's tags name fixed releases
+        else:
+            self.model = open_clip.create_model(name, pretrained=str(weights) if weights else None)
+            self.model_id = f"{name}@{file_sha256(weights)[:16] if weights else 'random'}"
         self.model.to(device=self.device, dtype=self.dtype).eval().requires_grad_(False)
         self.tokenizer = open_clip.get_tokenizer(name)
         self.model_name = name
-        self.model_id = f"{name}@{file_sha256(weights)[:16] if weights else 'random'}"
         self.embed_dim = int(open_clip.get_model_config(name)["embed_dim"])
         self.tower = dense_tower(self.model.visual)
         norm = open_clip.get_model_preprocess_cfg(self.model)
@@ -99,6 +103,27 @@ class DenseClipEncoder:
             tokens = self.tokenizer(prompts).to(self.device)
             emb = self.model.encode_text(tokens, normalize=True)
         return emb.float().cpu().clone()  # a normal (non-inference) tensor, safe to use anywhere
+
+
+def create_pretrained(name: str, tag: str, weights) -> torch.nn.Module:
+    """open_clip's model `name` with its released weights `tag`, downloaded (or taken from open_clip's cache).
+    Offline, the error names the tag and the way to use a local file instead."""
+    import open_clip
+
+    if weights is not None:
+        raise ValueError(f"clip.pretrained {tag!r} and clip.checkpoint {str(weights)!r} both name weights: keep one")
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if tag not in tags:
+        raise ValueError(f"clip.pretrained {tag!r} is not a tag of {name} (open_clip has: {', '.join(tags) or 'none'})")
+    try:
+        return open_clip.create_model(name, pretrained=tag)
+    except Exception as e:  # requests, huggingface_hub and urllib each raise their own kinds when offline
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RuntimeError(
+            f"clip.pretrained {tag!r}: open_clip could not fetch the weights of {name} ({first}). Without internet,"
+            f" fetch them on a machine that has it (python -c \"import open_clip; open_clip.create_model({name!r},"
+            f" pretrained={tag!r})\" caches them under ~/.cache/huggingface), copy the file over and set"
+            f" clip.checkpoint to it instead of clip.pretrained") from e
 
 
 def _pair(size) -> tuple[int, int]:

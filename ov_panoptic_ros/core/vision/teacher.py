@@ -53,6 +53,9 @@ class TeacherEncoder:
 
 def load_teacher(clip_cfg: ClipConfig, device: torch.device) -> tuple[TeacherEncoder, MiniLMTextTower]:
     """The teacher in `clip.checkpoint` and the text tower it was aligned to, after every check passed."""
+    if clip_cfg.pretrained:
+        raise ValueError(f"clip.pretrained {clip_cfg.pretrained!r} is an open_clip tag; the teacher has none:"
+                         " its weights are the clip.checkpoint file")
     path = checkpoint_path(clip_cfg.checkpoint)
     if path is None:
         raise ValueError("clip.model_name 'teacher' needs clip.checkpoint: a teacher file written by "
