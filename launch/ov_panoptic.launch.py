@@ -2,11 +2,15 @@
 
     ros2 launch ov_panoptic_ros ov_panoptic.launch.py
     ros2 launch ov_panoptic_ros ov_panoptic.launch.py config:=nuscenes device:=cuda \
-        calibration_file:=/path/to/vehicle_calibration.yaml use_rviz:=true
+        calibration_file:=/path/to/vehicle_calibration.yaml namespace:=perception use_sim_time:=true \
+        lidar_topic:=/sensing/lidar/top/pointcloud camera_remaps:="/cam_front/image_raw=/sensing/front/image" \
+        rviz:=true fixed_frame:=base_link
 
-Parameters come from `params_file` (default: the package's config/ov_panoptic.yaml); the config,
-calibration_file and device arguments override it only when given, so edits in a custom
-params_file are not silently replaced by launch defaults.
+Parameters come from `params_file` (default: the package's config/ov_panoptic.yaml, keyed `/**:` so it applies
+under any node name or namespace); the config, calibration_file, device and lidar_topic arguments override it
+only when given, so edits in a custom params_file are not silently replaced by launch defaults.
+`camera_remaps` holds ROS remapping rules FROM=TO for the node's topics (space- or comma-separated).
+`rviz` starts RViz2 in the same namespace, with the same sim time, at `fixed_frame`.
 
 `fastdds_profile` is the Fast DDS XML profile both processes get (docs/dds.md): by default the package's
 config/fastdds.xml, unless the environment already configures DDS (then empty: the environment decides).
@@ -21,6 +25,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from ov_panoptic_ros.ros.dds import PROFILE_ENV, default_profile_env
+from ov_panoptic_ros.ros.launch_args import parse_bool, parse_log_level, parse_remaps
 
 PACKAGE = "ov_panoptic_ros"
 # launch argument -> node parameter it overrides when non-empty
@@ -28,13 +33,20 @@ PARAMETER_ARGUMENTS = {
     "config": "pipeline.config",
     "calibration_file": "calibration_file",
     "device": "device",
+    "lidar_topic": "lidar_topic",
 }
 
 
+def _arg(context, name: str) -> str:
+    return LaunchConfiguration(name).perform(context)
+
+
 def _nodes(context):
-    overrides = {param: LaunchConfiguration(arg).perform(context) for arg, param in PARAMETER_ARGUMENTS.items()}
+    overrides = {param: _arg(context, arg) for arg, param in PARAMETER_ARGUMENTS.items()}
     overrides = {param: value for param, value in overrides.items() if value}
-    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    sim_time = {"use_sim_time": parse_bool("use_sim_time", _arg(context, "use_sim_time"))}
+    namespace = _arg(context, "namespace")
+    profile = _arg(context, "fastdds_profile")
     env = {PROFILE_ENV: profile} if profile else None
     share = get_package_share_directory(PACKAGE)
     return [
@@ -42,17 +54,22 @@ def _nodes(context):
             package=PACKAGE,
             executable="ov_panoptic_node",
             name="ov_panoptic",
+            namespace=namespace,
             output="screen",
             emulate_tty=True,
-            parameters=[LaunchConfiguration("params_file").perform(context), overrides],
+            parameters=[_arg(context, "params_file"), overrides, sim_time],
+            remappings=parse_remaps(_arg(context, "camera_remaps")),
+            ros_arguments=["--log-level", parse_log_level(_arg(context, "log_level"))],
             additional_env=env,
         ),
         Node(
             package="rviz2",
             executable="rviz2",
             name="rviz2",
-            arguments=["-d", os.path.join(share, "config", "ov_panoptic.rviz")],
-            condition=IfCondition(LaunchConfiguration("use_rviz")),
+            namespace=namespace,
+            arguments=["-d", os.path.join(share, "config", "ov_panoptic.rviz"), "-f", _arg(context, "fixed_frame")],
+            parameters=[sim_time],
+            condition=IfCondition(LaunchConfiguration("rviz")),
             additional_env=env,
         ),
     ]
@@ -68,8 +85,16 @@ def generate_launch_description():
         DeclareLaunchArgument("calibration_file", default_value="",
                               description="Camera extrinsics YAML (default: config/calibration_demo.yaml)"),
         DeclareLaunchArgument("device", default_value="", description="auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("use_rviz", default_value="false",
-                              description="Also start RViz2 with the package's layout"),
+        DeclareLaunchArgument("lidar_topic", default_value="", description="LiDAR PointCloud2 topic (default: the"
+                                                                           " params file's)"),
+        DeclareLaunchArgument("camera_remaps", default_value="",
+                              description="Remapping rules FROM=TO for the node's topics, space-separated"),
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (and RViz)"),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="Use /clock (bag replay with --clock) for the node and RViz"),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug, info, warn, error or fatal"),
+        DeclareLaunchArgument("rviz", default_value="false", description="Also start RViz2 with the package's layout"),
+        DeclareLaunchArgument("fixed_frame", default_value="lidar_top", description="RViz's fixed frame"),
         DeclareLaunchArgument("fastdds_profile", default_value=default_profile_env().get(PROFILE_ENV, ""),
                               description="Fast DDS XML profile for the node and RViz (docs/dds.md); empty:"
                                           " the environment's DDS settings"),

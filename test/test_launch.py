@@ -7,16 +7,21 @@ ignore a typo).
 """
 import ast
 import importlib
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
+from ov_panoptic_ros.ros.launch_args import parse_bool, parse_log_level, parse_remaps
 from ov_panoptic_ros.ros.params import PARAMETERS, parameter_names
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "ov_panoptic.launch.py"
-REQUIRED_ARGUMENTS = {"config", "calibration_file", "device", "use_rviz"}
-OPTIONAL_FOREIGN_PACKAGES = {"rviz2"}  # started only under a condition (use_rviz)
+REQUIRED_ARGUMENTS = {"config", "calibration_file", "device", "lidar_topic", "camera_remaps", "namespace",
+                      "use_sim_time", "log_level", "rviz", "fixed_frame"}
+OPTIONAL_FOREIGN_PACKAGES = {"rviz2"}  # started only under a condition (rviz)
+RCLPY_PARAMETERS = {"use_sim_time"}  # every rclpy node declares it
 
 
 def _module_constants(tree: ast.Module) -> dict:
@@ -115,7 +120,7 @@ def test_parameters_set_by_launch_are_declared_by_the_node():
             if kw.arg == "parameters":
                 for d in (e for e in kw.value.elts if isinstance(e, ast.Dict)):
                     set_by_launch |= {_value(k, consts) for k in d.keys}
-    assert set_by_launch and set_by_launch <= declared, set_by_launch - declared
+    assert set_by_launch and set_by_launch <= declared | RCLPY_PARAMETERS, set_by_launch - declared
 
 
 def _flatten(d, prefix=""):
@@ -128,7 +133,8 @@ def _flatten(d, prefix=""):
 
 def test_params_file_names_only_declared_parameters_with_matching_types():
     data = yaml.safe_load((ROOT / "config" / "ov_panoptic.yaml").read_text())
-    params = dict(_flatten(data["ov_panoptic"]["ros__parameters"]))
+    assert list(data) == ["/**"]  # applies under any node name or namespace
+    params = dict(_flatten(data["/**"]["ros__parameters"]))
     declared = parameter_names(params.get("cameras", []))
     assert set(params) <= declared, f"unknown parameters in config/ov_panoptic.yaml: {set(params) - declared}"
     py_types = {"string": str, "bool": bool, "int": int, "double": float, "string[]": list}
@@ -138,3 +144,28 @@ def test_params_file_names_only_declared_parameters_with_matching_types():
         if name in SPECS:
             assert isinstance(value, py_types[_TYPE_NAMES[SPECS[name].type]]), (name, value)
     assert {p.name for p in PARAMETERS if p.default is not None} - set(params) <= {"prompt_templates"}
+
+
+def test_both_nodes_get_the_namespace_and_sim_time_and_rviz_draws_the_node_outputs_relative():
+    tree, _ = _launch()
+    for call in _calls(tree, "Node"):
+        kw = {k.arg for k in call.keywords}
+        assert {"namespace", "parameters"} <= kw
+    rviz = (ROOT / "config" / "ov_panoptic.rviz").read_text()
+    topics = re.findall(r"Value: (\S*ov_panoptic/\S+)", rviz)
+    assert topics and all(not t.startswith("/") for t in topics), topics  # resolved in RViz's namespace
+
+
+def test_launch_argument_parsing_names_the_bad_value():
+    assert parse_remaps("") == []
+    assert parse_remaps("/cam_front/image_raw=/a/b, /lidar/points=/c") == [("/cam_front/image_raw", "/a/b"),
+                                                                          ("/lidar/points", "/c")]
+    for bad in ("/cam_front/image_raw", "=/x", "/a=", "/a=/b=/c"):
+        with pytest.raises(ValueError, match=f"camera_remaps entry {re.escape(repr(bad))} is not FROM=TO"):
+            parse_remaps(bad)
+    assert parse_bool("use_sim_time", "True") and not parse_bool("use_sim_time", "0")
+    with pytest.raises(ValueError, match="use_sim_time:='maybe' is not true or false"):
+        parse_bool("use_sim_time", "maybe")
+    assert parse_log_level("WARN") == "warn"
+    with pytest.raises(ValueError, match="log_level:='loud' is not one of debug, info"):
+        parse_log_level("loud")

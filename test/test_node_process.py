@@ -23,7 +23,7 @@ def test_console_script_with_params_file_publishes_and_stops_cleanly(spin, scene
         probe = spin.add(Probe())
         assert probe.wait_for_subscribers(timeout=180.0), "the node process never subscribed"
         assert wait_until(lambda: probe.vocabularies(), 60.0)
-        params = yaml.safe_load((ROOT / "config" / "ov_panoptic.yaml").read_text())["ov_panoptic"]["ros__parameters"]
+        params = yaml.safe_load((ROOT / "config" / "ov_panoptic.yaml").read_text())["/**"]["ros__parameters"]
         expected = [entry.split(",")[0].strip() for entry in params["vocabulary"]]  # display name = first synonym
         assert probe.vocabularies()[0]["classes"] == expected  # the params file, not the preset, set it
         stamp = scenes[0].frame.stamp_ns
