@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every number of docs/results.md: the evaluation rows on held-out world seeds 5000-5004 (never used for
 # training, 100-129, validation, 1000-1001, or choosing hyperparameters), then the table.
-#   bash docs/results/run.sh            (after the five `ov-panoptic train --config world_*` runs; about 15 min)
+#   bash docs/results/run.sh            (after the five `ov-panoptic train --config world_*` runs of
+#                                        world_full, world_no_distill, world_lo, world_lv, world_pfc; about 25 min)
 # Reports land in runs/results/<row>/metrics.json; docs/results/table.py prints the markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,8 +11,9 @@ SOURCE="world:5000:5005"
 OPTS=(--option frames=10 --option every=20 --no-progress)
 R=docs/results
 
-row() {  # row NAME [evaluate arguments...]
+row() {  # row NAME [evaluate arguments...]; ONLY="name name ..." runs just those rows (two shells in parallel)
   local name=$1; shift
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
   rm -rf "$OUT/$name"
   echo "== $name: ov-panoptic evaluate $SOURCE ${OPTS[*]} $* --out $OUT/$name"
   ov-panoptic evaluate "$SOURCE" "${OPTS[@]}" "$@" --out "$OUT/$name"
@@ -23,8 +25,6 @@ row no_distill     --config synthetic --checkpoint runs/world_no_distill/network
 row lo             --config synthetic --checkpoint runs/world_lo/network.pt
 row lv             --config synthetic --checkpoint runs/world_lv/network.pt
 row full           --config synthetic --checkpoint runs/world_full/network.pt
-row full_long      --config synthetic --checkpoint runs/world_full_long/network.pt
-row full_exclusive --config synthetic --checkpoint runs/world_full_exclusive/network.pt
 row full_split     --config $R/full_split.yaml --checkpoint runs/world_full/network.pt
 row no_distill_split --config $R/full_split.yaml --checkpoint runs/world_no_distill/network.pt
 row full_ensemble  --config $R/full_ensemble.yaml --checkpoint runs/world_full/network.pt

@@ -5,8 +5,6 @@ from pathlib import Path
 
 ROWS = [("zeroshot", "point-CLIP zero-shot (no 3D training)"), ("pfc", "PFC-style baseline (LiDAR only + pooled CLIP)"),
         ("no_distill", "3D fusion, no distillation"), ("lo", "+ L_O"), ("lv", "+ L_V"), ("full", "full (L_O + L_V)"),
-        ("full_long", "full, twice the steps (6000; budget check)"),
-        ("full_exclusive", "full + loss.stuff_masks_exclusive (experiment, not the paper's)"),
         ("no_distill_split", "no distillation + instances split at inference (diagnostic)"),
         ("full_split", "full + instances split at inference (diagnostic, not the paper's)"),
         ("full_ensemble", "full + pooled-CLIP ensemble at inference (diagnostic, not the paper's)")]
