@@ -183,3 +183,33 @@ def test_console_entry_exits_nonzero_without_traceback(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert missing in out and "Traceback" not in out, textwrap.shorten(out, 2000)
+
+
+def test_standard_qos_overrides_apply_to_the_data_topics(start_node):
+    """qos_overrides.<topic>.subscription|publisher.<policy>, as every ROS 2 node built with
+    QoSOverridingOptions takes them: here the LiDAR input made best effort and the cloud output's depth 3."""
+    from rclpy.qos import ReliabilityPolicy
+
+    node, _ = start_node({"qos_overrides./lidar/points.subscription.reliability": "best_effort",
+                          "qos_overrides./ov_panoptic/panoptic_points.publisher.depth": 3})
+    assert node.get_parameter("qos.reliability").value == "reliable"  # the tests' default for every input
+    (sub,) = node.get_subscriptions_info_by_topic("/lidar/points")
+    assert sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT  # overridden for this topic only
+    assert node.cloud_pub.qos_profile.depth == 3  # history depth is not announced in discovery: read it locally
+    assert node.marker_pub.qos_profile.depth == 5  # each topic its own profile: no override leaks to the next
+    assert node.get_parameter("qos_overrides./cam_front/image_raw.subscription.reliability").value == "reliable"
+    (image_sub,) = node.get_subscriptions_info_by_topic("/cam_front/image_raw")
+    assert image_sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+
+
+@pytest.mark.parametrize("name, value", [
+    ("qos_overrides./lidar/points.subscription.reliability", "sometimes"),
+    ("qos_overrides./lidar/points.subscription.depth", "five"),
+])
+def test_a_bad_qos_override_is_a_startup_error_naming_it(ros, tiny_pipeline, street_calibration, name, value):
+    from ov_panoptic_ros.ros.node import PanopticNode, StartupError
+
+    params = {"pipeline.config": "tiny", "calibration_file": street_calibration, "warmup": False, name: value}
+    with pytest.raises(StartupError, match=r"check the qos_overrides\.\* parameters") as e:
+        PanopticNode(pipeline=tiny_pipeline, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    assert ("reliability" in str(e.value) and "sometimes" in str(e.value)) or "depth" in str(e.value), str(e.value)

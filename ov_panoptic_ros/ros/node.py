@@ -27,6 +27,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_service import ParameterService
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
@@ -350,26 +351,44 @@ class PanopticNode(Node):
         self._vocab_worker.start()
 
     def _setup_io(self) -> None:
-        out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._p("qos.depth"),
-                             reliability=ReliabilityPolicy.RELIABLE)
+        try:
+            self._create_io()
+        except (InvalidQosOverridesError, ParameterException, RuntimeError, ValueError) as e:
+            # rclpy raises these for a qos_overrides.* parameter of the wrong type or an unknown policy value
+            raise StartupError(f"creating the topics failed (check the qos_overrides.* parameters): {e}") from e
+
+    def _create_io(self) -> None:
+        """Publishers and subscriptions; the data topics take the standard qos_overrides.<topic>.* parameters
+        (history, depth, reliability) over the defaults below. Each entity gets its own QoSProfile: rclpy writes
+        an override into the profile it is given, so a shared one would carry one topic's override to the next."""
+        overrides = QoSOverridingOptions.with_default_policies()
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.cloud_pub = self.create_publisher(PointCloud2, "~/panoptic_points", out_qos)
-        self.marker_pub = self.create_publisher(MarkerArray, "~/instances", out_qos)
+        self.cloud_pub = self.create_publisher(PointCloud2, "~/panoptic_points", self._out_qos(),
+                                               qos_overriding_options=overrides)
+        self.marker_pub = self.create_publisher(MarkerArray, "~/instances", self._out_qos(),
+                                                qos_overriding_options=overrides)
         self.vocab_pub = self.create_publisher(String, "~/vocabulary", latched)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        in_qos = _qos(self._p("qos.reliability"), self._p("qos.depth"))
         data = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(PointCloud2, self._p("lidar_topic"), self._on_cloud, in_qos, callback_group=data)
+        self.create_subscription(PointCloud2, self._p("lidar_topic"), self._on_cloud, self._in_qos(),
+                                 callback_group=data, qos_overriding_options=overrides)
         for cam in self.cameras:
             msg_type = CompressedImage if cam.compressed else Image
-            self.create_subscription(msg_type, cam.image_topic, lambda m, n=cam.name: self._on_image(n, m), in_qos,
-                                     callback_group=data)
-            self.create_subscription(CameraInfo, cam.info_topic, lambda m, n=cam.name: self._on_info(n, m), in_qos,
-                                     callback_group=data)
+            self.create_subscription(msg_type, cam.image_topic, lambda m, n=cam.name: self._on_image(n, m),
+                                     self._in_qos(), callback_group=data, qos_overriding_options=overrides)
+            self.create_subscription(CameraInfo, cam.info_topic, lambda m, n=cam.name: self._on_info(n, m),
+                                     self._in_qos(), callback_group=data, qos_overriding_options=overrides)
         self.create_timer(POLL_PERIOD_S, self._poll, callback_group=data)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _in_qos(self) -> QoSProfile:
+        return _qos(self._p("qos.reliability"), self._p("qos.depth"))
+
+    def _out_qos(self) -> QoSProfile:
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._p("qos.depth"),
+                          reliability=ReliabilityPolicy.RELIABLE)
 
     # ----------------------------------------------------------------------------------------- inputs
     def _bad_input(self, kind: str, message: str) -> None:
