@@ -3,11 +3,17 @@ import json
 import sys
 from pathlib import Path
 
-ROWS = [("zeroshot", "point-CLIP zero-shot (no 3D training)"), ("pfc", "PFC-style baseline (LiDAR only + pooled CLIP)"),
-        ("no_distill", "3D fusion, no distillation"), ("lo", "+ L_O"), ("lv", "+ L_V"), ("full", "full (L_O + L_V)"),
-        ("no_distill_split", "no distillation + instances split at inference (diagnostic)"),
-        ("full_split", "full + instances split at inference (diagnostic, not the paper's)"),
-        ("full_ensemble", "full + pooled-CLIP ensemble at inference (diagnostic, not the paper's)")]
+ROWS = [("zeroshot", "point-CLIP zero-shot (no 3D training)"),
+        ("pfc", "PFC-style baseline (LiDAR only + pooled CLIP), 128 queries"),
+        ("no_distill", "3D fusion, no distillation, 128 queries"),
+        ("full", "full (L_O + L_V), 128 queries: the shipped network"),
+        ("pfc_q64", "PFC-style baseline, 64 queries"), ("no_distill_q64", "3D fusion, no distillation, 64 queries"),
+        ("lo_q64", "+ L_O, 64 queries"), ("lv_q64", "+ L_V, 64 queries"), ("full_q64", "full, 64 queries"),
+        ("full_320_q64", "full, 64 queries, teacher at its native 320 px"),
+        ("full_exclusive_q64", "full, 64 queries + loss.stuff_masks_exclusive (not the paper's)"),
+        ("no_distill_split_q64", "no distillation, 64 queries + instances split at inference (diagnostic)"),
+        ("full_split_q64", "full, 64 queries + instances split at inference (diagnostic, not the paper's)"),
+        ("full_ensemble_q64", "full, 64 queries + pooled-CLIP ensemble at inference (diagnostic, not the paper's)")]
 VOCAB_RUNS = [("synonyms", "5 classes renamed to synonyms"), ("distractors", "10 distractor names added")]
 
 
@@ -32,13 +38,13 @@ def main(root: Path) -> None:
     print("| vocabulary | model | PQ | kept (of the row's PQ) | PQ_novel | kept |")
     print("|---|---|---|---|---|---|")
     for suffix, label in VOCAB_RUNS:
-        for model in ("full", "zeroshot"):
-            base, doc = load(root, model), load(root, f"{model}_{suffix}")
+        for model, q64 in (("full", ""), ("zeroshot", ""), ("full", "_q64")):
+            base, doc = load(root, model + q64), load(root, f"{model}_{suffix}{q64}")
             if not (base and doc):
                 continue
             pq, pq0 = doc["metrics"]["PQ"], base["metrics"]["PQ"]
             nv, nv0 = doc["metrics"]["groups"]["novel"]["PQ"], base["metrics"]["groups"]["novel"]["PQ"]
-            print(f"| {label} | {model} | {100 * pq:.1f} | {100 * pq / pq0:.0f}% | {100 * nv:.1f} | "
+            print(f"| {label} | {model + q64} | {100 * pq:.1f} | {100 * pq / pq0:.0f}% | {100 * nv:.1f} | "
                   f"{100 * nv / nv0 if nv0 else float('nan'):.0f}% |")
 
 
