@@ -39,6 +39,13 @@ def test_openmp_waits_passively_unless_the_user_chose(monkeypatch):
     from ov_panoptic_ros.core.process import passive_openmp
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     assert passive_openmp() and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert os.environ["GOMP_SPINCOUNT"] == "100000"  # a brief spin, then sleep
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "7")
+    assert passive_openmp() and os.environ["GOMP_SPINCOUNT"] == "7"  # the user's spin count stays
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delenv("GOMP_SPINCOUNT")
     assert not passive_openmp() and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert "GOMP_SPINCOUNT" not in os.environ  # the user's policy is theirs entirely

@@ -8,8 +8,12 @@ per-frame peak instead of going up and down.
 
 OpenMP workers that busy-wait between parallel regions fight each other and everything else on a small
 shared machine: small sparse convolutions ran 5-20x slower (measured; a 30k-point frame's backbone took 10 s
-instead of 0.3 s at a load of 5 on 2 cores). Waiting passively costs nothing measurable on an idle machine.
-Executables call `steady_latency()` once at start-up, before torch loads; a library does not.
+instead of 0.3 s at a load of 5 on 2 cores). Workers that sleep the moment a region ends cost the other way on
+an idle machine: the sparse backbone's many small ops each wake them, and the shipped models' frame took 136 ms
+at two threads instead of 75 (`ov-panoptic bench --only shipped_model`). So workers spin briefly
+(GOMP_SPINCOUNT 100000, tens of microseconds: back-to-back ops of one frame find them awake) and then sleep,
+never spinning between frames: 87 ms idle, and 251 ms against 260 ms for pure passive waiting next to two
+busy processes. Executables call `steady_latency()` once at start-up, before torch loads; a library does not.
 """
 from __future__ import annotations
 
@@ -33,11 +37,16 @@ def keep_freed_memory(trim_threshold_bytes: int = 1 << 30) -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold_bytes))
 
 
+SPIN_COUNT = "100000"  # libgomp's GOMP_SPINCOUNT: spins before a worker sleeps (its own default is 300000)
+
+
 def passive_openmp() -> bool:
-    """OMP_WAIT_POLICY=PASSIVE unless the user chose a policy; True when set here. Must run before torch loads."""
+    """OMP_WAIT_POLICY=PASSIVE with a brief spin (GOMP_SPINCOUNT) unless the user chose a policy; True when set
+    here. Must run before torch loads."""
     if "OMP_WAIT_POLICY" in os.environ:
         return False
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
     return True
 
 
