@@ -170,7 +170,7 @@ def test_two_million_point_cloud_rejected_before_conversion(start_node, scenes):
 
 # --------------------------------------------------------------------------------------------- cameras
 def _bad_encoding(m):
-    m.images["cam_back"].encoding = "16UC1"
+    m.images["cam_back"].encoding = "32FC1"
 
 
 def _size_mismatch(m):
