@@ -624,6 +624,10 @@ def test_position_aware_head_moves_masks_with_positions_and_needs_them():
     aware = QueryHead(dataclasses.replace(cfg, position_aware=True), 64, 1)
     a, b = aware(features, emb, here), aware(features, emb, there)
     assert not torch.allclose(a["mask_logits"][-1], b["mask_logits"][-1])
+    # P3Former adds the embedding to the voxel features too: the initial queries' content term (mask minus its
+    # position term) already depends on where the voxels are
+    content = [out["mask_logits"][0] - out["position_mask_logits"][0] for out in (a, b)]
+    assert not torch.allclose(*content)
     assert len(a["position_mask_logits"]) == 3
     with pytest.raises(ValueError, match="head.position_aware needs the voxel positions"):
         aware(features, emb)
