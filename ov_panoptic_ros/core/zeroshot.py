@@ -104,12 +104,19 @@ def cluster_things(points: np.ndarray, labels: np.ndarray, is_stuff: np.ndarray,
     Components with fewer than `min_points` points get id 0, as do stuff and unlabeled points.
     Ids are 1..K in order of each instance's first point, so they are deterministic.
     """
-    ids = np.zeros(labels.shape[0], dtype=np.uint32)
     thing = (labels != UNLABELED) & ~_lookup_stuff(labels, is_stuff)
-    rows = np.flatnonzero(thing)
+    return connected_instances(points, labels, np.flatnonzero(thing), radius, min_points)
+
+
+def connected_instances(points: np.ndarray, groups: np.ndarray, rows: np.ndarray, radius: float,
+                        min_points: int) -> np.ndarray:
+    """(N,) uint32 instance id: the points `rows` cut into connected components (linked within `radius`, never
+    across different `groups` values, which fit in uint16), ids 1..K in first-point order; components under
+    `min_points` points and every other point get 0."""
+    ids = np.zeros(groups.shape[0], dtype=np.uint32)
     if rows.size == 0:
         return ids
-    component = radius_components_of(points[rows], labels[rows], radius)
+    component = radius_components_of(points[rows], groups[rows], radius)
     sizes = np.bincount(component)
     keep = sizes >= min_points
     new_id = np.zeros(sizes.shape[0], dtype=np.uint32)

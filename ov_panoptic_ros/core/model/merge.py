@@ -25,7 +25,7 @@ import torch
 from ov_panoptic_ros.core.config import MergeConfig
 from ov_panoptic_ros.core.frame import UNLABELED, Instance
 from ov_panoptic_ros.core.geometry import fit_boxes
-from ov_panoptic_ros.core.zeroshot import describe_instances, radius_components_of
+from ov_panoptic_ros.core.zeroshot import connected_instances, describe_instances
 
 MASK_THRESHOLD = 0.5
 
@@ -117,17 +117,10 @@ def split_scattered_things(points: np.ndarray, labels: np.ndarray, instance_ids:
                            min_points: int) -> tuple[np.ndarray, np.ndarray]:
     """(labels, instance ids) with every thing instance cut into its connected components (points linked within
     `radius`), renumbered 1..K in first-point order; components under `min_points` points become UNLABELED."""
-    labels, ids = labels.copy(), np.zeros_like(instance_ids)
     rows = np.flatnonzero(instance_ids)
-    if rows.size == 0:
-        return labels, ids
-    component = radius_components_of(points[rows], instance_ids[rows].astype(np.uint16), radius)
-    sizes = np.bincount(component)
-    keep = sizes >= min_points
-    new_id = np.zeros(sizes.shape[0], dtype=ids.dtype)
-    new_id[keep] = np.arange(1, int(keep.sum()) + 1)
-    ids[rows] = new_id[component]
-    labels[rows[~keep[component]]] = UNLABELED
+    ids = connected_instances(points, instance_ids, rows, radius, min_points).astype(instance_ids.dtype, copy=False)
+    labels = labels.copy()
+    labels[rows[ids[rows] == 0]] = UNLABELED
     return labels, ids
 
 
