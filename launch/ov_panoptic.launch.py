@@ -5,11 +5,14 @@
         calibration_file:=/path/to/vehicle_calibration.yaml namespace:=perception use_sim_time:=true \
         lidar_topic:=/sensing/lidar/top/pointcloud camera_remaps:="/cam_front/image_raw=/sensing/front/image" \
         rviz:=true fixed_frame:=base_link
+    ros2 launch ov_panoptic_ros ov_panoptic.launch.py autostart:=false   # then: ros2 lifecycle set /ov_panoptic configure
 
 Parameters come from `params_file` (default: the package's config/ov_panoptic.yaml, keyed `/**:` so it applies
 under any node name or namespace); the config, calibration_file, device and lidar_topic arguments override it
 only when given, so edits in a custom params_file are not silently replaced by launch defaults.
 `camera_remaps` holds ROS remapping rules FROM=TO for the node's topics (space- or comma-separated).
+`autostart` (default true) configures and activates the lifecycle node as it starts, as yolo_ros does; false
+leaves it unconfigured for `ros2 lifecycle set` or a lifecycle manager.
 `rviz` starts RViz2 in the same namespace, with the same sim time, at `fixed_frame`.
 
 `fastdds_profile` is the Fast DDS XML profile both processes get (docs/dds.md): by default the package's
@@ -24,7 +27,7 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from ov_panoptic_ros.ros.dds import PROFILE_ENV, default_profile_env
+from ov_panoptic_ros.ros.dds import PROFILE_ENV, default_profile_env, profile_env
 from ov_panoptic_ros.ros.launch_args import parse_bool, parse_log_level, parse_remaps
 
 PACKAGE = "ov_panoptic_ros"
@@ -44,10 +47,11 @@ def _arg(context, name: str) -> str:
 def _nodes(context):
     overrides = {param: _arg(context, arg) for arg, param in PARAMETER_ARGUMENTS.items()}
     overrides = {param: value for param, value in overrides.items() if value}
+    overrides["autostart"] = parse_bool("autostart", _arg(context, "autostart"))
     sim_time = {"use_sim_time": parse_bool("use_sim_time", _arg(context, "use_sim_time"))}
     namespace = _arg(context, "namespace")
     profile = _arg(context, "fastdds_profile")
-    env = {PROFILE_ENV: profile} if profile else None
+    env = profile_env(profile) if profile else None  # under the name of each Fast DDS version (Jazzy: 2)
     share = get_package_share_directory(PACKAGE)
     return [
         Node(
@@ -89,6 +93,8 @@ def generate_launch_description():
                                                                            " params file's)"),
         DeclareLaunchArgument("camera_remaps", default_value="",
                               description="Remapping rules FROM=TO for the node's topics, space-separated"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="Configure and activate the lifecycle node at start-up"),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node (and RViz)"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="Use /clock (bag replay with --clock) for the node and RViz"),

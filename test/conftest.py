@@ -109,7 +109,7 @@ def start_node(spin, tiny_pipeline, street_calibration):
     plus a probe node that has discovered it and received its vocabulary."""
     from rclpy.parameter import Parameter
 
-    from ov_panoptic_ros.ros.node import PanopticNode
+    from ov_panoptic_ros.ros.node import PanopticNode, bring_up
     from ov_panoptic_ros.testing.probe import Probe, wait_until
 
     def start(params=None, **probe_kwargs):
@@ -117,6 +117,7 @@ def start_node(spin, tiny_pipeline, street_calibration):
                   **(params or {})}
         node = spin.add(PanopticNode(pipeline=tiny_pipeline,
                                      parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
+        bring_up(node)
         probe = spin.add(Probe(**probe_kwargs))
         assert probe.wait_for_subscribers(), "node did not discover the probe's cloud publisher"
         assert wait_until(lambda: probe.vocabularies(), 10.0), "no ~/vocabulary received"

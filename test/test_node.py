@@ -111,9 +111,10 @@ def test_diagnostics_warn_when_over_budget(start_node, scenes):
 def test_starts_with_no_arguments_on_packaged_defaults(spin, scenes):
     """A first-time user: no parameters at all. Synthetic preset (shipped models), demo calibration, sensor-data
     QoS."""
-    from ov_panoptic_ros.ros.node import PanopticNode
+    from ov_panoptic_ros.ros.node import PanopticNode, bring_up
 
     node = spin.add(PanopticNode())
+    bring_up(node)
     assert node.calibration_file.endswith(os.path.join("config", "calibration_demo.yaml"))
     assert node.get_parameter("pipeline.config").value == "synthetic"
     probe = spin.add(Probe())
@@ -130,7 +131,7 @@ def test_starts_with_no_arguments_on_packaged_defaults(spin, scenes):
 def _startup_error(ros, tmp_path, **params):
     from ov_panoptic_ros.ros.node import PanopticNode, StartupError
 
-    with pytest.raises(StartupError) as e:
+    with pytest.raises(StartupError) as e:  # parameters and files are checked when the node is made
         PanopticNode(parameter_overrides=[Parameter(k.replace("__", "."), value=v) for k, v in params.items()])
     return str(e.value)
 
@@ -207,9 +208,14 @@ def test_standard_qos_overrides_apply_to_the_data_topics(start_node):
     ("qos_overrides./lidar/points.subscription.depth", "five"),
 ])
 def test_a_bad_qos_override_is_a_startup_error_naming_it(ros, tiny_pipeline, street_calibration, name, value):
-    from ov_panoptic_ros.ros.node import PanopticNode, StartupError
+    from ov_panoptic_ros.ros.node import PanopticNode, StartupError, bring_up
 
     params = {"pipeline.config": "tiny", "calibration_file": street_calibration, "warmup": False, name: value}
-    with pytest.raises(StartupError, match=r"check the qos_overrides\.\* parameters") as e:
-        PanopticNode(pipeline=tiny_pipeline, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    node = PanopticNode(pipeline=tiny_pipeline, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    try:
+        with pytest.raises(StartupError, match=r"check the qos_overrides\.\* parameters") as e:
+            bring_up(node)  # the topics, and so their QoS overrides, come with activate
+        assert node.lifecycle_state == "inactive" and node.stats.get("lifecycle_transitions_failed") == 1
+    finally:
+        node.destroy_node()
     assert ("reliability" in str(e.value) and "sometimes" in str(e.value)) or "depth" in str(e.value), str(e.value)

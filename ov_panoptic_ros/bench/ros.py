@@ -163,7 +163,7 @@ class _NodeRig:
         from ov_panoptic_ros.core.config import load_config
         from ov_panoptic_ros.core.frame import Vocabulary
         from ov_panoptic_ros.data.synthetic import make_scene
-        from ov_panoptic_ros.ros.node import PanopticNode
+        from ov_panoptic_ros.ros.node import PanopticNode, bring_up
         from ov_panoptic_ros.testing.probe import wait_until
         from ov_panoptic_ros.testing.scene_msgs import camera_info, driver_cloud, rgb_image
 
@@ -175,6 +175,7 @@ class _NodeRig:
         self.pipeline = ProjectionOnlyPipeline(Vocabulary(v.classes, v.stuff, v.templates))
         self.node = PanopticNode(pipeline=self.pipeline, context=context, parameter_overrides=[
             Parameter("calibration_file", value=str(calib)), Parameter("sync.camera_timeout_s", value=1.0)])
+        bring_up(self.node)
         self.executor = SingleThreadedExecutor(context=context)  # the node's timers (diagnostics) keep running
         self.executor.add_node(self.node)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)

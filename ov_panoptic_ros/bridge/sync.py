@@ -227,6 +227,11 @@ class FrameAssembler:
         """Clouds stop waiting for this camera's prerequisite (see `awaiting`)."""
         self.awaiting.discard(camera)
 
+    def reset(self) -> None:
+        """Forget waiting clouds and buffered images (the node stops processing); counters stay."""
+        self._pending.clear()
+        self.sync.clear()
+
     @property
     def num_pending(self) -> int:
         return len(self._pending)

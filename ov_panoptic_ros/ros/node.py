@@ -1,5 +1,10 @@
 """The `ov_panoptic` node: PointCloud2 + camera images in, panoptic cloud, boxes and vocabulary out.
 
+A managed (lifecycle) node, as ROS 2 drivers and yolo_ros are: construction declares and checks the
+parameters; configure builds the pipeline and loads the model; activate creates the topics; deactivate stops
+processing and keeps the model; cleanup frees it. `bring_up` (and `autostart`, the default) does
+configure + activate at start-up.
+
 Threads (why): executor callbacks only convert the cloud header-cheaply, buffer raw image messages
 and run the synchronizer, so they never block on the model. One inference worker takes the newest
 synchronized frame (older ones are dropped and counted, never queued) and converts only the images
@@ -9,6 +14,7 @@ labeled with exactly one vocabulary and the message announcing it always comes b
 """
 from __future__ import annotations
 
+import gc
 import queue
 import sys
 import threading
@@ -21,13 +27,14 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import ParameterException, ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.parameter_service import ParameterService
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
@@ -48,12 +55,14 @@ from ov_panoptic_ros.ros import params as P
 from ov_panoptic_ros.ros.dds import apply_default_profile, startup_report
 from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
 from ov_panoptic_ros.ros.markers import instance_markers
+from ov_panoptic_ros.ros.overrides import override_names
 
 NODE_NAME = "ov_panoptic"
 PACKAGE = "ov_panoptic_ros"
 WARMUP_POINTS, WARMUP_IMAGE_SIZE = 20_000, (640, 480)
 POLL_PERIOD_S = 0.02  # how often waiting clouds are checked against their camera timeout
 DIAGNOSTICS_PERIOD_S = 1.0
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 # Every counter /diagnostics shows, registered at zero so users see what is counted before it happens: the
 # node's own, then every input problem kind (bridge/problems.py; sync misses are counted per camera).
@@ -62,6 +71,7 @@ COUNTERS = (
     "frames_dropped_stale", "frames_dropped_pending", "time_jumps",
     "empty_clouds", "nonfinite_points_dropped", "clouds_with_nonfinite_points", "pipeline_errors",
     "vocabulary_changes_accepted", "vocabulary_changes_rejected", "vocabulary_prepare_failed",
+    "lifecycle_transitions_refused", "lifecycle_transitions_failed",
     *(kind for kind in PROBLEMS if kind not in ("sync_miss", "cloud_missing_field")),
 )
 
@@ -88,42 +98,6 @@ class _CloudItem:
     received_s: float
 
 
-class _GroupedParameterService(ParameterService):
-    """rclpy's parameter services, except that SetParameters applies the vocabulary parameters of
-    one request together (rclpy sets them one at a time, so a new vocabulary plus its new stuff
-    classes would each be rejected against the other's old value), and that both set services name
-    undeclared parameters."""
-
-    def _set_parameters_callback(self, request, response):
-        node = self._get_node()
-        params = [Parameter.from_parameter_msg(p) for p in request.parameters]
-        group = [p for p in params if p.name in P.VOCABULARY_PARAMS]
-        group_result = None
-        for p in params:
-            if p.name in P.VOCABULARY_PARAMS and len(group) > 1:
-                if group_result is None:
-                    group_result = self._set(node, group)
-                response.results.append(group_result)
-            else:
-                response.results.append(self._set(node, [p]))
-        return response
-
-    def _set_parameters_atomically_callback(self, request, response):
-        response.result = self._set(self._get_node(), [Parameter.from_parameter_msg(p) for p in request.parameters])
-        return response
-
-    @staticmethod
-    def _set(node: Node, parameters: list[Parameter]) -> SetParametersResult:
-        undeclared = [p.name for p in parameters if not node.has_parameter(p.name)]
-        if undeclared:  # rclpy's ParameterNotDeclaredException would name none of them (it lists a spent generator)
-            return SetParametersResult(successful=False, reason=f"undeclared parameter(s) {undeclared}; see the"
-                                                                " README's parameter table")
-        try:
-            return node.set_parameters_atomically(parameters)
-        except Exception as e:  # rclpy's parameter exceptions: answer, never crash the service
-            return SetParametersResult(successful=False, reason=str(e))
-
-
 def default_calibration_file() -> Path:
     """The packaged demo calibration (core.assets finds it in an install or the source tree)."""
     return package_file("config/calibration_demo.yaml")
@@ -141,50 +115,159 @@ def _check_files_exist(config: PipelineConfig, source: str) -> None:
             raise StartupError(f"{key} file not found: {path} (from pipeline.config {source!r})")
 
 
-class PanopticNode(Node):
-    """See the module docstring. `pipeline` may be given (tests, benchmarks) to share a loaded model."""
+def _free_device_memory(pipeline) -> None:
+    """After the last reference to a pipeline is dropped: return its GPU memory to the driver."""
+    device = getattr(pipeline, "device", None)
+    gc.collect()
+    if getattr(device, "type", None) == "cuda":
+        import torch
 
-    def __init__(self, pipeline=None, **node_kwargs):
-        super().__init__(NODE_NAME, start_parameter_services=False, **node_kwargs)
-        self._parameter_service = _GroupedParameterService(self)
+        torch.cuda.empty_cache()
+
+
+class PanopticNode(LifecycleNode):
+    """See the module docstring. `pipeline` may be given (tests, benchmarks) to share a loaded model;
+    `argv` is the command line whose `--ros-args` parameters the unknown-parameter warning checks."""
+
+    def __init__(self, pipeline=None, argv=None, **node_kwargs):
+        # undeclared names reach _validate_parameters, which refuses them by name (rclpy's own refusal names none)
+        super().__init__(NODE_NAME, allow_undeclared_parameters=True, **node_kwargs)
+        self._given_pipeline = pipeline
+        self.pipeline = None
         self._worker = self._vocab_worker = None
+        self._io: list = []  # the topics and timers of the active state
+        self.cloud_pub = self.marker_pub = self.vocab_pub = None
         try:
-            self._start(pipeline)
+            self._declare_all(argv or [], node_kwargs.get("parameter_overrides") or ())
         except BaseException:
             self.destroy_node()  # release the DDS entities of a node that failed to start
             raise
 
-    def _start(self, pipeline) -> None:
+    def _declare_all(self, argv, given_overrides) -> None:
         self.stats = NodeStats()
         for c in COUNTERS:
             self.stats.count(c, 0)
         self._warn = ThrottledLog(self.get_logger().warning)
+        self.lifecycle_state = "unconfigured"
+        self.failure = ""  # why the last transition failed, for bring_up and the refusal log line
         self._declare_static()
         self.config = self._load_config()
         self.cameras = self._load_cameras()
         self._declare_vocabulary(self.config)
-        self._vocab_lock = threading.Lock()
+        self._warn_unknown_overrides(override_names(argv, self.get_fully_qualified_name(), given_overrides))
         self._vocab_version = 0
-        vocabulary = self._vocabulary_from(self._current_vocab_values(), version=0)
-        self.pipeline = self._build_pipeline(pipeline, vocabulary)
+        self._vocab_changed = False
+        self._vocabulary_from(self._current_vocab_values(), version=0)  # a bad start-up vocabulary: StartupError
+        self.add_pre_set_parameters_callback(self._prepare_parameters)
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        # a whole SetParameters request is applied as one vocabulary change: this callback shares the
+        # parameter services' (mutually exclusive) group, so it runs after the request is done
+        self._vocab_guard = self.create_guard_condition(self._on_vocabulary_changed)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self._count_refused_transitions()
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the pipeline (load the model, embed the vocabulary), warm it up, start the workers."""
+        try:
+            vocabulary = self._vocabulary_from(self._current_vocab_values(), self._vocab_version)
+            self.pipeline = self._build_pipeline(vocabulary)
+        except (StartupError, VocabularyError) as e:
+            return self._fail("configure", str(e))
         if self._p("warmup"):
             self._warm_up()
         self._setup_sync()
         self._setup_threads()
-        self._setup_io()
-        self._warn_unknown_overrides()
-        self.add_pre_set_parameters_callback(self._integers_as_doubles)
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        return self._entered("inactive")
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Create the publishers, subscriptions and the poll timer; announce the vocabulary."""
+        try:
+            self._create_io()
+        except (InvalidQosOverridesError, ParameterException, RuntimeError, ValueError) as e:
+            self._destroy_io()
+            # rclpy raises these for a qos_overrides.* parameter of the wrong type or an unknown policy value
+            return self._fail("activate", f"creating the topics failed (check the qos_overrides.* parameters): {e}")
+        with self._cond:
+            self._processing = True
         self._publish_vocabulary(self.pipeline.vocabulary)
         self.get_logger().info(
-            f"ready: device={self.pipeline.device} mode={self.pipeline.mode} lidar={self._p('lidar_topic')}"
-            f" cameras={[c.name for c in self.cameras]} classes={self.pipeline.vocabulary.names}"
-        )
+            f"active: device={self.pipeline.device} mode={self.pipeline.mode} lidar={self._p('lidar_topic')}"
+            f" cameras={[c.name for c in self.cameras]} classes={self.pipeline.vocabulary.names}")
+        return self._entered("active")
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop processing (a frame in progress finishes first), drop the topics; the model stays loaded."""
+        self._pause_worker()
+        self._destroy_io()
+        with self._lock:
+            self.assembler.reset()
+        return self._entered("inactive")
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the workers and free the model and its GPU memory."""
+        self._stop_threads()
+        pipeline, self.pipeline = self.pipeline, None
+        del pipeline
+        _free_device_memory(self._given_pipeline)
+        return self._entered("unconfigured")
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.lifecycle_state == "active":
+            self.on_deactivate(state)
+        if self.lifecycle_state == "inactive":
+            self.on_cleanup(state)
+        return self._entered("finalized")
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error while {state.label}: cleaning up")
+        self.on_shutdown(state)
+        return self._entered("unconfigured")
+
+    def _entered(self, state: str) -> TransitionCallbackReturn:
+        self.lifecycle_state, self.failure = state, ""
+        self.stats.set_info(lifecycle_state=state)
+        return SUCCESS
+
+    def _fail(self, transition: str, reason: str) -> TransitionCallbackReturn:
+        self.failure = reason
+        self.stats.count("lifecycle_transitions_failed")
+        self.get_logger().error(f"{transition} failed: {reason}")
+        return FAILURE
+
+    def _count_refused_transitions(self) -> None:
+        """A ChangeState request that is out of order (activate before configure, configure twice) gets a log
+        line naming the state and a diagnostics counter (one whose transition fails is counted by _fail);
+        rclpy's lifecycle service answers it as usual."""
+        for service in self.services:
+            if service.srv_name.endswith("/change_state"):
+                answer = service.callback
+
+                def counted(request, response, answer=answer):
+                    before, self.failure = self.lifecycle_state, ""
+                    response = answer(request, response)
+                    if not response.success and not self.failure:
+                        self.stats.count("lifecycle_transitions_refused")
+                        name = request.transition.label or f"id {request.transition.id}"
+                        self._warn("lifecycle_transitions_refused", f"lifecycle transition {name} refused: not a"
+                                                                    f" transition from state {before}")
+                    return response
+
+                service.callback = counted
 
     # ----------------------------------------------------------------------------------------- set-up
     def _p(self, name: str):
         return self.get_parameter(name).value
+
+    def _p_list(self, name: str) -> list:
+        """A string-array parameter; one declared empty holds no value until it is set."""
+        try:
+            return list(self._p(name) or [])
+        except ParameterUninitializedException:
+            return []
 
     def _declare(self, spec: P.ParamSpec, name: str | None = None, default=None) -> None:
         """Declare one parameter; a params-file value of the wrong type is a one-line start-up error."""
@@ -192,10 +275,8 @@ class PanopticNode(Node):
         value = spec.default if default is None else default
         descriptor = spec.descriptor(name)
         try:
-            if isinstance(value, list) and not value:  # [] would be declared as a byte array
-                declared = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
-                if declared.type_ == Parameter.Type.NOT_SET:  # no override given
-                    self._set_initial(name, [])
+            if isinstance(value, list) and not value:  # [] would be declared as a byte array: declare the type
+                self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
             elif spec.type == P.DOUBLE:
                 descriptor.dynamic_typing = True  # `budget_ms: 50` (an integer) is stored as 50.0, see _as_double
                 self._as_double(self.declare_parameter(name, value, descriptor))
@@ -213,19 +294,6 @@ class PanopticNode(Node):
         if not result.successful:
             raise StartupError(f"parameter {declared.name}: {result.reason}")
 
-    @staticmethod
-    def _integers_as_doubles(parameters: list[Parameter]) -> list[Parameter]:
-        """SetParameters with an integer for a double parameter sets the double (ros2 param set NAME 50)."""
-        return [Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
-                if p.name in P.DOUBLE_PARAMS and p.type_ == Parameter.Type.INTEGER else p for p in parameters]
-
-    def _set_initial(self, name: str, value: list) -> None:
-        """Give a read-only STRING_ARRAY its empty default (read-only blocks set_parameters)."""
-        desc = self.describe_parameter(name)
-        self._set_parameters_atomically_common(
-            [Parameter(name, Parameter.Type.STRING_ARRAY, value)], descriptors={name: desc}
-        )
-
     def _declare_static(self) -> None:
         for spec in P.PARAMETERS:
             if spec.default is not None:
@@ -234,10 +302,9 @@ class PanopticNode(Node):
             raise StartupError(
                 f"qos.reliability must be one of {P.QOS_RELIABILITY}, got {self._p('qos.reliability')!r}")
 
-    def _warn_unknown_overrides(self) -> None:
+    def _warn_unknown_overrides(self, given: set[str]) -> None:
         """rclpy silently ignores overrides nobody declares: a typo in a params file would go unnoticed."""
-        unknown = sorted(n for n in self._parameter_overrides
-                         if not self.has_parameter(n) and not n.startswith("qos_overrides."))
+        unknown = sorted(n for n in given if not self.has_parameter(n) and not n.startswith("qos_overrides."))
         if unknown:
             self.get_logger().warning(f"ignoring unknown parameter(s) {unknown}; see the README's parameter table")
 
@@ -257,7 +324,7 @@ class PanopticNode(Node):
             calibration = load_calibration(path)
         except CalibrationError as e:
             raise StartupError(str(e)) from e
-        names = list(self._p("cameras")) or list(calibration.cameras)
+        names = self._p_list("cameras") or list(calibration.cameras)
         unknown = [n for n in names if n not in calibration.cameras]
         if unknown:
             raise StartupError(
@@ -280,7 +347,7 @@ class PanopticNode(Node):
             self._declare(P.SPECS[name], default=list(default))
 
     def _current_vocab_values(self) -> dict[str, list[str]]:
-        return {n: list(self._p(n)) for n in P.VOCABULARY_PARAMS}
+        return {n: self._p_list(n) for n in P.VOCABULARY_PARAMS}
 
     def _vocabulary_from(self, values: dict[str, list[str]], version: int) -> Vocabulary:
         try:
@@ -291,7 +358,8 @@ class PanopticNode(Node):
                 raise StartupError(f"vocabulary parameters: {e}") from e
             raise
 
-    def _build_pipeline(self, pipeline, vocabulary: Vocabulary):
+    def _build_pipeline(self, vocabulary: Vocabulary):
+        pipeline = self._given_pipeline
         if pipeline is not None:
             pipeline.activate(pipeline.prepare_vocabulary(vocabulary))
             return pipeline
@@ -342,6 +410,8 @@ class PanopticNode(Node):
     def _setup_threads(self) -> None:
         self._cond = threading.Condition()
         self._stop = False
+        self._processing = False  # frames are taken only while active
+        self._busy = False  # the worker is publishing: deactivate waits for it
         self._slot: SyncedFrame | None = None  # the newest synchronized frame, waiting for the worker
         self._ready_vocab: list = []  # prepared embeddings, in acceptance order
         self._vocab_requests: queue.Queue = queue.Queue()
@@ -350,12 +420,22 @@ class PanopticNode(Node):
         self._worker.start()
         self._vocab_worker.start()
 
-    def _setup_io(self) -> None:
-        try:
-            self._create_io()
-        except (InvalidQosOverridesError, ParameterException, RuntimeError, ValueError) as e:
-            # rclpy raises these for a qos_overrides.* parameter of the wrong type or an unknown policy value
-            raise StartupError(f"creating the topics failed (check the qos_overrides.* parameters): {e}") from e
+    def _pause_worker(self) -> None:
+        with self._cond:
+            self._processing = False
+            self._slot = None
+            self._cond.wait_for(lambda: not self._busy)
+
+    def _stop_threads(self) -> None:
+        if self._worker is None:
+            return
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._vocab_requests.put(None)
+        for t in (self._worker, self._vocab_worker):
+            t.join(timeout=30.0)
+        self._worker = self._vocab_worker = None
 
     def _create_io(self) -> None:
         """Publishers and subscriptions; the data topics take the standard qos_overrides.<topic>.* parameters
@@ -364,24 +444,36 @@ class PanopticNode(Node):
         overrides = QoSOverridingOptions.with_default_policies()
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.cloud_pub = self.create_publisher(PointCloud2, "~/panoptic_points", self._out_qos(),
-                                               qos_overriding_options=overrides)
-        self.marker_pub = self.create_publisher(MarkerArray, "~/instances", self._out_qos(),
-                                                qos_overriding_options=overrides)
-        self.vocab_pub = self.create_publisher(String, "~/vocabulary", latched)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.cloud_pub = self._keep(self.create_publisher(PointCloud2, "~/panoptic_points", self._out_qos(),
+                                                          qos_overriding_options=overrides))
+        self.marker_pub = self._keep(self.create_publisher(MarkerArray, "~/instances", self._out_qos(),
+                                                           qos_overriding_options=overrides))
+        self.vocab_pub = self._keep(self.create_publisher(String, "~/vocabulary", latched))
         data = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(PointCloud2, self._p("lidar_topic"), self._on_cloud, self._in_qos(),
-                                 callback_group=data, qos_overriding_options=overrides)
+        self._keep(self.create_subscription(PointCloud2, self._p("lidar_topic"), self._on_cloud, self._in_qos(),
+                                            callback_group=data, qos_overriding_options=overrides))
         for cam in self.cameras:
             msg_type = CompressedImage if cam.compressed else Image
-            self.create_subscription(msg_type, cam.image_topic, lambda m, n=cam.name: self._on_image(n, m),
-                                     self._in_qos(), callback_group=data, qos_overriding_options=overrides)
-            self.create_subscription(CameraInfo, cam.info_topic, lambda m, n=cam.name: self._on_info(n, m),
-                                     self._in_qos(), callback_group=data, qos_overriding_options=overrides)
-        self.create_timer(POLL_PERIOD_S, self._poll, callback_group=data)
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+            self._keep(self.create_subscription(msg_type, cam.image_topic, lambda m, n=cam.name: self._on_image(n, m),
+                                                self._in_qos(), callback_group=data, qos_overriding_options=overrides))
+            self._keep(self.create_subscription(CameraInfo, cam.info_topic, lambda m, n=cam.name: self._on_info(n, m),
+                                                self._in_qos(), callback_group=data, qos_overriding_options=overrides))
+        self._keep(self.create_timer(POLL_PERIOD_S, self._poll, callback_group=data))
+
+    def _keep(self, entity):
+        self._io.append(entity)
+        return entity
+
+    def _destroy_io(self) -> None:
+        for entity in reversed(self._io):  # the node's own destroy_*: it forgets them, activate makes new ones
+            if isinstance(entity, Publisher):
+                self.destroy_publisher(entity)
+            elif isinstance(entity, Subscription):
+                self.destroy_subscription(entity)
+            else:
+                self.destroy_timer(entity)
+        self._io.clear()
+        self.cloud_pub = self.marker_pub = self.vocab_pub = None
 
     def _in_qos(self) -> QoSProfile:
         return _qos(self._p("qos.reliability"), self._p("qos.depth"))
@@ -389,7 +481,6 @@ class PanopticNode(Node):
     def _out_qos(self) -> QoSProfile:
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._p("qos.depth"),
                           reliability=ReliabilityPolicy.RELIABLE)
-
     # ----------------------------------------------------------------------------------------- inputs
     def _bad_input(self, kind: str, message: str) -> None:
         """Count a skipped input and log it, throttled per kind."""
@@ -455,16 +546,23 @@ class PanopticNode(Node):
     def _worker_loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._stop or self._ready_vocab or self._slot is not None)
+                self._cond.wait_for(lambda: self._stop or self._ready_vocab or
+                                    (self._processing and self._slot is not None))
                 if self._stop:
                     return
                 vocabs, self._ready_vocab = self._ready_vocab, []
-                job, self._slot = self._slot, None
-            for embeddings in vocabs:
-                self._publish_vocabulary(embeddings.vocabulary)  # announced before any cloud labeled with it
-                self.pipeline.activate(embeddings)
-            if job is not None:
-                self._run_job(job)
+                job, self._slot = (self._slot, None) if self._processing else (None, self._slot)
+                self._busy = True
+            try:
+                for embeddings in vocabs:
+                    self._publish_vocabulary(embeddings.vocabulary)  # announced before any cloud labeled with it
+                    self.pipeline.activate(embeddings)
+                if job is not None:
+                    self._run_job(job)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def _run_job(self, job: SyncedFrame) -> None:
         try:
@@ -519,7 +617,8 @@ class PanopticNode(Node):
 
     # ----------------------------------------------------------------------------------------- vocabulary
     def _publish_vocabulary(self, vocabulary: Vocabulary) -> None:
-        self.vocab_pub.publish(String(data=vocabulary.to_json()))
+        if self.vocab_pub is not None:  # inactive: activate announces the vocabulary then
+            self.vocab_pub.publish(String(data=vocabulary.to_json()))
         self.stats.set_info(vocabulary_version=vocabulary.version, vocabulary=",".join(vocabulary.names))
 
     def _vocab_loop(self) -> None:
@@ -538,9 +637,37 @@ class PanopticNode(Node):
                 self._ready_vocab.append(embeddings)
                 self._cond.notify_all()
 
+    def _prepare_parameters(self, parameters: list[Parameter]) -> list[Parameter]:
+        """Before validation: an integer for a double parameter sets the double (`ros2 param set NAME 50`), and a
+        new vocabulary set without stuff_classes keeps the stuff classes still in it (so `ros2 param set`
+        of the vocabulary alone, or SetParameters with the vocabulary first, never trips over old stuff)."""
+        out = [Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+               if p.name in P.DOUBLE_PARAMS and p.type_ == Parameter.Type.INTEGER else p for p in parameters]
+        names = {p.name for p in out}
+        if "vocabulary" in names and "stuff_classes" not in names:
+            kept = self._stuff_kept(next(p.value for p in out if p.name == "vocabulary"))
+            if kept is not None:
+                out.append(Parameter("stuff_classes", Parameter.Type.STRING_ARRAY, kept))
+        return out
+
+    def _stuff_kept(self, classes) -> list[str] | None:
+        """The current stuff classes that a new vocabulary still names; None when nothing changes."""
+        try:
+            names = set(Vocabulary(tuple(classes or ()), (), ()).names) | set(classes)
+        except (VocabularyError, TypeError):  # validation rejects it with its reason
+            return None
+        stuff = self._p_list("stuff_classes")
+        kept = [s for s in stuff if s in names]
+        return None if kept == stuff else kept
+
     def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Reject a non-number for a double parameter, and a vocabulary change that cannot be used (with
-        Vocabulary's own reason)."""
+        """Reject an undeclared name, a non-number for a double parameter, and a vocabulary change that cannot
+        be used (with Vocabulary's own reason)."""
+        undeclared = [p.name for p in parameters
+                      if not self.has_parameter(p.name) and not p.name.startswith("qos_overrides.")]
+        if undeclared:
+            return SetParametersResult(successful=False, reason=f"undeclared parameter(s) {undeclared}; see the"
+                                                                " README's parameter table")
         for p in parameters:
             if p.name in P.DOUBLE_PARAMS and p.type_ != Parameter.Type.DOUBLE:
                 return SetParametersResult(successful=False, reason=f"{p.name} must be a number, got {p.value!r}")
@@ -557,24 +684,43 @@ class PanopticNode(Node):
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
-        names = {p.name for p in parameters}
-        with self._lock:
-            self.sync.max_offset_s = self._p("sync.max_offset_s")
-            self.sync.jump_threshold_s = self._p("sync.time_jump_threshold_s")
-            self.sync.buffer_s, self.sync.max_bytes = self._p("sync.buffer_s"), self._buffer_bytes()
-            self.assembler.camera_timeout_s = self._p("sync.camera_timeout_s")
-        self.max_points = self._p("max_points")
-        self.budget_ms = self._p("budget_ms")
-        if names & set(P.VOCABULARY_PARAMS):
-            with self._vocab_lock:
-                self._vocab_version += 1
-                vocabulary = self._vocabulary_from(self._current_vocab_values(), self._vocab_version)
-                self._vocab_requests.put(vocabulary)  # FIFO: embedded and activated in acceptance order
-            self.stats.count("vocabulary_changes_accepted")
-            self.get_logger().info(f"vocabulary v{vocabulary.version} accepted: {vocabulary.names}")
+        if self.lifecycle_state != "unconfigured":  # configure reads the parameters itself
+            with self._lock:
+                self.sync.max_offset_s = self._p("sync.max_offset_s")
+                self.sync.jump_threshold_s = self._p("sync.time_jump_threshold_s")
+                self.sync.buffer_s, self.sync.max_bytes = self._p("sync.buffer_s"), self._buffer_bytes()
+                self.assembler.camera_timeout_s = self._p("sync.camera_timeout_s")
+            self.max_points = self._p("max_points")
+            self.budget_ms = self._p("budget_ms")
+        if {p.name for p in parameters} & set(P.VOCABULARY_PARAMS):
+            self._vocab_changed = True
+            self._vocab_guard.trigger()
+
+    def _on_vocabulary_changed(self) -> None:
+        """One new vocabulary version per parameter request (see _declare_all), embedded off the frame path."""
+        if not self._vocab_changed:
+            return
+        self._vocab_changed = False
+        self._vocab_version += 1
+        vocabulary = self._vocabulary_from(self._current_vocab_values(), self._vocab_version)
+        if self.lifecycle_state != "unconfigured":
+            self._vocab_requests.put(vocabulary)  # FIFO: embedded and activated in acceptance order
+        self.stats.count("vocabulary_changes_accepted")
+        self.get_logger().info(f"vocabulary v{vocabulary.version} accepted: {vocabulary.names}"
+                               f" (stuff: {list(vocabulary.stuff)})")
 
     # ----------------------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
+        if self.lifecycle_state != "unconfigured":
+            self._sync_counters()
+            self.stats.set_info(device=self.pipeline.device, pipeline_mode=self.pipeline.mode)
+        self.stats.set_info(pipeline_config=self._p("pipeline.config"), lifecycle_state=self.lifecycle_state)
+        snapshot = self.stats.snapshot(self._p("budget_ms"))
+        device = str(self.pipeline.device) if self.pipeline is not None else "none"
+        self.diag_pub.publish(to_diagnostic_array(snapshot, f"{self.get_name()}: panoptic segmentation",
+                                                  device, self.get_clock().now().to_msg()))
+
+    def _sync_counters(self) -> None:
         with self._lock:
             self.stats.set_camera_misses(self.assembler.sync_misses)
             pending_dropped, jumps = self.assembler.dropped_pending, self.sync.time_jumps
@@ -585,31 +731,30 @@ class PanopticNode(Node):
         self.stats.set_counter("frames_synced", synced)
         self.stats.set_counter("frames_missing_cameras", incomplete)
         self.stats.set_info(sync_buffered_mb=f"{buffered / 2**20:.1f}")
-        self.stats.set_info(device=self.pipeline.device, pipeline_mode=self.pipeline.mode,
-                            pipeline_config=self._p("pipeline.config"))
-        snapshot = self.stats.snapshot(self.budget_ms)
-        self.diag_pub.publish(to_diagnostic_array(snapshot, f"{self.get_name()}: panoptic segmentation",
-                                                  str(self.pipeline.device), self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
         """Stop the workers before the publishers they use go away."""
-        if self._worker is not None:
-            with self._cond:
-                self._stop = True
-                self._cond.notify_all()
-            self._vocab_requests.put(None)
-            for t in (self._worker, self._vocab_worker):
-                t.join(timeout=30.0)
+        self._stop_threads()
         super().destroy_node()
+
+
+def bring_up(node: PanopticNode) -> None:
+    """configure + activate, as `autostart` does at start-up; StartupError with the reason when one fails."""
+    for transition in (node.trigger_configure, node.trigger_activate):
+        if transition() != SUCCESS:
+            raise StartupError(node.failure or f"{transition.__name__} failed")
 
 
 def main(args: list[str] | None = None) -> int:
     """`ros2 run ov_panoptic_ros ov_panoptic_node [--ros-args ...]`; exit code 2 on a start-up error."""
     kept = steady_latency()  # freed memory kept, OpenMP waits passively: see core.process
     profile = apply_default_profile()  # before rclpy.init: Fast DDS reads it with the first participant
-    rclpy.init(args=args)
+    argv = sys.argv if args is None else args
+    rclpy.init(args=argv)
     try:
-        node = PanopticNode()
+        node = PanopticNode(argv=argv)
+        if node.get_parameter("autostart").value:
+            bring_up(node)
     except StartupError as e:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"start-up error: {e}")
         rclpy.try_shutdown()

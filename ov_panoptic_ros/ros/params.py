@@ -88,6 +88,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_points", DEFAULT_MAX_POINTS, INTEGER,
               "Clouds with more points are rejected (counted as cloud_too_large) before being converted",
               range=(1, 100_000_000)),
+    ParamSpec("autostart", True, BOOL,
+              "Configure and activate at start-up; false leaves the lifecycle node unconfigured for"
+              " `ros2 lifecycle set` (or a launch file's lifecycle events) to manage", read_only=True),
     ParamSpec("warmup", True, BOOL,
               "Run the pipeline once on a synthetic frame before subscribing, so the first real frame is not"
               " slowed by first-call costs (allocations, caches, CUDA kernels)", read_only=True),

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import SetParameters, SetParametersAtomically
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -59,6 +61,8 @@ class Probe(Node):
             self.create_subscription(DiagnosticArray, "/diagnostics", self._rec("diagnostics"), 10)
         self.set_client = self.create_client(SetParameters, f"{target}/set_parameters")
         self.atomic_client = self.create_client(SetParametersAtomically, f"{target}/set_parameters_atomically")
+        self.change_state_client = self.create_client(ChangeState, f"{target}/change_state")
+        self.get_state_client = self.create_client(GetState, f"{target}/get_state")
 
     def _rec(self, topic: str) -> Callable:
         def callback(msg):
@@ -123,6 +127,15 @@ class Probe(Node):
     def set_parameters_atomically(self, params: list[Parameter], timeout: float = 10.0):
         req = SetParametersAtomically.Request(parameters=[p.to_parameter_msg() for p in params])
         return self._call(self.atomic_client, req, timeout).result
+
+    def change_state(self, label: str, timeout: float = 60.0) -> bool:
+        """A lifecycle transition by label (configure, activate, deactivate, cleanup, shutdown), as
+        `ros2 lifecycle set` requests it; whether the node accepted and completed it."""
+        request = ChangeState.Request(transition=Transition(label=label))
+        return self._call(self.change_state_client, request, timeout).success
+
+    def lifecycle_state(self, timeout: float = 10.0) -> str:
+        return self._call(self.get_state_client, GetState.Request(), timeout).current_state.label
 
     def _call(self, client, request, timeout: float):
         if not client.wait_for_service(timeout_sec=timeout):
