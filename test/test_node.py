@@ -219,3 +219,17 @@ def test_a_bad_qos_override_is_a_startup_error_naming_it(ros, tiny_pipeline, str
     finally:
         node.destroy_node()
     assert ("reliability" in str(e.value) and "sometimes" in str(e.value)) or "depth" in str(e.value), str(e.value)
+
+
+def test_unknown_overrides_are_read_from_ros_args_and_params_files(tmp_path):
+    """The typo warning's input: what `ros2 run ... --ros-args -p` and `--params-file` (as launch writes it) set."""
+    from ov_panoptic_ros.ros.overrides import override_names
+
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    budget_ms: 50.0\n    vocabulay: [car]\n"
+                      "other_node:\n  ros__parameters:\n    not_ours: 1\n")
+    argv = ["prog", "--ros-args", "-p", "max_points:=5", "-p", "other_node:x:=1", "-p", "ov_panoptic:warmup:=false",
+            "--params-file", str(params), "--", "-p", "outside:=1"]
+    given = [Parameter("calibration_file", value="c.yaml")]
+    assert override_names(argv, "/ov_panoptic", given) == {"max_points", "warmup", "budget_ms", "vocabulay",
+                                                           "calibration_file"}
