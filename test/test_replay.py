@@ -333,13 +333,14 @@ def test_truncated_bag_gives_a_partial_report_with_the_good_frames(tmp_path, pip
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["partial"] is True
 
 
-def test_missing_ground_truth_is_a_clean_error(tmp_path, pipeline):
+def test_missing_ground_truth_is_a_clean_error_when_required(tmp_path, pipeline):
+    """ground_truth=True (scoring or nothing); without it, such a bag replays unscored (test_replay_no_truth.py)."""
     from ov_panoptic_ros.data.bag.errors import MissingTopicsError
 
     path = tmp_path / "nogt.db3"
     write_synthetic_bag(path, n_frames=1, ground_truth=False, **BAG_KW)
     with pytest.raises(MissingTopicsError, match="/ov_panoptic/ground_truth"):
-        replay_offline(path, "tiny", tmp_path / "r", pipeline=pipeline, progress=False)
+        replay_offline(path, "tiny", tmp_path / "r", pipeline=pipeline, progress=False, ground_truth=True)
     assert not (tmp_path / "r").exists()
 
 

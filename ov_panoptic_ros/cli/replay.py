@@ -1,4 +1,5 @@
-"""`ov-panoptic replay` (offline or live through the node, scored) and `ov-panoptic play` (bag playback)."""
+"""`ov-panoptic replay` (offline or live through the node; scored where the bag has ground truth) and
+`ov-panoptic play` (bag playback)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,8 @@ import typer
 import yaml
 
 from ov_panoptic_ros.cli.app import EXIT_INTERRUPTED, EXIT_PARTIAL, app, fail, yaml_assignments
+
+MIN_POINTS = 15  # nuScenes' (eval/metrics.py NUSCENES_MIN_POINTS), here as a literal: --help imports no numpy
 
 
 def _topics(topics_file: Path | None, lidar_topic: str | None):
@@ -29,10 +32,21 @@ def _topics(topics_file: Path | None, lidar_topic: str | None):
         fail(str(e))
 
 
-def _print_summary(doc: dict, out: Path) -> None:
+def _check_no_ground_truth(live: bool, mapping: Path | None, min_points: int) -> None:
+    """Options that only mean something when scoring are refused with --no-ground-truth, not ignored."""
+    if live:
+        fail("--no-ground-truth is offline only: --live scores the node's output against the bag's ground truth")
+    if mapping is not None:
+        fail("--mapping maps predictions to ground-truth classes; drop it or --no-ground-truth")
+    if min_points != MIN_POINTS:
+        fail("--min-points sets how segments are scored against ground truth; drop it or --no-ground-truth")
+
+
+def _print_metrics(doc: dict) -> None:
     m = doc.get("metrics")
-    frames = doc["frames"]
-    if m:
+    if not doc.get("ground_truth", True):
+        typer.echo("no ground truth: predictions and latency only, no metrics")
+    elif m:
         typer.echo(f"PQ {m['PQ']:.4f}  PQ† {m['PQ_dagger']:.4f}  SQ {m['SQ']:.4f}  RQ {m['RQ']:.4f}  "
                    f"mIoU {m['mIoU']:.4f}")
         for split in ("base", "novel"):
@@ -41,8 +55,14 @@ def _print_summary(doc: dict, out: Path) -> None:
                 typer.echo(f"  {split:5s}: PQ {g['PQ']:.4f}  mIoU {g['mIoU']:.4f}")
     else:
         typer.echo("no frame could be scored")
+
+
+def _print_summary(doc: dict, out: Path) -> None:
+    scored = doc.get("ground_truth", True)
+    frames = doc["frames"]
+    _print_metrics(doc)
     lat = doc["latency_ms"]
-    typer.echo(f"frames: {frames['processed']} scored, {frames['skipped']} skipped "
+    typer.echo(f"frames: {frames['processed']} {'scored' if scored else 'processed'}, {frames['skipped']} skipped "
                f"{frames['skipped_by_reason'] or ''}")
     if lat["n"]:
         typer.echo(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}")
@@ -53,14 +73,17 @@ def _print_summary(doc: dict, out: Path) -> None:
                    f"{live['dropped']} dropped" + (f"; end-to-end p50 {e2e['p50']:.1f} ms" if e2e["n"] else ""))
     for reason in doc.get("partial_reasons", []):
         typer.echo(f"PARTIAL: {reason}", err=True)
-    typer.echo(f"report: {out}/metrics.json, {out}/per_class.csv, {len(doc.get('figures', []))} figures")
+    tables = f", {out}/per_class.csv" if scored else ""
+    typer.echo(f"report: {out}/metrics.json{tables}, {len(doc.get('figures', []))} figures")
 
 
 def _exit_code(doc: dict) -> int:
+    """130 interrupted; 1 partial, or nothing to show (no frame scored; without ground truth, none run)."""
     reasons = doc.get("partial_reasons", [])
     if any(r.startswith("interrupted") for r in reasons):
         return EXIT_INTERRUPTED
-    if reasons or not doc.get("metrics"):
+    done = doc.get("metrics") if doc.get("ground_truth", True) else doc["frames"]["processed"]
+    if reasons or not done:
         return EXIT_PARTIAL
     return 0
 
@@ -77,15 +100,20 @@ def replay(
     calibration: Path | None = typer.Option(None, help="Calibration YAML overriding the one in the bag."),
     topics_file: Path | None = typer.Option(None, "--topics", help="YAML of layout topic names (docs/bag_layout.md)."),
     lidar_topic: str | None = typer.Option(None, "--lidar-topic", help="LiDAR PointCloud2 topic."),
-    min_points: int = typer.Option(15, "--min-points", min=0, help="Smallest segment counted as FP/FN."),
+    min_points: int = typer.Option(MIN_POINTS, "--min-points", min=0, help="Smallest segment counted as FP/FN."),
     figure_frames: int = typer.Option(3, "--figure-frames", min=0, help="Frames drawn as BEV/camera figures."),
     live: bool = typer.Option(False, "--live", help="Play the bag over DDS into the real node and score its output."),
     rate: float = typer.Option(1.0, "--rate", min=0.001, help="Live: playback speed relative to the recording."),
     node_param: list[str] = typer.Option([], "--node-param", help="Live: extra node parameter NAME=VALUE."),
     startup_timeout: float = typer.Option(180.0, "--startup-timeout", help="Live: seconds to wait for the node."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    no_ground_truth: bool = typer.Option(
+        False, "--no-ground-truth", help="Predictions, latency and figures only, no metrics (a bag recorded on a "
+        "vehicle); automatic when the bag has no ground-truth topic."),
 ) -> None:
     """Replay a bag through the pipeline (offline, or live through the node) and write the evaluation report."""
+    if no_ground_truth:
+        _check_no_ground_truth(live, mapping, min_points)
     topics = _topics(topics_file, lidar_topic)
     if output_bag is not None and output_bag.exists():
         fail(f"output bag {output_bag} exists already; not overwriting it")
@@ -104,7 +132,8 @@ def replay(
 
             doc = replay_offline(bag, config, out, mapping=mapping, max_frames=max_frames, every=every,
                                  output_bag=output_bag, topics=topics, calibration_file=calibration,
-                                 min_points=min_points, figure_frames=figure_frames, progress=progress)
+                                 min_points=min_points, figure_frames=figure_frames, progress=progress,
+                                 ground_truth=False if no_ground_truth else None)
     except KeyboardInterrupt:  # before the first frame (loading the model): there is nothing to report
         typer.echo("interrupted before any frame was processed; no report written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -1,6 +1,7 @@
 """Scoring any FrameSource through a pipeline: the one frame loop behind offline replay and the trainer's
 validation, and the report it writes (the replay report's shape: metrics.json with base/novel groups,
-per_class.csv, figures).
+per_class.csv, figures). Without a scorer the same loop only runs the pipeline (a drive without ground truth:
+predictions and latency).
 
 A frame the pipeline fails on is skipped and counted with its reason; Ctrl-C or a damaged recording end the
 loop early, and the report of the frames done is still written, marked partial.
@@ -28,9 +29,11 @@ AfterFrame = Callable[[int, Frame, PanopticResult, GroundTruth], None]
 
 @dataclass
 class ScoredFrames:
-    """What the frame loop accumulates: the scores, the run's own record and the frames kept for figures."""
+    """What the frame loop accumulates: the scores, the run's own record and the frames kept for figures.
 
-    scorer: Scorer
+    `scorer` None: no ground truth, so nothing is scored and a frame is not skipped for lacking it."""
+
+    scorer: Scorer | None
     stats: RunStats
     samples: SampleKeeper
     loop_s: float = 0.0
@@ -61,7 +64,7 @@ def score_frames(source: FrameSource, pipeline, run: ScoredFrames, *, progress: 
 
 
 def _score(run: ScoredFrames, pipeline, index: int, frame: Frame, truth: GroundTruth | None, after) -> None:
-    if truth is None:
+    if truth is None and run.scorer is not None:
         run.stats.skip(index, frame.stamp_ns, "ground_truth_missing", "the source gave this frame no ground truth")
         return
     start = time.perf_counter()
@@ -71,10 +74,12 @@ def _score(run: ScoredFrames, pipeline, index: int, frame: Frame, truth: GroundT
         run.stats.skip(index, frame.stamp_ns, "pipeline_error", f"{type(e).__name__}: {e}")
         return
     latency_ms = (time.perf_counter() - start) * 1e3
-    run.scorer.add(result.labels, result.instance_ids, truth.labels, truth.instance_ids)
+    if run.scorer is not None:
+        run.scorer.add(result.labels, result.instance_ids, truth.labels, truth.instance_ids)
     run.stats.done(frame, latency_ms, result.timings_ms)
-    run.samples.offer(FrameSample(index, frame.stamp_ns, frame, result.labels, result.instance_ids,
-                                  truth.labels, truth.instance_ids))
+    gt = (truth.labels, truth.instance_ids) if truth is not None else (None, None)
+    run.samples.offer(FrameSample(index, frame.stamp_ns, frame, result.labels, result.instance_ids, *gt,
+                                  vocabulary=result.vocabulary))
     if after is not None:
         after(index, frame, result, truth)
 

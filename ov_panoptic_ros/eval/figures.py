@@ -2,7 +2,8 @@
 
 Figures color by *ground-truth class* from one categorical palette (predicted vocabulary entries take the
 color of the class they map to), so a class has one color in every figure and neighbouring classes are easy
-to tell apart.
+to tell apart. A run without ground truth (no scorer) draws only the prediction, in its vocabulary's own
+colors (those the node publishes), and no per-class PQ or confusion.
 """
 from __future__ import annotations
 
@@ -130,6 +131,8 @@ def plot_confusion(path: Path, scorer) -> None:
 
 
 def _vocab_tick(name: str, scorer, j: int) -> str:
+    if scorer is None:
+        return name
     target = scorer.mapping.lut[j]
     gt = scorer.classes.names[target] if target != UNLABELED else "unmapped"
     return name if gt.lower() == name.lower() else f"{name} → {gt}"
@@ -148,8 +151,11 @@ def _gt_palette(classes) -> np.ndarray:
     return (np.array(rgb[:classes.n_classes]) * 255).round().astype(np.uint8).reshape(-1, 3)
 
 
-def _vocab_palette(scorer) -> np.ndarray:
-    """Per vocabulary entry the color of the GT class it maps to; unmapped entries are gray."""
+def _vocab_palette(scorer, vocabulary) -> np.ndarray:
+    """Per vocabulary entry the color of the GT class it maps to; unmapped entries are gray. Without ground
+    truth (no scorer), the entry's own color."""
+    if scorer is None:
+        return vocabulary.colors()
     gt = np.vstack([_gt_palette(scorer.classes), UNLABELED_RGB[None]])
     lut = np.minimum(scorer.mapping.lut, len(gt) - 1)
     return gt[lut]
@@ -162,21 +168,20 @@ def _colors(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 
 def plot_bev(path: Path, sample, scorer) -> None:
-    """Prediction (mapped to GT classes) and ground truth side by side, same colors, thing outlines."""
-    classes = scorer.classes
-    palette = _gt_palette(classes)
-    mapped = scorer.mapping(sample.pred_labels)
+    """Prediction (mapped to GT classes) and ground truth side by side, same colors, thing outlines; without
+    ground truth (no scorer), the prediction alone."""
+    panels, palette, names, is_thing = _bev_panels(sample, scorer)
     xy = sample.frame.points[:, :2]
     lo, hi = _bev_extent(xy)
     aspect = (hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-6)
-    fig, axes = plt.subplots(1, 2, figsize=(13, float(np.clip(6.0 * aspect + 1.8, 4.0, 10.0))),
-                             sharex=True, sharey=True)
-    panels = ((axes[0], mapped, sample.pred_instances, "prediction (mapped to GT classes)"),
-              (axes[1], sample.gt_labels, sample.gt_instances, "ground truth"))
-    for ax, labels, inst, title in panels:
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.5 * len(panels), 8.0),
+                                                      float(np.clip(6.0 * aspect + 1.8, 4.0, 10.0))),
+                             sharex=True, sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, (labels, inst, title) in zip(axes, panels):
         order = np.argsort(labels < len(palette), kind="stable")  # unlabeled first, classes drawn on top
         ax.scatter(xy[order, 0], xy[order, 1], c=_colors(labels[order], palette), s=3, linewidths=0)
-        _outline_instances(ax, xy, labels, inst, classes, palette)
+        _outline_instances(ax, xy, labels, inst, is_thing, palette)
         ax.set_title(title)
         ax.set_xlabel("x forward [m]")
         ax.set_aspect("equal")
@@ -184,14 +189,27 @@ def plot_bev(path: Path, sample, scorer) -> None:
     axes[0].set_ylabel("y left [m]")
     axes[0].set_xlim(lo[0], hi[0])
     axes[0].set_ylim(lo[1], hi[1])
-    present = np.unique(np.concatenate([mapped[mapped < len(palette)], sample.gt_labels])).astype(int)
-    handles = [Patch(color=palette[i] / 255.0, label=f"{classes.names[i]}{' (novel)' if classes.is_novel[i] else ''}")
-               for i in present if i < len(palette)]
-    handles.append(Patch(color=UNLABELED_RGB / 255.0, label="unlabeled / unmapped"))
+    present = np.unique(np.concatenate([labels[labels < len(palette)] for labels, _, _ in panels])).astype(int)
+    handles = [Patch(color=palette[i] / 255.0, label=names[i]) for i in present]
+    handles.append(Patch(color=UNLABELED_RGB / 255.0, label="unlabeled" if scorer is None else "unlabeled / unmapped"))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     fig.suptitle(f"Bird's-eye view, frame {sample.index} (stamp {sample.stamp_ns / 1e9:.3f} s)")
     fig.tight_layout(rect=(0, 0.1, 1, 0.96))
     fig.savefig(path, dpi=DPI)
+
+
+def _bev_panels(sample, scorer) -> tuple[list, np.ndarray, list[str], np.ndarray]:
+    """(panels as (labels, instances, title), palette, legend name and thing flag per label): ground-truth
+    classes with ground truth; without it, the prediction's own vocabulary."""
+    if scorer is None:
+        vocabulary = sample.vocabulary
+        return ([(sample.pred_labels, sample.pred_instances, "prediction")], vocabulary.colors(), vocabulary.names,
+                ~vocabulary.is_stuff)
+    classes = scorer.classes
+    names = [f"{n}{' (novel)' if novel else ''}" for n, novel in zip(classes.names, classes.is_novel)]
+    panels = [(scorer.mapping(sample.pred_labels), sample.pred_instances, "prediction (mapped to GT classes)"),
+              (sample.gt_labels, sample.gt_instances, "ground truth")]
+    return panels, _gt_palette(classes), names, np.asarray(classes.is_thing, dtype=bool)
 
 
 def _bev_extent(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,10 +220,10 @@ def _bev_extent(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo - 3.0, hi + 3.0
 
 
-def _outline_instances(ax, xy, labels, instances, classes, palette) -> None:
+def _outline_instances(ax, xy, labels, instances, is_thing, palette) -> None:
     """An axis-aligned box around each thing instance (cheap, and enough to see splits and merges)."""
     thing = np.zeros(len(palette) + 1, dtype=bool)
-    thing[:len(palette)] = classes.is_thing
+    thing[:len(palette)] = is_thing
     lab = np.minimum(labels.astype(np.int64), len(palette))
     keep = thing[lab] & (instances > 0)
     if not keep.any():
@@ -235,8 +253,8 @@ def plot_camera(path: Path, sample, k: int, scorer) -> None:
     proj = project_points(torch.from_numpy(sample.frame.points), [cam], ProjectionConfig())
     uv = proj.uv.numpy()  # one camera: every pair is a point it sees
     labels = sample.pred_labels[proj.point.numpy()]
-    vocabulary = scorer.vocabulary
-    palette = _vocab_palette(scorer)
+    vocabulary = sample.vocabulary if scorer is None else scorer.vocabulary
+    palette = _vocab_palette(scorer, vocabulary)
     fig, ax = plt.subplots(figsize=(7.5, 7.5 * cam.height / cam.width + 1.2))
     gray = image.astype(np.float32).mean(axis=2)  # gray background: the class colors of the points stand out
     ax.imshow(gray, cmap="gray", vmin=-60, vmax=300, extent=(-0.5, cam.width - 0.5, cam.height - 0.5, -0.5))

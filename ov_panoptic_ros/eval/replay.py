@@ -3,9 +3,12 @@
 The bag is a FrameSource (data/bag/source.py): frames come out paired and assembled exactly as the node
 would have seen them. A fault in one frame skips that frame (counted with its reason); a fault in the bag
 or a Ctrl-C ends the run early, and the report is still written from every frame done, marked partial.
+A bag without ground truth (recorded on a vehicle) goes through the same run with the scoring left out:
+predictions, latency and the figures that need no ground truth.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +44,7 @@ class OfflineRun:
     source: BagFrameSource
     config: PipelineConfig
     pipeline: object
-    frames: ScoredFrames
+    frames: ScoredFrames  # frames.scorer is None without ground truth
     out_bag: PredictionBag | None = None
     pipeline_init_s: float = 0.0
     every: int = 1
@@ -54,12 +57,16 @@ def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny"
                    every: int = 1, output_bag: str | Path | None = None, topics: BagTopics | None = None,
                    calibration_file: str | Path | None = None, min_points: int = NUSCENES_MIN_POINTS,
                    figure_frames: int = 3, progress: bool = True,
-                   on_frame: Callable[[int, PanopticResult], None] | None = None) -> dict:
-    """Replay `bag` through the pipeline, score it and write the report into `out`; returns metrics.json.
+                   on_frame: Callable[[int, PanopticResult], None] | None = None,
+                   ground_truth: bool | None = None) -> dict:
+    """Replay `bag` through the pipeline, score it (given ground truth) and write the report into `out`;
+    returns metrics.json.
 
     `pipeline` (optional) is a ready PanopticPipeline, or anything with `.vocabulary` that maps a Frame
     to a PanopticResult. `on_frame(index, result)` runs after each scored frame (a hook for progress
     UIs and tests). Bag and config problems raise BagError / ReplayError before anything runs.
+    `ground_truth`: False runs without it (no scorer, no metrics; `mapping` and `min_points` unused), True
+    requires it, None uses it when the bag has its topic and says in one line on stderr when it does not.
     """
     if every < 1:
         raise ReplayError(f"--every must be at least 1, got {every}")
@@ -67,7 +74,7 @@ def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny"
         raise ReplayError(f"--max-frames must be at least 1, got {max_frames}")
     cfg = resolve_config(config)
     table = user_table(mapping)
-    source = BagFrameSource.open(bag, topics, calibration_file, every=every, max_frames=max_frames)
+    source = _open_source(bag, topics, calibration_file, ground_truth, every, max_frames)
     try:
         run = _prepare(source, cfg, pipeline, table, min_points, figure_frames)
         run.every, run.max_frames = every, max_frames
@@ -80,6 +87,18 @@ def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny"
         source.close()
 
 
+def _open_source(bag, topics, calibration_file, ground_truth: bool | None, every: int,
+                 max_frames: int | None) -> BagFrameSource:
+    """The bag as frames; a bag that turns out to have no ground truth is said once, before the run, so a
+    long replay is not mistaken for a scored one."""
+    source = BagFrameSource.open(bag, topics, calibration_file, need_ground_truth=ground_truth, every=every,
+                                 max_frames=max_frames)
+    if ground_truth is None and not source.need_ground_truth:
+        print(f"[replay] {bag} has no ground-truth topic {source.reader.topics.ground_truth}: replaying without "
+              "ground truth (predictions and latency, no metrics)", file=sys.stderr, flush=True)
+    return source
+
+
 def _prepare(source: BagFrameSource, cfg: PipelineConfig, pipeline, table, min_points, figure_frames) -> OfflineRun:
     t0 = time.perf_counter()
     if pipeline is None:
@@ -87,7 +106,7 @@ def _prepare(source: BagFrameSource, cfg: PipelineConfig, pipeline, table, min_p
 
         pipeline = PanopticPipeline(cfg)
     init_s = time.perf_counter() - t0
-    scorer = Scorer(source.classes, pipeline.vocabulary, table, min_points)
+    scorer = Scorer(source.classes, pipeline.vocabulary, table, min_points) if source.need_ground_truth else None
     stats = RunStats(source.problems)
     if source.reader.partial_reason:
         stats.partial_reasons.append(source.reader.partial_reason)

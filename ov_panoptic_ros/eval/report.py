@@ -1,5 +1,7 @@
 """The replay report: metrics.json, per_class.csv, confusion.csv and the PNG figures (eval/figures.py).
 
+Without ground truth (no scorer) there are no tables: metrics.json and the figures that need no ground truth.
+
 metrics.json is written first and rewritten at the end with the figure list, so a figure that fails
 to render never costs the numbers. matplotlib is imported only when figures are drawn: an interrupted
 run writes its numbers without waiting seconds for it.
@@ -21,20 +23,30 @@ PER_CLASS_COLUMNS = ("class", "thing_stuff", "base_novel", "PQ", "SQ", "RQ", "Io
 
 def write_report(out: str | Path, doc: dict, scorer, samples: list, figures: bool = True) -> dict:
     """Write metrics.json, per_class.csv and (unless `figures` is False: an interrupted run should end fast)
-    the figures into `out`; returns the final metrics.json dict."""
+    the figures into `out`; returns the final metrics.json dict. `scorer` None: a run without ground truth."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"schema": REPORT_SCHEMA, "version": REPORT_VERSION, "created_unix": time.time(), **doc}
     doc["figures"], doc["figure_errors"] = [], {}
     _write_json(out / "metrics.json", doc)
-    write_per_class_csv(out / "per_class.csv", scorer.classes, doc.get("metrics"))
-    write_confusion_csv(out / "confusion.csv", scorer)
+    _write_tables(out, scorer, doc.get("metrics"))
     if figures:
         from ov_panoptic_ros.eval.figures import draw_figures
 
         doc["figures"], doc["figure_errors"] = draw_figures(out, scorer, doc, samples)
         _write_json(out / "metrics.json", doc)
     return doc
+
+
+def _write_tables(out: Path, scorer, metrics: dict | None) -> None:
+    """per_class.csv and confusion.csv; without ground truth, none (and none left from an earlier scored
+    run into the same directory, which would read as this run's)."""
+    if scorer is None:
+        for name in ("per_class.csv", "confusion.csv"):
+            (out / name).unlink(missing_ok=True)
+        return
+    write_per_class_csv(out / "per_class.csv", scorer.classes, metrics)
+    write_confusion_csv(out / "confusion.csv", scorer)
 
 
 def _write_json(path: Path, doc: dict) -> None:

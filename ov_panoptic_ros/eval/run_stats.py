@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ov_panoptic_ros.bridge.problems import Problem, ProblemLog
-from ov_panoptic_ros.core.frame import Frame
+from ov_panoptic_ros.core.frame import Frame, Vocabulary
 
 
 def percentiles(values: list[float]) -> dict:
@@ -74,8 +74,9 @@ class FrameSample:
     frame: Frame
     pred_labels: np.ndarray  # vocabulary indices
     pred_instances: np.ndarray
-    gt_labels: np.ndarray
-    gt_instances: np.ndarray
+    gt_labels: np.ndarray | None  # None: a run without ground truth
+    gt_instances: np.ndarray | None
+    vocabulary: Vocabulary | None = None  # the one pred_labels index: what colors a run without ground truth
 
 
 class SampleKeeper:

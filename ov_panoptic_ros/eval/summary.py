@@ -8,17 +8,25 @@ from ov_panoptic_ros.data.bag.reader import BagReader
 
 
 def scored_run_summary(reader: BagReader, stats, scorer, output_bag) -> dict:
-    """The report keys offline and live replay share, built in one place so both reports keep one shape."""
+    """The report keys offline and live replay share, built in one place so both reports keep one shape.
+
+    `scorer` None (no ground truth): `"ground_truth": false` and no class, mapping or metrics keys at all,
+    so nothing in the report can be read as a score."""
     return {
         "partial": bool(stats.partial_reasons),
         "partial_reasons": stats.partial_reasons,
         "bag": bag_summary(reader),
-        "gt_classes": class_summary(scorer.classes),
-        "mapping": scorer.mapping_report(),
-        "metrics": scorer.metrics(),
+        "ground_truth": scorer is not None,
+        **(scoring_summary(scorer) if scorer is not None else {}),
         "points": stats.points_dict(),
         "output_bag": str(output_bag) if output_bag else None,
     }
+
+
+def scoring_summary(scorer) -> dict:
+    """What only a run against ground truth reports: its classes, the label mapping and the metrics."""
+    return {"gt_classes": class_summary(scorer.classes), "mapping": scorer.mapping_report(),
+            "metrics": scorer.metrics()}
 
 
 def bag_summary(reader: BagReader) -> dict:

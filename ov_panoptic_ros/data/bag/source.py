@@ -74,10 +74,15 @@ class BagFrameSource:
 
     @classmethod
     def open(cls, path: str | Path, topics: BagTopics | None = None, calibration_file: str | Path | None = None,
-             need_ground_truth: bool = True, **options) -> BagFrameSource:
-        """Open the bag and resolve its layout (BagError naming what is missing); close() closes the bag."""
+             need_ground_truth: bool | None = True, **options) -> BagFrameSource:
+        """Open the bag and resolve its layout (BagError naming what is missing); close() closes the bag.
+
+        `need_ground_truth` None: read ground truth when the bag has its topic (a bag recorded on a vehicle
+        has none); `self.need_ground_truth` then says which it was."""
         reader = open_bag(path, topics)
         try:
+            if need_ground_truth is None:
+                need_ground_truth = reader.topics.ground_truth in reader.topic_types
             layout = reader.layout(need_ground_truth=need_ground_truth, calibration_file=calibration_file)
             return cls(reader, layout, **options)
         except BaseException:
