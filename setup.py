@@ -16,19 +16,26 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
         (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md")),
+        # colcon: <prefix>/bin is on PATH after `source install/setup.bash`, lib/<pkg> (console scripts, for
+        # `ros2 run`) is not; this launcher runs lib/<pkg>/ov-panoptic. In a pip install (make venv) pip
+        # writes the console script to bin/ after the data files, over this one.
+        ("bin", ["bin/ov-panoptic"]),
     ],
     # plain CPython C API: gcc and the Python headers are all it needs (package.xml: python3-dev)
     ext_modules=[Extension(f"{PACKAGE}.bridge._interleave", [f"{PACKAGE}/bridge/_interleave.c"],
                            extra_compile_args=["-O3"]),
-                 *(Extension(f"{PACKAGE}.core.{name}", [f"{PACKAGE}/core/{name}.c"], extra_compile_args=["-O3"],
+                 # _projection: sqrt without errno and selects without FP-trap concerns, so that the fisheye
+                 # lens loop (sqrt, branch-free atan) is vectorized; neither flag changes a result's bits
+                 *(Extension(f"{PACKAGE}.core.{name}", [f"{PACKAGE}/core/{name}.c"], extra_compile_args=["-O3", *extra],
                              depends=[f"{PACKAGE}/core/_buffers.h"])
-                   for name in ("_projection", "_clustering", "_boxes")),
+                   for name, extra in (("_projection", ["-fno-math-errno", "-fno-trapping-math"]), ("_clustering", []),
+                                       ("_boxes", []))),
                  Extension(f"{PACKAGE}.data.world._raycast", [f"{PACKAGE}/data/world/_raycast.c"],
                            extra_compile_args=["-O3"], depends=[f"{PACKAGE}/core/_buffers.h"])],
     install_requires=["setuptools"],
     zip_safe=False,
-    maintainer="ov_panoptic_ros developers",
-    maintainer_email="ov-panoptic@example.com",
+    maintainer="ov_panoptic_ros maintainers",
+    maintainer_email="ov-panoptic-ros@users.noreply.github.com",
     description="3D open-vocabulary panoptic segmentation of LiDAR + camera streams for ROS 2.",
     license="Apache-2.0",
     entry_points={

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "ov_panoptic_ros"
-SOURCES = ["setup.py", "setup.cfg", "package.xml", "resource", PACKAGE, "launch", "config", "models", "README.md"]
+SOURCES = ["setup.py", "setup.cfg", "package.xml", "LICENSE", "resource", "bin", PACKAGE, "launch", "config", "models",
+           "README.md"]
 
 
 def _colcon() -> str:
@@ -65,3 +66,18 @@ def test_colcon_build_installs_package(tmp_path):
                            cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip().startswith(str(site)), check.stdout
+
+    # `ov-panoptic` is on PATH after sourcing the workspace: setup.py installs a launcher into <prefix>/bin, for
+    # which colcon writes a PATH hook; the launcher runs the lib/ console script with the Python that built it
+    launcher = prefix / "bin" / "ov-panoptic"
+    assert launcher.is_file() and os.access(launcher, os.X_OK), "not installed: bin/ov-panoptic"
+    assert "PATH;bin" in (share / "hook" / "path.dsv").read_text()
+    sourced = subprocess.run(
+        ["sh", "-c", '. "$1/setup.sh" && command -v ov-panoptic && ov-panoptic --help', "sh",
+         str(tmp_path / "install")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH", "COLCON_PREFIX_PATH")})
+    assert sourced.returncode == 0, sourced.stdout[-3000:] + sourced.stderr[-3000:]
+    found, _, help_text = sourced.stdout.partition("\n")
+    assert found == str(launcher), sourced.stdout[:500]
+    assert "Usage" in help_text and "play" in help_text, help_text[:2000]
