@@ -8,8 +8,8 @@ import torch
 from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.frame import CameraModel
 from ov_panoptic_ros.core import geometry
-from ov_panoptic_ros.core.geometry import (PointProjection, field_of_view_radius, fit_box, project_points,
-                                           rational_coefficients, view_box)
+from ov_panoptic_ros.core.geometry import (PointProjection, field_of_view_radius, fit_box, lens_coefficients,
+                                           project_points, rational_coefficients, view_box)
 
 K = [[500.0, 0.0, 320.5], [0.0, 400.0, 240.25], [0.0, 0.0, 1.0]]
 PLUMB_BOB = [-0.28, 0.09, 0.0012, -0.0008, -0.015]
@@ -37,6 +37,25 @@ def hand_distort(x, y, k1, k2, p1, p2, k3, k4=0.0, k5=0.0, k6=0.0):
     xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
     yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
     return xd, yd
+
+
+def fisheye_distort(x, y, k1=0.0, k2=0.0, k3=0.0, k4=0.0):
+    """OpenCV's fisheye (ROS 'equidistant') equations, written out: theta = atan(r),
+    theta_d = theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 + k4 theta^8), (xd, yd) = theta_d / r (x, y)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    r = np.hypot(x, y)
+    theta = np.arctan(r)
+    theta_d = theta * (1 + k1 * theta**2 + k2 * theta**4 + k3 * theta**6 + k4 * theta**8)
+    scale = np.divide(theta_d, r, out=np.ones_like(r), where=r > 0)  # 1 on the optical axis (the limit)
+    return x * scale, y * scale
+
+
+def fisheye_fold(k1=0.0, k2=0.0, k3=0.0, k4=0.0):
+    """The angle off axis (radians) at which theta_d stops increasing, inf when it increases up to 90 deg."""
+    theta = np.linspace(0, math.pi / 2, 400001)
+    theta_d = theta * (1 + k1 * theta**2 + k2 * theta**4 + k3 * theta**6 + k4 * theta**8)
+    falling = np.flatnonzero(np.diff(theta_d) <= 0)
+    return theta[falling[0]] if falling.size else math.inf
 
 
 def test_point_on_optical_axis_lands_on_principal_point():
@@ -200,23 +219,29 @@ def full_lens_visibility(points, cam, margin=0.0, min_depth=0.5, with_pixels=Fal
     """Every (camera, point) pair through the whole lens model in float64, with any K (skew included):
     in front, before the lens folds, inside the image. No cull of any kind. With `with_pixels`, also
     the (N, 2) pixels."""
-    coeffs = rational_coefficients(cam.distortion_model, cam.D)
     pc = (cam.T_cam_lidar[:3, :3] @ points.T).T + cam.T_cam_lidar[:3, 3]
     z = pc[:, 2]
     zs = np.where(z > min_depth, z, 1.0)
     x, y = pc[:, 0] / zs, pc[:, 1] / zs
-    xd, yd = hand_distort(x, y, *coeffs)
+    if cam.distortion_model == "equidistant":
+        fisheye = list(cam.D) or [0.0] * 4
+        xd, yd = fisheye_distort(x, y, *fisheye)
+        unfolded = np.arctan(np.hypot(x, y)) < fisheye_fold(*fisheye)
+    else:
+        coeffs = rational_coefficients(cam.distortion_model, cam.D)
+        xd, yd = hand_distort(x, y, *coeffs)
+        k1, k2, _, _, k3, k4, k5, k6 = coeffs
+        grid = np.linspace(0, 20, 400001)
+        g2 = grid**2
+        rd = grid * (1 + k1 * g2 + k2 * g2**2 + k3 * g2**3) / (1 + k4 * g2 + k5 * g2**2 + k6 * g2**3)
+        falling = np.flatnonzero(np.diff(rd) <= 0)
+        fold = grid[falling[0]] if falling.size else np.inf
+        unfolded = np.sqrt(x * x + y * y) < fold
     K = cam.K
     u, v = K[0, 0] * xd + K[0, 1] * yd + K[0, 2], K[1, 1] * yd + K[1, 2]
     inside = (u >= margin - 0.5) & (u < cam.width - 0.5 - margin)
     inside &= (v >= margin - 0.5) & (v < cam.height - 0.5 - margin)
-    k1, k2, _, _, k3, k4, k5, k6 = coeffs
-    grid = np.linspace(0, 20, 400001)
-    g2 = grid**2
-    rd = grid * (1 + k1 * g2 + k2 * g2**2 + k3 * g2**3) / (1 + k4 * g2 + k5 * g2**2 + k6 * g2**3)
-    falling = np.flatnonzero(np.diff(rd) <= 0)
-    fold = grid[falling[0]] if falling.size else np.inf
-    visible = (z > min_depth) & inside & (np.sqrt(x * x + y * y) < fold)
+    visible = (z > min_depth) & inside & unfolded
     return (visible, np.stack([u, v], axis=1)) if with_pixels else visible
 
 
@@ -283,6 +308,174 @@ def test_unbounded_field_of_view_culls_only_by_depth(monkeypatch):
     expected, pixels = full_lens_visibility(points, cam, with_pixels=True)
     assert np.array_equal(proj.visible[0].numpy(), expected)
     np.testing.assert_allclose(proj.uv.numpy(), pixels[proj.point.numpy()], atol=0.05)
+
+
+# ------------------------------------------------------------------------------- equidistant (fisheye) lens
+FISHEYE_KS = [[0.0, 0.0, 0.0, 0.0], [0.05, -0.01, 0.002, -0.0005], [-0.02, 0.003, -0.001, 0.0002],
+              [0.3, 0.1, -0.05, 0.01], [-0.12, 0.01, 0.0, 0.0]]
+
+
+def optical_points(theta, phi, depth):
+    """Points at angle `theta` off the optical axis, azimuth `phi` and depth z, in the optical frame."""
+    r = np.tan(theta)
+    return np.column_stack([r * np.cos(phi) * depth, r * np.sin(phi) * depth, depth])
+
+
+@pytest.mark.parametrize("D", FISHEYE_KS)
+def test_equidistant_matches_the_fisheye_formula(D):
+    rng = np.random.default_rng(11)
+    n = 3000
+    # Up to 88 degrees off axis (tan = 29), a few on the axis and very near it.
+    theta = np.concatenate([np.zeros(3), [1e-9, 1e-5, 1e-3], rng.uniform(0, math.radians(88), n)])
+    cam_points = optical_points(theta, rng.uniform(-math.pi, math.pi, theta.size), rng.uniform(1, 20, theta.size))
+    T = T_FORWARD.copy()
+    T[:3, 3] = [0.1, -0.3, 0.2]  # through extrinsics: LiDAR points whose optical-frame coordinates are these
+    points = ((cam_points - T[:3, 3]) @ T[:3, :3]).astype(np.float32)  # what the kernel gets: float32
+    K_ = [[500.0, 1.5, 2000.5], [0.0, 400.0, 2000.25], [0.0, 0.0, 1.0]]
+    cam = camera(model="equidistant", D=D, T=T, width=4000, height=4000, K_=K_)
+    proj = project(points, [cam])
+    assert proj.point.tolist() == list(range(theta.size))  # all in front, before any fold, inside the image
+    pc = points.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    xd, yd = fisheye_distort(pc[:, 0] / pc[:, 2], pc[:, 1] / pc[:, 2], *D)
+    expected = np.column_stack([500 * xd + 1.5 * yd + 2000.5, 400 * yd + 2000.25])
+    np.testing.assert_allclose(proj.uv.double().numpy(), expected, atol=2e-3, rtol=0)  # float32 pixels
+    np.testing.assert_allclose(proj.depth.double().numpy(), pc[:, 2], rtol=1e-6)
+    assert proj.uv[:3].tolist() == [[2000.5, 2000.25]] * 3  # on the axis: the principal point exactly
+    # All-zero coefficients and no coefficients are the same lens; a pinhole it is not.
+    if not any(D):
+        no_coeffs = project(points, [camera(model="equidistant", D=(), T=T, width=4000, height=4000, K_=K_)])
+        assert torch.equal(no_coeffs.uv, proj.uv)
+
+
+def test_fisheye_sees_80_degrees_off_axis_where_a_pinhole_of_the_same_K_does_not():
+    K_ = [[300.0, 0.0, 640.5], [0.0, 300.0, 400.5], [0.0, 0.0, 1.0]]
+    theta = math.radians(80)
+    pts = optical_points(np.array([theta, theta, math.radians(100)]), np.array([0.0, math.pi, 0.0]),
+                         np.array([1.0, 1.0, -1.0]))  # 80 degrees to the right, 80 to the left, 100 to the right
+    fisheye = camera(model="equidistant", D=[0.0] * 4, width=1280, height=800, K_=K_)
+    proj = project(pts, [fisheye])
+    assert proj.point.tolist() == [0, 1]  # behind the camera (z < 0) is never seen, fisheye or not
+    np.testing.assert_allclose(proj.uv.double().numpy(), [[640.5 + 300 * theta, 400.5], [640.5 - 300 * theta, 400.5]],
+                               atol=1e-3)
+    assert project(pts, [camera(model="none", width=1280, height=800, K_=K_)]).point.numel() == 0
+    assert project(pts, [camera(model="plumb_bob", D=[0.0] * 5, width=1280, height=800, K_=K_)]).point.numel() == 0
+    # The depth rule holds as for every lens: z must exceed the minimum depth, however wide the lens.
+    near = project(pts * 0.4, [fisheye], no_occlusion(min_depth_m=0.5))  # z = 0.4 of the first two
+    assert near.point.numel() == 0
+
+
+def test_folded_over_fisheye_is_not_seen():
+    # k1 = -0.3: theta_d = theta - 0.3 theta^3 peaks at theta = 1 / sqrt(0.9) (60.4 degrees), then falls back.
+    cam = camera(model="equidistant", D=[-0.3, 0.0, 0.0, 0.0], K_=[[250.0, 0.0, 320.5], [0.0, 250.0, 240.25],
+                                                                   [0.0, 0.0, 1.0]])
+    pts = optical_points(np.radians([30.0, 55.0, 75.0, 85.0]), np.zeros(4), np.full(4, 2.0))
+    xd, _ = fisheye_distort(pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2], -0.3)
+    u = 250 * xd + 320.5
+    assert ((u >= -0.5) & (u < 639.5)).all()  # the formula puts all four in the image...
+    assert project(pts, [cam]).visible[0].tolist() == [True, True, False, False]  # ...past the fold is not seen
+    lens, coeffs = lens_coefficients("equidistant", cam.D)
+    assert lens == "equidistant"
+    radius = field_of_view_radius(cam, coeffs)
+    assert math.degrees(math.atan(radius)) == pytest.approx(math.degrees(1 / math.sqrt(0.9)), abs=0.02)
+
+
+def test_fisheye_field_of_view_follows_the_image_corners():
+    # k = 0, fx = fy = 500 on 1280 x 800: the corners are 1.51 rad (86.5 degrees) off axis.
+    K_ = [[500.0, 0.0, 639.5], [0.0, 500.0, 399.5], [0.0, 0.0, 1.0]]
+    cam = camera(model="equidistant", D=[0.0] * 4, width=1280, height=800, K_=K_)
+    _, coeffs = lens_coefficients("equidistant", cam.D)
+    corner_theta = math.hypot(640 / 500, 400 / 500)
+    assert corner_theta < math.pi / 2
+    limit = math.atan(field_of_view_radius(cam, coeffs))
+    # A conservative cone, just past the corners (the search allows 1% on the distorted radius; theta_d = theta).
+    assert corner_theta <= limit <= 1.01 * corner_theta + 1e-3
+    # The same lens with a short focal length has its corners past 90 degrees: the whole half space in front.
+    wide = camera(model="equidistant", D=[0.0] * 4, width=1280, height=800,
+                  K_=[[300.0, 0.0, 639.5], [0.0, 300.0, 399.5], [0.0, 0.0, 1.0]])
+    assert field_of_view_radius(wide, coeffs) == math.inf and view_box(wide, coeffs, math.inf) is None
+
+
+def fisheye_rig():
+    """Fisheye cameras around a car: a wide one whose image reaches past 90 degrees (no finite cone), one whose
+    cone ends at its corners, one that folds back inside its image, others with mixed coefficients; skew and
+    off-center principal points."""
+    specs = [((1280, 800), 300.0, [0.05, -0.01, 0.002, -0.0005]), ((1280, 800), 560.0, [0.0] * 4),
+             ((1024, 768), 250.0, [-0.3, 0.0, 0.0, 0.0]), ((800, 600), 450.0, [0.1, 0.05, -0.02, 0.004]),
+             ((1600, 900), 650.0, []), ((640, 480), 380.0, [-0.12, 0.01, 0.0, 0.0])]
+    rig = []
+    for i, (yaw_deg, ((w, h), f, D)) in enumerate(zip((0, -70, 70, 180, -125, 125), specs)):
+        yaw = math.radians(yaw_deg)
+        forward, left = np.array([math.cos(yaw), math.sin(yaw), 0.0]), np.array([-math.sin(yaw), math.cos(yaw), 0.0])
+        T = np.eye(4)
+        T[:3, :3] = np.stack([-left, [0.0, 0.0, -1.0], forward])
+        T[:3, 3] = -T[:3, :3] @ np.array([0.1 * i, 0.0, 0.3])
+        K_ = [[f, 2.0 * (i % 2), 0.52 * w], [0.0, 1.05 * f, 0.47 * h], [0.0, 0.0, 1.0]]
+        rig.append(CameraModel(f"fish{i}", w, h, K_, D, "equidistant", T))
+    return rig
+
+
+@pytest.mark.parametrize("margin", [0.0, 12.0, -25.0])
+def test_view_box_cull_never_changes_visibility_on_a_fisheye_rig(margin):
+    """The field-of-view cone and the view box of a fisheye reject only pairs outside the image: the kernel
+    agrees with the whole lens model run on every point in front of the camera, with no cull."""
+    rng = np.random.default_rng(12)
+    points = rng.normal(size=(30000, 3)) * rng.uniform(0.2, 60, (30000, 1))
+    rig = fisheye_rig()
+    proj = project(points, rig, no_occlusion(image_margin_px=margin))
+    bounded = 0
+    for m, cam in enumerate(rig):
+        bounded += math.isfinite(_cone(cam, margin)[0])
+        expected, pixels = full_lens_visibility(points, cam, margin, with_pixels=True)
+        got = proj.visible[m].numpy()
+        assert expected.sum() > 100
+        assert np.flatnonzero(got != expected).size <= 2, cam.name  # float32 vs float64 right at a border
+        mine = (proj.camera == m).numpy()
+        np.testing.assert_allclose(proj.uv.numpy()[mine], pixels[proj.point.numpy()[mine]], atol=0.05)
+    assert bounded == 5  # all but the first have a finite cone, so the cull is really exercised
+
+
+def _cone(cam, margin=0.0):
+    """(radius, coefficients) of a camera as the projection finds them for an image margin."""
+    _, coeffs = lens_coefficients(cam.distortion_model, cam.D)
+    return field_of_view_radius(cam, coeffs, max(0.0, -margin)), coeffs
+
+
+def test_fisheye_view_box_contains_every_seen_direction():
+    for cam in fisheye_rig():
+        radius, coeffs = _cone(cam)
+        box = view_box(cam, coeffs, radius)
+        if box is None:
+            assert radius == math.inf, cam.name
+            continue
+        (cx, hx), (cy, hy) = box
+        # Directions on a fine grid of angles off axis over the cone; those the lens puts in the image lie in the box.
+        theta = np.linspace(0, math.atan(radius), 600)
+        a = np.linspace(0, 2 * math.pi, 720, endpoint=False)
+        r = np.tan(theta)
+        x, y = (r[:, None] * np.cos(a)).ravel(), (r[:, None] * np.sin(a)).ravel()
+        xd, yd = fisheye_distort(x, y, *(list(cam.D) or [0.0] * 4))
+        u, v = cam.K[0, 0] * xd + cam.K[0, 1] * yd + cam.K[0, 2], cam.K[1, 1] * yd + cam.K[1, 2]
+        seen = (u >= -0.5) & (u < cam.width - 0.5) & (v >= -0.5) & (v < cam.height - 0.5)
+        assert seen.any()
+        assert (np.abs(x[seen] - cx) <= hx).all() and (np.abs(y[seen] - cy) <= hy).all(), cam.name
+
+
+def test_lens_coefficients_per_model():
+    assert lens_coefficients("equidistant", [0.1, 0.2, 0.3, 0.4])[1].tolist() == [0.1, 0.2, 0, 0, 0.3, 0.4, 0, 0]
+    assert lens_coefficients("equidistant", [])[1].tolist() == [0.0] * 8
+    assert lens_coefficients("rational_polynomial", RATIONAL) == ("rational", pytest.approx(RATIONAL))
+    with pytest.raises(ValueError, match="'equidistant' needs 4 coefficients, got 5"):
+        lens_coefficients("equidistant", [0.1] * 5)
+    with pytest.raises(ValueError, match="not a rational-polynomial model"):
+        rational_coefficients("equidistant", [0.1] * 4)
+    with pytest.raises(ValueError, match="camera 'fish'.*equidistant.*4"):
+        project([[0, 0, 1.0]], [camera("fish", "equidistant", PLUMB_BOB)])
+    # The kernel checks the model column itself.
+    table = geometry.camera_table([camera()]).copy()
+    table[0, geometry.COLUMNS.index("model")] = 7
+    out = [np.empty(1, np.int64), np.empty((1, 2), np.float32), np.empty(1, np.float32), np.empty(1, np.int64)]
+    with pytest.raises(ValueError, match="camera 0: unknown lens model 7$"):
+        geometry._projection.project(np.zeros((1, 3), np.float32), table, 0.5, 0.0, 0, 0.5, *out)
 
 
 def test_calibration_cache_follows_changes():
@@ -356,8 +549,8 @@ def test_vectorized_over_many_cameras_matches_one_at_a_time():
         T = np.eye(4)
         a = i * math.pi / 2
         T[:3, :3] = [[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]]
-        cams.append(camera(f"c{i}", ["none", "plumb_bob", "rational_polynomial", "none"][i],
-                           [(), PLUMB_BOB, RATIONAL, ()][i], T=T))
+        cams.append(camera(f"c{i}", ["none", "plumb_bob", "rational_polynomial", "equidistant"][i],
+                           [(), PLUMB_BOB, RATIONAL, FISHEYE_KS[1]][i], T=T))
     cfg = ProjectionConfig(occlusion=True)
     together = project(pts, cams, cfg)
     for m, cam in enumerate(cams):

@@ -182,7 +182,7 @@ def _zero_k(m):
 
 
 def _unknown_distortion(m):
-    m.infos["cam_back"].distortion_model = "equidistant"
+    m.infos["cam_back"].distortion_model = "fisheye"  # not a ROS name (the fisheye model is 'equidistant')
     m.infos["cam_back"].d = [0.1, 0.0, 0.0, 0.0]
 
 

@@ -7,10 +7,19 @@
  *
  * points:   (N, 3) float32, C-contiguous.
  * cameras:  (M, NCOL) float64, C-contiguous; the columns are named by the module's COLUMNS (one source for
- *           geometry.py): R (row-major) and t of T_cam_lidar, fx fy cx cy skew, the 8 rational-polynomial
- *           coefficients k1 k2 p1 p2 k3 k4 k5 k6, the image width and height, the conservative view box
- *           (box_cx box_hx box_cy box_hy: |x/z - box_c| <= box_h holds for every seen pair) and max_r2, the
- *           squared undistorted radius of the field-of-view cone (past it the lens model folds back).
+ *           geometry.py): R (row-major) and t of T_cam_lidar, fx fy cx cy skew, the lens model (`model`:
+ *           LENS_RATIONAL or LENS_EQUIDISTANT) and its coefficients k1 k2 p1 p2 k3 k4 k5 k6, the image width
+ *           and height, the conservative view box (box_cx box_hx box_cy box_hy: |x/z - box_c| <= box_h holds
+ *           for every seen pair) and max_r2, the squared undistorted radius of the field-of-view cone (past it
+ *           the lens model folds back).
+ * Lens models, on the undistorted normalized point (x, y) = (X/z, Y/z), r^2 = x^2 + y^2:
+ *   LENS_RATIONAL (0): OpenCV's rational polynomial with tangential terms (none and plumb_bob are special
+ *           cases): xd = x rho(r^2) + 2 p1 x y + p2 (r^2 + 2 x^2), yd likewise,
+ *           rho = (1 + k1 r^2 + k2 r^4 + k3 r^6) / (1 + k4 r^2 + k5 r^4 + k6 r^6).
+ *   LENS_EQUIDISTANT (1): ROS 'equidistant', OpenCV's cv::fisheye, coefficients k1 k2 k3 k4 (p1 p2 k5 k6
+ *           unused): theta = atan(r), theta_d = theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 + k4 theta^8),
+ *           (xd, yd) = (theta_d / r) (x, y).
+ * Then u = fx xd + skew yd + cx, v = fy yd + cy.
  * block:    occlusion block in pixels; 0 turns occlusion off. Per camera and block the nearest depth wins and
  *           pairs up to `tolerance` metres behind it still count.
  * out_*:    writable buffers of at least M * N entries: int64 point index, (., 2) float32 pixels,
@@ -25,13 +34,15 @@
 
 enum {
     R00, R01, R02, R10, R11, R12, R20, R21, R22, T0, T1, T2,
-    FX, FY, CX, CY, SKEW, K1, K2, P1, P2, K3, K4, K5, K6,
+    FX, FY, CX, CY, SKEW, MODEL, K1, K2, P1, P2, K3, K4, K5, K6,
     WIDTH, HEIGHT, BOX_CX, BOX_HX, BOX_CY, BOX_HY, MAX_R2, NCOL
 };
 static const char *const COLUMN_NAMES[NCOL] = {
     "r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22", "t0", "t1", "t2",
-    "fx", "fy", "cx", "cy", "skew", "k1", "k2", "p1", "p2", "k3", "k4", "k5", "k6",
+    "fx", "fy", "cx", "cy", "skew", "model", "k1", "k2", "p1", "p2", "k3", "k4", "k5", "k6",
     "width", "height", "box_cx", "box_hx", "box_cy", "box_hy", "max_r2"};
+enum { LENS_RATIONAL, LENS_EQUIDISTANT, NUM_LENS_MODELS }; /* the `model` column; exported as LENS_MODELS */
+static const char *const LENS_NAMES[NUM_LENS_MODELS] = {"rational", "equidistant"};
 
 typedef struct {
     double min_depth, margin, tolerance;
@@ -64,16 +75,46 @@ static void cull(const float *restrict xs, const float *restrict ys, const float
    vectorized (4 doubles at a time with AVX2; the same IEEE operations in either clone, so the same bits):
    z > min depth, inside the field-of-view cone (past it the lens model folds back), lens model, float32
    pixel inside the image minus the margin. Writes the pixel and depth, and ok = 1 for a seen pair; a pair
-   that is not seen gets pixel (0, 0), so that its block index stays in range. */
+   that is not seen gets pixel (0, 0), so that its block index stays in range. The lens model is chosen once
+   per call (`model`), outside the loop: each model's loop is compiled and vectorized on its own (the
+   equidistant one with a branch-free atan; setup.py's -fno-math-errno lets sqrt be vectorized and
+   -fno-trapping-math lets the compiler turn its selects into blends). */
 typedef struct {
     double r[9], t[3], fx, fy, cx, cy, skew, k1, k2, p1, p2, k3, k4, k5, k6, max_r2, min_depth;
     float u_lo, u_hi, v_lo, v_hi;
+    int model; /* LENS_RATIONAL or LENS_EQUIDISTANT */
 } Lens;
 
-__attribute__((target_clones("avx2", "default")))
-static void exact(const float *restrict gx, const float *restrict gy, const float *restrict gz, Py_ssize_t nc,
-                  const Lens *restrict L, float *restrict cu, float *restrict cv, float *restrict cz,
-                  uint8_t *restrict ok)
+/* atan(x) for x >= 0 (inf included; NaN stays NaN), branch-free so that the fisheye loop is vectorized (libm's
+   atan is a call the compiler cannot vectorize): the range reduction and the rational approximation of Cephes'
+   atan.c (S. L. Moshier; also Go's math.Atan), within 1 ulp of libm's over 1e-20..1e20 (and exact at 0, inf). */
+static inline double atan_nonneg(double x)
+{
+    const double tan_3pi_8 = 2.41421356237309504880, more_bits = 6.123233995736765886130e-17; /* pi/2 - PIO2 */
+    /* x > 3 pi / 8: pi/2 + atan(-1 / x); x > 0.66: pi/4 + atan((x - 1) / (x + 1)); else atan(x). One division
+       of selected operands, every comparison made for every lane: no branch, so the loop is vectorized. */
+    const int big = x > tan_3pi_8, over = x > 0.66;
+    double num = over ? x - 1.0 : x, den = over ? x + 1.0 : 1.0;
+    double base = over ? 0.78539816339744830962 + 0.5 * more_bits : 0.0;
+    num = big ? -1.0 : num;
+    den = big ? x : den;
+    base = big ? 1.57079632679489661923 + more_bits : base;
+    const double a = num / den;
+    const double z = a * a;
+    const double p = (((-8.750608600031904122785e-01 * z - 1.615753718733365076637e+01) * z
+                       - 7.500855792314704667340e+01) * z - 1.228866684490136173410e+02) * z
+                     - 6.485021904942025371773e+01;
+    const double q = ((((z + 2.485846490142306297962e+01) * z + 1.650270098316988542046e+02) * z
+                       + 4.328810604912902668951e+02) * z + 4.853903996359136964868e+02) * z
+                     + 1.945506571482613964425e+02;
+    return base + (a * (z * p / q) + a);
+}
+
+/* The loop for one lens model: `model` is a constant where it is inlined, so the other model's code is gone. */
+static inline __attribute__((always_inline)) void
+exact_model(const float *restrict gx, const float *restrict gy, const float *restrict gz, Py_ssize_t nc,
+            const Lens *restrict L, float *restrict cu, float *restrict cv, float *restrict cz,
+            uint8_t *restrict ok, const int model)
 {
     const double r00 = L->r[0], r01 = L->r[1], r02 = L->r[2], r10 = L->r[3], r11 = L->r[4], r12 = L->r[5];
     const double r20 = L->r[6], r21 = L->r[7], r22 = L->r[8], t0 = L->t[0], t1 = L->t[1], t2 = L->t[2];
@@ -88,11 +129,22 @@ static void exact(const float *restrict gx, const float *restrict gy, const floa
         const double xn = (r00 * px + r01 * py + r02 * pz + t0) * inv_z;
         const double yn = (r10 * px + r11 * py + r12 * pz + t1) * inv_z;
         const double r2 = xn * xn + yn * yn;
-        const double radial =
-            (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1.0 + r2 * (k4 + r2 * (k5 + r2 * k6)));
-        const double xy2 = 2.0 * xn * yn;
-        const double xd = xn * radial + p1 * xy2 + p2 * (r2 + 2.0 * xn * xn);
-        const double yd = yn * radial + p1 * (r2 + 2.0 * yn * yn) + p2 * xy2;
+        double xd, yd;
+        if (model == LENS_EQUIDISTANT) {
+            /* cv::fisheye: theta_d / r, and 1 on the axis (its limit; OpenCV's cut-off too) */
+            const double r = sqrt(r2), theta = atan_nonneg(r), t2 = theta * theta;
+            const double theta_d = theta * (1.0 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))));
+            const int off_axis = r > 1e-8; /* operands selected before the division, as in atan_nonneg */
+            const double scale = (off_axis ? theta_d : 1.0) / (off_axis ? r : 1.0);
+            xd = xn * scale;
+            yd = yn * scale;
+        } else {
+            const double radial =
+                (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1.0 + r2 * (k4 + r2 * (k5 + r2 * k6)));
+            const double xy2 = 2.0 * xn * yn;
+            xd = xn * radial + p1 * xy2 + p2 * (r2 + 2.0 * xn * xn);
+            yd = yn * radial + p1 * (r2 + 2.0 * yn * yn) + p2 * xy2;
+        }
         const float u = (float)(fx * xd + skew * yd + cx), v = (float)(fy * yd + cy);
         const int seen = (z > min_depth) & (r2 <= max_r2) & (u >= u_lo) & (u < u_hi) & (v >= v_lo) & (v < v_hi);
         cu[q] = seen ? u : 0.0f;
@@ -100,6 +152,17 @@ static void exact(const float *restrict gx, const float *restrict gy, const floa
         cz[q] = (float)z;
         ok[q] = (uint8_t)seen;
     }
+}
+
+__attribute__((target_clones("avx2", "default")))
+static void exact(const float *restrict gx, const float *restrict gy, const float *restrict gz, Py_ssize_t nc,
+                  const Lens *restrict L, float *restrict cu, float *restrict cv, float *restrict cz,
+                  uint8_t *restrict ok)
+{
+    if (L->model == LENS_EQUIDISTANT)
+        exact_model(gx, gy, gz, nc, L, cu, cv, cz, ok, LENS_EQUIDISTANT);
+    else
+        exact_model(gx, gy, gz, nc, L, cu, cv, cz, ok, LENS_RATIONAL);
 }
 
 /* One camera's pairs, written from index 0 of the out arrays; returns their number. xs, ys, zs: the
@@ -123,7 +186,7 @@ static Py_ssize_t project_camera(const float *xs, const float *ys, const float *
     const Lens lens = {{r00, r01, r02, r10, r11, r12, r20, r21, r22}, {t0, t1, t2}, c[FX], c[FY], c[CX], c[CY],
                        c[SKEW], c[K1], c[K2], c[P1], c[P2], c[K3], c[K4], c[K5], c[K6], c[MAX_R2], o->min_depth,
                        (float)(o->margin - 0.5), (float)(c[WIDTH] - 0.5 - o->margin), (float)(o->margin - 0.5),
-                       (float)(c[HEIGHT] - 0.5 - o->margin)};
+                       (float)(c[HEIGHT] - 0.5 - o->margin), (int)c[MODEL]};
     const Py_ssize_t block = o->block;
     const int pow2 = block > 0 && !(block & (block - 1)); /* then multiplying by 1 / block is exact */
     const double inv_block = block ? 1.0 / (double)block : 0.0;
@@ -244,6 +307,13 @@ static PyObject *project(PyObject *self, PyObject *args)
             PyErr_Format(PyExc_ValueError, "camera %zd: image size %gx%g is not usable", c, w, h);
             goto done;
         }
+        const double model = table[c * NCOL + MODEL];
+        if (!(model == LENS_RATIONAL || model == LENS_EQUIDISTANT)) {
+            char *text = PyOS_double_to_string(model, 'r', 0, 0, NULL); /* PyErr_Format has no %g */
+            PyErr_Format(PyExc_ValueError, "camera %zd: unknown lens model %s", c, text ? text : "?");
+            PyMem_Free(text);
+            goto done;
+        }
         if (o.block) {
             Py_ssize_t cells = (Py_ssize_t)ceil(w / (double)o.block) * (Py_ssize_t)ceil(h / (double)o.block);
             max_cells = cells > max_cells ? cells : max_cells;
@@ -296,17 +366,25 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_projection", "LiDAR
 
 PyMODINIT_FUNC PyInit__projection(void)
 {
-    PyObject *mod = PyModule_Create(&module), *names = PyTuple_New(NCOL);
-    if (!mod || !names) goto fail;
+    PyObject *mod = PyModule_Create(&module), *names = PyTuple_New(NCOL), *lenses = PyTuple_New(NUM_LENS_MODELS);
+    if (!mod || !names || !lenses) goto fail;
     for (int i = 0; i < NCOL; i++) {
         PyObject *s = PyUnicode_FromString(COLUMN_NAMES[i]);
         if (!s) goto fail;
         PyTuple_SET_ITEM(names, i, s);
     }
+    for (int i = 0; i < NUM_LENS_MODELS; i++) {
+        PyObject *s = PyUnicode_FromString(LENS_NAMES[i]);
+        if (!s) goto fail;
+        PyTuple_SET_ITEM(lenses, i, s);
+    }
     if (PyModule_AddObject(mod, "COLUMNS", names) < 0) goto fail;
+    names = NULL; /* the module holds it now */
+    if (PyModule_AddObject(mod, "LENS_MODELS", lenses) < 0) goto fail;
     return mod;
 fail:
     Py_XDECREF(names);
+    Py_XDECREF(lenses);
     Py_XDECREF(mod);
     return NULL;
 }

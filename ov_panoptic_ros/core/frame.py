@@ -14,7 +14,8 @@ import numpy as np
 
 UNLABELED = 65535  # label value for points the model does not label (uint16 max)
 MAX_CLASSES = UNLABELED  # labels 0..65534 are class indices
-DISTORTION_MODELS = ("none", "plumb_bob", "rational_polynomial")
+# CameraInfo distortion models; equidistant is the fisheye model (OpenCV cv::fisheye, 4 coefficients).
+DISTORTION_MODELS = ("none", "plumb_bob", "rational_polynomial", "equidistant")
 
 
 class VocabularyError(ValueError):

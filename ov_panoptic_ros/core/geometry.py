@@ -19,7 +19,14 @@ from ov_panoptic_ros.core.frame import CameraModel
 # OpenCV's 8-coefficient rational model: k1, k2, p1, p2, k3, k4, k5, k6. plumb_bob is its first five.
 NUM_RATIONAL_COEFFS = 8
 COLUMNS: tuple[str, ...] = _projection.COLUMNS  # the kernel's per-camera values, in its order
-COEFF_COUNTS = {"none": (0,), "plumb_bob": (0, 5), "rational_polynomial": (0, 8)}
+# Accepted coefficient counts per CameraInfo distortion model (0: all zero). equidistant is OpenCV's
+# cv::fisheye: k1, k2, k3, k4 of theta_d = theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 + k4 theta^8).
+COEFF_COUNTS = {"none": (0,), "plumb_bob": (0, 5), "rational_polynomial": (0, 8), "equidistant": (0, 4)}
+# The kernel's lens model per distortion model: the `model` column holds its index in _projection.LENS_MODELS.
+LENS_OF_MODEL = {"none": "rational", "plumb_bob": "rational", "rational_polynomial": "rational",
+                 "equidistant": "equidistant"}
+_LENS_INDEX = {name: i for i, name in enumerate(_projection.LENS_MODELS)}
+EQUIDISTANT_COEFF_NAMES = ("k1", "k2", "k3", "k4")  # the kernel columns that hold the fisheye coefficients
 
 
 @dataclass
@@ -75,17 +82,33 @@ class PointProjection:
         return self.cameras_per_point > 0
 
 
-def rational_coefficients(model: str, D) -> np.ndarray:
-    """Any supported distortion model as the 8 rational-polynomial coefficients (missing terms are zero)."""
+def lens_coefficients(model: str, D) -> tuple[str, np.ndarray]:
+    """Any supported distortion model as the kernel's lens model ('rational' or 'equidistant') and its 8
+    coefficients in the order of COEFF_NAMES (missing terms are zero). An equidistant camera's k1..k4 go to
+    the columns of the same names (k1, k2, k3, k4); its p1, p2, k5, k6 are zero."""
     D = np.asarray(D, dtype=np.float64).reshape(-1)
     if model not in COEFF_COUNTS:
         raise ValueError(f"unknown distortion model {model!r} (supported: {', '.join(COEFF_COUNTS)})")
     out = np.zeros(NUM_RATIONAL_COEFFS)
+    lens = LENS_OF_MODEL[model]
     if model == "none":
-        return out  # a 'none' camera ignores whatever D it carries
+        return lens, out  # a 'none' camera ignores whatever D it carries
     if D.size not in COEFF_COUNTS[model]:
         raise ValueError(f"distortion model {model!r} needs {COEFF_COUNTS[model][-1]} coefficients, got {D.size}")
-    out[: D.size] = D
+    if lens == "equidistant":
+        if D.size:
+            out[[COEFF_NAMES.index(name) for name in EQUIDISTANT_COEFF_NAMES]] = D
+    else:
+        out[: D.size] = D
+    return lens, out
+
+
+def rational_coefficients(model: str, D) -> np.ndarray:
+    """A rational-family distortion model (none, plumb_bob, rational_polynomial) as the 8 rational-polynomial
+    coefficients (missing terms are zero). An equidistant camera has none: see `lens_coefficients`."""
+    lens, out = lens_coefficients(model, D)
+    if lens != "rational":
+        raise ValueError(f"distortion model {model!r} is not a rational-polynomial model")
     return out
 
 
@@ -95,7 +118,23 @@ def _radial_factor(r2, k1, k2, k3, k4, k5, k6):
     return num / den
 
 
-COEFF_NAMES = ("k1", "k2", "p1", "p2", "k3", "k4", "k5", "k6")  # the rational model's order
+def _equidistant_theta_d(theta, k1, k2, k3, k4):
+    t2 = theta * theta
+    return theta * (1 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))))
+
+
+def _lens_radial(lens: str, coeffs: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """rho(r): the distorted normalized radius over the undistorted one, on undistorted radii r >= 0 (the
+    lens's radial part; the rational model's tangential terms come on top). 1 at r = 0."""
+    k1, k2, p1, p2, k3, k4, k5, k6 = coeffs
+    if lens == "equidistant":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = _equidistant_theta_d(np.arctan(r), k1, k2, k3, k4) / r
+        return np.where(r > 0, rho, 1.0)
+    return _radial_factor(r * r, k1, k2, k3, k4, k5, k6)
+
+
+COEFF_NAMES = ("k1", "k2", "p1", "p2", "k3", "k4", "k5", "k6")  # the kernel's coefficient columns, in order
 
 _TABLE_CACHE: dict[tuple, np.ndarray] = {}
 _TABLE_CACHE_SIZE = 16
@@ -127,7 +166,7 @@ def camera_table(cameras: list[CameraModel], margin_px: float = 0.0) -> np.ndarr
 
 def _camera_row(cam: CameraModel, grow_px: float) -> np.ndarray:
     try:
-        coeffs = rational_coefficients(cam.distortion_model, cam.D)
+        lens, coeffs = lens_coefficients(cam.distortion_model, cam.D)
     except ValueError as e:
         raise ValueError(f"camera {cam.name!r}: {e}") from None
     T, K = np.asarray(cam.T_cam_lidar, dtype=np.float64), np.asarray(cam.K, dtype=np.float64)
@@ -138,7 +177,7 @@ def _camera_row(cam: CameraModel, grow_px: float) -> np.ndarray:
     values = dict(zip(("r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22"), T[:3, :3].ravel()))
     values.update(t0=T[0, 3], t1=T[1, 3], t2=T[2, 3], fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], skew=K[0, 1],
                   width=cam.width, height=cam.height, box_cx=box_cx, box_hx=box_hx, box_cy=box_cy, box_hy=box_hy,
-                  max_r2=radius * radius)
+                  max_r2=radius * radius, model=_LENS_INDEX[lens])
     values.update(zip(COEFF_NAMES, coeffs))
     return np.array([values[name] for name in COLUMNS], dtype=np.float64)
 
@@ -147,18 +186,33 @@ _UNBOUNDED = 1e6  # half-width of the view box of a camera whose field-of-view c
 
 # Undistorted normalized radii searched for a camera's field of view (up to ~89.4 degrees off axis).
 _RADIUS_GRID = np.concatenate([np.linspace(0.0, 2.0, 2001), np.geomspace(2.0, 100.0, 600)[1:]])
+# An equidistant (fisheye) lens is searched over the angle off axis instead, up to 90 degrees itself: a
+# fisheye sees that far, and its polynomial in theta may fold back anywhere before. As undistorted radii
+# tan(theta) (tan(pi / 2) is 1.6e16 in float64, so every radius is finite).
+_THETA_GRID = np.linspace(0.0, np.pi / 2, 20001)
+_FISHEYE_RADIUS_GRID = np.tan(_THETA_GRID)
+
+
+def _radius_grid(cam: CameraModel) -> np.ndarray:
+    return _FISHEYE_RADIUS_GRID if LENS_OF_MODEL.get(cam.distortion_model) == "equidistant" else _RADIUS_GRID
 
 
 def field_of_view_radius(cam: CameraModel, coeffs: np.ndarray, grow_px: float = 0.0) -> float:
     """The largest sqrt(x^2 + y^2) / z at which a point can be seen: a conservative field-of-view cone.
-    `grow_px` widens the image on every side (a negative image margin).
+    `grow_px` widens the image on every side (a negative image margin). `coeffs` are in the order of
+    COEFF_NAMES (`lens_coefficients`); the lens model is the camera's.
 
     Two limits: the distorted radius must not exceed the image corners' (plus what the tangential terms can
     add), and the undistorted radius must stay before the lens model folds back; beyond the fold a
     polynomial model maps points far outside the field of view back into the image, and they are not
     seen. Projection runs the lens model only inside this cone. `inf` when neither limit is reached.
+
+    An equidistant (fisheye) lens is searched in theta = atan(r) over [0, pi/2]: the cone is the largest
+    theta up to which theta_d increases and stays within the corners' radius, as tan(theta). Past 90 degrees
+    nothing is seen anyway (z > min depth), so `inf` there means the half space in front of the camera.
     """
     k1, k2, p1, p2, k3, k4, k5, k6 = coeffs
+    lens = LENS_OF_MODEL.get(cam.distortion_model, "rational")
     K = cam.K
     lo_u, hi_u, lo_v, hi_v = -0.5 - grow_px, cam.width - 0.5 + grow_px, -0.5 - grow_px, cam.height - 0.5 + grow_px
     corners_u = np.array([lo_u, hi_u, lo_u, hi_u])
@@ -168,9 +222,9 @@ def field_of_view_radius(cam: CameraModel, coeffs: np.ndarray, grow_px: float = 
     corner_radius = float(np.sqrt(xd**2 + yd**2).max())
     if np.isnan(corner_radius):  # intrinsics so extreme that the corners overflow (inf - inf): no bound from them
         corner_radius = np.inf
-    r = _RADIUS_GRID
+    r = _radius_grid(cam)
     r2 = r * r
-    radial = _radial_factor(r2, k1, k2, k3, k4, k5, k6)
+    radial = _lens_radial(lens, coeffs, r)
     rd = r * radial
     folded = np.flatnonzero((radial <= 0) | (np.diff(rd, prepend=-1.0) <= 0))
     end = int(folded[0]) if folded.size else r.size  # grid radii [0, end) come before the fold
@@ -188,19 +242,22 @@ def view_box(cam: CameraModel, coeffs: np.ndarray, radius: float, grow_px: float
 
     Inside the cone the lens is before its fold, so the radial factor rho(r^2) lies in [rho_min, rho_max]
     (> 0), and the tangential terms move a coordinate by at most 3 (|p1| + |p2|) r^2. A seen point has a
-    distorted coordinate inside the image's, which bounds the undistorted one. Skew is allowed.
+    distorted coordinate inside the image's, which bounds the undistorted one. Skew is allowed. The same
+    holds for an equidistant lens, whose rho = theta_d / r and which has no tangential terms.
     """
-    if not radius <= _RADIUS_GRID[-1]:  # inf (or beyond the searched radii): no bound
+    grid = _radius_grid(cam)
+    if not radius <= grid[-1]:  # inf (or beyond the searched radii): no bound
         return None
     k1, k2, p1, p2, k3, k4, k5, k6 = coeffs
+    lens = LENS_OF_MODEL.get(cam.distortion_model, "rational")
     K = np.asarray(cam.K, dtype=np.float64)
     v_lo, v_hi = -0.5 - grow_px, cam.height - 0.5 + grow_px
     u_lo, u_hi = -0.5 - grow_px, cam.width - 0.5 + grow_px
     yd = np.array([v_lo - K[1, 2], v_hi - K[1, 2]]) / K[1, 1]
     xd_lo = float(((u_lo - K[0, 2] - K[0, 1] * yd) / K[0, 0]).min())
     xd_hi = float(((u_hi - K[0, 2] - K[0, 1] * yd) / K[0, 0]).max())
-    r = _RADIUS_GRID[: int(np.searchsorted(_RADIUS_GRID, radius)) + 1]  # the grid up to one point past the cone
-    rho = _radial_factor(r * r, k1, k2, k3, k4, k5, k6)
+    r = grid[: int(np.searchsorted(grid, radius)) + 1]  # the grid up to one point past the cone
+    rho = _lens_radial(lens, coeffs, r)
     rho_min, rho_max = float(rho.min()) * (1 - 1e-3), float(rho.max()) * (1 + 1e-3)  # slack between grid points
     if not rho_min > 0:
         return None
