@@ -16,9 +16,11 @@ include mk/oracle.mk
 venv: $(STAMP)
 
 $(STAMP): requirements.txt setup.py ov_panoptic_ros/bridge/_interleave.c ov_panoptic_ros/core/_projection.c ov_panoptic_ros/core/_clustering.c \
-		ov_panoptic_ros/core/_boxes.c ov_panoptic_ros/core/_buffers.h ov_panoptic_ros/data/world/_raycast.c
+		ov_panoptic_ros/core/_boxes.c ov_panoptic_ros/core/_buffers.h ov_panoptic_ros/data/world/_raycast.c \
+		$(wildcard mk/interfaces/*.sh mk/interfaces/*/*.txt mk/interfaces/*/*.xml mk/interfaces/*/msg/*.msg)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
+	mk/interfaces/build.sh $(VENV)  # tf2_msgs and vision_msgs: not among the ROS wheels
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

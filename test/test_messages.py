@@ -887,6 +887,17 @@ def test_camera_models_from_info():
     assert camera_model_from_info("f", _info("", d=()), EXT).distortion_model == "none"
 
 
+def test_equidistant_camera_info_is_a_fisheye_camera_model():
+    """ROS 'equidistant' (OpenCV's fisheye model): k1..k4, or no coefficients at all (no distortion)."""
+    fish = camera_model_from_info("front", _info("equidistant", d=[0.05, -0.01, 0.002, -0.0005]), EXT)
+    assert (fish.distortion_model, fish.D.tolist()) == ("equidistant", [0.05, -0.01, 0.002, -0.0005])
+    assert camera_model_from_info("f", _info("equidistant", d=()), EXT).D.tolist() == [0.0] * 4
+    assert "equidistant needs 4 coefficients, got 5" in _info_error(_info("equidistant"), "camera_info_bad_distortion")
+    assert "needs 4 coefficients, got 8" in _info_error(_info("equidistant", d=[0.1] * 8),
+                                                        "camera_info_bad_distortion")
+    assert "not all finite" in _info_error(_info("equidistant", d=[0.1, np.inf, 0, 0]), "camera_info_bad_distortion")
+
+
 def _info_error(info, kind: str) -> str:
     with pytest.raises(CameraInfoError) as e:
         camera_model_from_info("front", info, EXT)
@@ -896,7 +907,7 @@ def _info_error(info, kind: str) -> str:
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("model, n", [("plumb_bob", 5), ("rational_polynomial", 8), ("none", 5)])
+@pytest.mark.parametrize("model, n", [("plumb_bob", 5), ("rational_polynomial", 8), ("equidistant", 4), ("none", 5)])
 def test_nonfinite_distortion_coefficients_are_a_camera_info_problem(bad, model, n):
     """Issue 10: a NaN or inf coefficient reached the core, whose field-of-view search failed every frame."""
     d = [0.0] * n
@@ -936,9 +947,9 @@ def test_camera_info_of_no_size_is_its_own_problem():
 
 def test_camera_models_notice_a_binning_or_roi_change():
     """Issue 10: with K, D and size unchanged, a new binning or ROI kept the cached model in use."""
-    models = CameraModels({"front": EXT})
+    models = CameraModels()
     models.update("front", _info())
-    assert models.model("front").width == 100
+    assert models.model("front", EXT.T_cam_lidar).width == 100
     binned = _info()
     binned.binning_x = 2
     roi = _info()
@@ -946,10 +957,10 @@ def test_camera_models_notice_a_binning_or_roi_change():
     for info, reason in ((binned, "binning"), (roi, "region of interest")):
         models.update("front", info)
         with pytest.raises(CameraInfoError, match=reason) as e:
-            models.model("front")
+            models.model("front", EXT.T_cam_lidar)
         assert e.value.kind == "camera_info_unsupported"
         models.update("front", _info())
-        assert models.model("front").width == 100
+        assert models.model("front", EXT.T_cam_lidar).width == 100
     full = _info()
     full.roi.width, full.roi.height = 100, 80  # the whole image: no region of interest
     assert camera_model_from_info("front", full, EXT).width == 100
@@ -967,8 +978,8 @@ def test_every_input_error_kind_is_a_counter():
 
 def test_camera_info_errors():
     assert "K is not" in _info_error(_info(k=[0.0] * 9), "camera_info_bad_k")
-    with pytest.raises(CameraInfoError, match="unknown distortion model 'equidistant'") as e:
-        camera_model_from_info("f", _info("equidistant", d=[0.1] * 4), EXT)
+    with pytest.raises(CameraInfoError, match="unknown distortion model 'fisheye'.*equidistant") as e:
+        camera_model_from_info("f", _info("fisheye", d=[0.1] * 4), EXT)  # the ROS name is equidistant
     assert e.value.kind == "camera_info_bad_distortion"
     with pytest.raises(CameraInfoError, match="needs 5"):
         camera_model_from_info("f", _info(d=[0.1] * 4), EXT)
@@ -1033,9 +1044,9 @@ def test_a_rectified_camera_without_a_usable_p_or_r_is_a_camera_info_problem(p, 
 
 
 def test_camera_models_use_p_for_rectified_cameras_and_rebuild_when_p_changes():
-    models = CameraModels({"front": EXT, "back": EXT}, rectified={"front"})
+    models = CameraModels(rectified={"front"})
     models.update("front", _rect_info(MONO_P))
     models.update("back", _rect_info(MONO_P))
-    assert models.model("front").K[0, 0] == 100.0 and models.model("back").K[0, 0] == 90.0
+    assert models.model("front", EXT.T_cam_lidar).K[0, 0] == 100.0 and models.model("back", EXT.T_cam_lidar).K[0, 0] == 90.0
     models.update("front", _rect_info((120.0,) + MONO_P[1:]))
-    assert models.model("front").K[0, 0] == 120.0
+    assert models.model("front", EXT.T_cam_lidar).K[0, 0] == 120.0

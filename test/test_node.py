@@ -85,6 +85,17 @@ def test_round_trip_cloud_markers_vocabulary_diagnostics(start_node, scenes, spi
         name, score = t.text.rsplit(" ", 1)
         assert name in vocab["classes"] and name not in vocab["stuff"] and 0 < float(score) <= 1
 
+    # ~/detections: one Detection3D per thing instance, joinable with the cloud by instance id
+    assert wait_until(lambda: probe.of("detections"), 10.0)
+    detections = probe.of("detections")[0].msg
+    assert stamp_to_ns(detections.header.stamp) == scene.frame.stamp_ns and detections.header.frame_id == "lidar_top"
+    assert {int(d.id) for d in detections.detections} == thing_ids
+    for d in detections.detections:
+        (hyp,) = d.results
+        points = arr["instance_id"] == int(d.id)
+        assert vocab["classes"][int(np.bincount(arr["label"][points]).argmax())] == hyp.hypothesis.class_id
+        assert 0 < hyp.hypothesis.score <= 1 and min(d.bbox.size.x, d.bbox.size.y, d.bbox.size.z) >= 0
+
     late = spin.add(Probe(name="late_joiner", cameras=()))  # joins after the vocabulary was published
     assert wait_until(lambda: late.vocabularies(), 10.0)
     assert late.vocabularies()[0] == vocab
@@ -151,7 +162,9 @@ def test_startup_errors_name_the_file_or_parameter(ros, tmp_path):
     cfg.write_text("preset: tiny\ncheckpoint: /no/such/model.pt\n")
     assert "/no/such/model.pt" in _startup_error(ros, tmp_path, pipeline__config=str(cfg))
 
-    assert "cam_left" in _startup_error(ros, tmp_path, cameras=["cam_left"])
+    assert "cam_left" in _startup_error(ros, tmp_path, cameras=["cam_left"], extrinsics_source="file")
+    assert "extrinsics_source" in _startup_error(ros, tmp_path, extrinsics_source="yaml")
+    assert "name the cameras" in _startup_error(ros, tmp_path, extrinsics_source="tf")
     assert "duplicate" in _startup_error(ros, tmp_path, vocabulary=["car", "car"])
     assert "qos.reliability" in _startup_error(ros, tmp_path, qos__reliability="sometimes")
 

@@ -221,9 +221,10 @@ class _NodeRig:
         projection = self.pipeline.projection_ms[n_proj]
         parts = {"callbacks_ms": callbacks_ms, "assemble_ms": stages["convert"], "projection_ms": projection,
                  "trivial_labels_ms": stages["model"] - projection, "pack_ms": stages["pack"],
-                 "markers_ms": stages["markers"], "publish_ms": stages["publish"]}
+                 "markers_ms": stages["markers"], "detections_ms": stages["detections"],
+                 "publish_ms": stages["publish"]}
         parts["overhead_excl_projection_ms"] = (callbacks_ms + stages["convert"] + stages["pack"]
-                                                + stages["markers"] + stages["publish"])
+                                                + stages["markers"] + stages["detections"] + stages["publish"])
         parts["overhead_ms"] = parts["overhead_excl_projection_ms"] + projection
         return parts
 

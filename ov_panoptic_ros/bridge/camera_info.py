@@ -1,12 +1,18 @@
 """sensor_msgs/CameraInfo (rclpy or rosbags) + calibration extrinsics -> the core's CameraModel."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ov_panoptic_ros.bridge.problems import CameraInfoError
+from ov_panoptic_ros.core.calibration import CameraExtrinsics
 from ov_panoptic_ros.core.frame import CameraModel
 
-_DISTORTION_COEFFS = {"plumb_bob": 5, "rational_polynomial": 8}
+_DISTORTION_COEFFS = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}  # equidistant: fisheye
+
+
+_AT_ORIGIN = CameraExtrinsics(np.eye(4))  # intrinsic models are built here, placed per frame
 
 
 def _distortion(info) -> tuple[str, np.ndarray]:
@@ -22,7 +28,7 @@ def _distortion(info) -> tuple[str, np.ndarray]:
         return "none", np.zeros(0)
     if model not in _DISTORTION_COEFFS:
         raise CameraInfoError(
-            f"unknown distortion model {model!r} (supported: plumb_bob, rational_polynomial)",
+            f"unknown distortion model {model!r} (supported: {', '.join(_DISTORTION_COEFFS)})",
             kind="camera_info_bad_distortion",
         )
     need = _DISTORTION_COEFFS[model]
@@ -109,17 +115,18 @@ def camera_info_key(info) -> tuple:
 
 
 class CameraModels:
-    """The CameraModel of each camera from its latest CameraInfo, rebuilt only when that content changes.
+    """The intrinsic CameraModel of each camera from its latest CameraInfo, rebuilt only when that content
+    changes; `model` places it with the frame's extrinsics (bridge.extrinsics: the file's, or TF's at the
+    frame's stamps), so only a matrix product is paid per frame.
 
     A CameraInfo that describes no usable camera is remembered as its error, raised afresh each time the
     camera is asked for (re-raising one exception object would grow its traceback frame by frame).
     """
 
-    def __init__(self, extrinsics: dict, rectified=frozenset()):
-        self.extrinsics = extrinsics  # camera name -> core.calibration.CameraExtrinsics
+    def __init__(self, rectified=frozenset()):
         self.rectified = frozenset(rectified)  # the cameras whose images are rectified: projected with P and R
         self._infos: dict[str, object] = {}
-        self._built: dict[str, tuple] = {}  # camera -> (info key, CameraModel or (reason, kind))
+        self._built: dict[str, tuple] = {}  # camera -> (info key, CameraModel placed at identity, or (reason, kind))
 
     def update(self, camera: str, info) -> bool:
         """Store the camera's latest CameraInfo; True when it is the camera's first."""
@@ -130,19 +137,28 @@ class CameraModels:
     def has_info(self, camera: str) -> bool:
         return camera in self._infos
 
-    def model(self, camera: str) -> CameraModel:
+    def frame_id(self, camera: str) -> str:
+        """The camera's optical frame as its CameraInfo names it (what TF is asked for)."""
+        return str(self._info(camera).header.frame_id).lstrip("/")
+
+    def _info(self, camera: str):
         info = self._infos.get(camera)
         if info is None:
             raise CameraInfoError("no CameraInfo received yet", kind="camera_info_missing")
+        return info
+
+    def model(self, camera: str, T_cam_lidar: np.ndarray, time_offset_s: float = 0.0) -> CameraModel:
+        info = self._info(camera)
         key = camera_info_key(info)
         cached = self._built.get(camera)
         if cached is None or cached[0] != key:
             try:
-                cached = (key, camera_model_from_info(camera, info, self.extrinsics[camera],
-                                                      camera in self.rectified))
+                cached = (key, camera_model_from_info(camera, info, _AT_ORIGIN, camera in self.rectified))
             except CameraInfoError as e:
                 cached = (key, (str(e), e.kind))
             self._built[camera] = cached
         if isinstance(cached[1], tuple):
             raise CameraInfoError(*cached[1])
-        return cached[1]
+        placed = cached[1]  # its T_cam_lidar is the rectification (identity for a raw image)
+        return replace(placed, T_cam_lidar=placed.T_cam_lidar @ np.asarray(T_cam_lidar, dtype=np.float64),
+                       time_offset_s=time_offset_s)

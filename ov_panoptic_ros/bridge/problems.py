@@ -30,6 +30,12 @@ PROBLEMS = {
     "camera_info_bad_distortion": "unknown distortion model, wrong coefficient count, or a NaN/inf coefficient",
     "camera_info_unsupported": "binning or region of interest",
     "sync_miss": "no image within sync.max_offset_s of the cloud",
+    "tf_missing": "no TF path between the cloud's and the camera's frames (a frame never published, or two trees)",
+    "tf_late": "the cloud or image is newer than the newest /tf sample on the path (TF arrives late)",
+    "tf_old": "the cloud or image is older than the oldest /tf sample kept (tf.cache_s)",
+    "tf_loop": "TF's parent links form a loop",
+    "tf_bad": "a /tf or /tf_static transform with a non-finite value, a zero quaternion or a bad frame name",
+    "cloud_frame_mismatch": "extrinsics from the calibration file, but the cloud's frame is not its lidar_frame",
 }
 
 

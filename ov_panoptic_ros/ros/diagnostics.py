@@ -26,16 +26,17 @@ class ThrottledLog:
         self._suppressed: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, kind: str, message: str) -> bool:
-        """Log `message` unless `kind` was logged within the period; True if it was logged."""
+    def __call__(self, kind: str, message: str, key: str | None = None) -> bool:
+        """Log `message` unless `key` (default: `kind`) was logged within the period; True if it was logged."""
         now = self._clock()
+        key = key or kind
         with self._lock:
-            last = self._last.get(kind)
+            last = self._last.get(key)
             if last is not None and now - last < self.period_s:
-                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return False
-            self._last[kind] = now
-            skipped = self._suppressed.pop(kind, 0)
+            self._last[key] = now
+            skipped = self._suppressed.pop(key, 0)
         suffix = f" ({skipped} similar message(s) suppressed)" if skipped else ""
         self._emit(f"[{kind}] {message}{suffix}")
         return True

@@ -37,15 +37,19 @@ from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverriding
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
+from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
 from ov_panoptic_ros.bridge.assemble import CameraStream, assemble_frame
 from ov_panoptic_ros.bridge.camera_info import CameraModels
 from ov_panoptic_ros.bridge.clouds import CloudArrays, read_cloud
+from ov_panoptic_ros.bridge.extrinsics import SOURCES, Extrinsics
 from ov_panoptic_ros.bridge.packing import pack_panoptic_cloud, to_pointcloud2
 from ov_panoptic_ros.bridge.problems import PROBLEMS, InputError
 from ov_panoptic_ros.bridge.stamps import stamp_to_ns
 from ov_panoptic_ros.bridge.sync import CameraSynchronizer, FrameAssembler, SyncedFrame
+from ov_panoptic_ros.bridge.transforms import TransformBuffer
 from ov_panoptic_ros.core.process import steady_latency
 from ov_panoptic_ros.core.assets import package_file
 from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
@@ -54,6 +58,7 @@ from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocab
 from ov_panoptic_ros.ros import params as P
 from ov_panoptic_ros.ros.dds import apply_default_profile, startup_report
 from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
+from ov_panoptic_ros.ros.detections import instance_detections
 from ov_panoptic_ros.ros.markers import instance_markers
 from ov_panoptic_ros.ros.overrides import override_names
 
@@ -88,7 +93,6 @@ class CameraSetup:
     compressed: bool
     rectified: bool
     time_offset_s: float
-    extrinsics: object  # core.calibration.CameraExtrinsics
 
 
 @dataclass
@@ -136,7 +140,7 @@ class PanopticNode(LifecycleNode):
         self.pipeline = None
         self._worker = self._vocab_worker = None
         self._io: list = []  # the topics and timers of the active state
-        self.cloud_pub = self.marker_pub = self.vocab_pub = None
+        self.cloud_pub = self.marker_pub = self.detection_pub = self.vocab_pub = None
         try:
             self._declare_all(argv or [], node_kwargs.get("parameter_overrides") or ())
         except BaseException:
@@ -319,27 +323,39 @@ class PanopticNode(LifecycleNode):
         return config
 
     def _load_cameras(self) -> list[CameraSetup]:
-        path = self._p("calibration_file") or str(default_calibration_file())
+        """The cameras and their calibration: `cameras` names them, else the calibration file does. With
+        extrinsics_source tf the file is optional (time offsets only); with auto a camera the file lacks
+        takes its extrinsics from TF alone."""
+        source = self._p("extrinsics_source")
+        if source not in SOURCES:
+            raise StartupError(f"extrinsics_source must be one of {', '.join(SOURCES)}, got {source!r}")
+        path = self._p("calibration_file") or (str(default_calibration_file()) if source != "tf" else "")
         try:
-            calibration = load_calibration(path)
+            self.calibration = load_calibration(path) if path else None
         except CalibrationError as e:
             raise StartupError(str(e)) from e
-        names = self._p_list("cameras") or list(calibration.cameras)
-        unknown = [n for n in names if n not in calibration.cameras]
-        if unknown:
-            raise StartupError(
-                f"cameras {unknown} are not in calibration file {path} (it has {list(calibration.cameras)})")
+        known = list(self.calibration.cameras) if self.calibration is not None else []
+        names = self._p_list("cameras") or known
+        if not names:
+            raise StartupError("extrinsics_source tf with no calibration_file: name the cameras in `cameras`")
+        unknown = [n for n in names if n not in known]
+        if unknown and source == "file":
+            raise StartupError(f"cameras {unknown} are not in calibration file {path} (it has {known})")
+        if unknown and path:
+            self.get_logger().info(f"cameras {unknown} are not in {path}: their extrinsics come from TF only")
         self.calibration_file = path
-        return [self._camera_setup(n, calibration.cameras[n]) for n in names]
+        self.extrinsics = Extrinsics(source, self.calibration, TransformBuffer(self._p("tf.cache_s")),
+                                     self._p("tf.fixed_frame"))
+        return [self._camera_setup(n) for n in names]
 
-    def _camera_setup(self, name: str, extrinsics) -> CameraSetup:
+    def _camera_setup(self, name: str) -> CameraSetup:
         for spec in P.PER_CAMERA:
             self._declare(spec, f"{name}.{spec.name}")
         compressed = bool(self._p(f"{name}.compressed"))
         image = self._p(f"{name}.image_topic") or f"/{name}/image_raw" + ("/compressed" if compressed else "")
         info = self._p(f"{name}.info_topic") or f"/{name}/camera_info"
         rectified = bool(self._p(f"{name}.rectified"))
-        return CameraSetup(name, image, info, compressed, rectified, extrinsics.time_offset_s, extrinsics)
+        return CameraSetup(name, image, info, compressed, rectified, self.extrinsics.time_offset_s(name))
 
     def _declare_vocabulary(self, config: PipelineConfig) -> None:
         v = config.vocabulary
@@ -396,8 +412,7 @@ class PanopticNode(LifecycleNode):
         # a cloud also waits (up to the timeout) for each camera's first CameraInfo: DDS orders no topics
         self.assembler = FrameAssembler(self.sync, camera_timeout_s=self._p("sync.camera_timeout_s"),
                                         awaiting=[c.name for c in self.cameras])
-        self.models = CameraModels({c.name: c.extrinsics for c in self.cameras},  # guarded by self._lock
-                                   {c.name for c in self.cameras if c.rectified})
+        self.models = CameraModels({c.name for c in self.cameras if c.rectified})  # guarded by self._lock
         self.streams = [CameraStream(c.name, c.compressed) for c in self.cameras]
         self._image_topics = {c.name: c.image_topic for c in self.cameras}
         self.max_points = self._p("max_points")
@@ -448,6 +463,8 @@ class PanopticNode(LifecycleNode):
                                                           qos_overriding_options=overrides))
         self.marker_pub = self._keep(self.create_publisher(MarkerArray, "~/instances", self._out_qos(),
                                                            qos_overriding_options=overrides))
+        self.detection_pub = self._keep(self.create_publisher(Detection3DArray, "~/detections", self._out_qos(),
+                                                              qos_overriding_options=overrides))
         self.vocab_pub = self._keep(self.create_publisher(String, "~/vocabulary", latched))
         data = MutuallyExclusiveCallbackGroup()
         self._keep(self.create_subscription(PointCloud2, self._p("lidar_topic"), self._on_cloud, self._in_qos(),
@@ -458,6 +475,13 @@ class PanopticNode(LifecycleNode):
                                                 self._in_qos(), callback_group=data, qos_overriding_options=overrides))
             self._keep(self.create_subscription(CameraInfo, cam.info_topic, lambda m, n=cam.name: self._on_info(n, m),
                                                 self._in_qos(), callback_group=data, qos_overriding_options=overrides))
+        if self.extrinsics.source != "file":  # tf2's listener QoS: /tf_static is latched
+            static = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self._keep(self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), 100,
+                                                callback_group=data))
+            self._keep(self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static,
+                                                callback_group=data))
         self._keep(self.create_timer(POLL_PERIOD_S, self._poll, callback_group=data))
 
     def _keep(self, entity):
@@ -473,7 +497,7 @@ class PanopticNode(LifecycleNode):
             else:
                 self.destroy_timer(entity)
         self._io.clear()
-        self.cloud_pub = self.marker_pub = self.vocab_pub = None
+        self.cloud_pub = self.marker_pub = self.detection_pub = self.vocab_pub = None
 
     def _in_qos(self) -> QoSProfile:
         return _qos(self._p("qos.reliability"), self._p("qos.depth"))
@@ -482,10 +506,10 @@ class PanopticNode(LifecycleNode):
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self._p("qos.depth"),
                           reliability=ReliabilityPolicy.RELIABLE)
     # ----------------------------------------------------------------------------------------- inputs
-    def _bad_input(self, kind: str, message: str) -> None:
-        """Count a skipped input and log it, throttled per kind."""
+    def _bad_input(self, kind: str, message: str, key: str | None = None) -> None:
+        """Count a skipped input and log it, throttled per kind (or per `key`)."""
         self.stats.count(kind)
-        self._warn(kind, f"{message}; skipped (counter {kind}={self.stats.get(kind)})")
+        self._warn(kind, f"{message}; skipped (counter {kind}={self.stats.get(kind)})", key=key)
 
     def _on_cloud(self, msg: PointCloud2) -> None:
         self.stats.count("clouds_received")
@@ -522,6 +546,10 @@ class PanopticNode(LifecycleNode):
         with self._lock:
             self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg, len(msg.data))
         self._poll()
+
+    def _on_tf(self, msg, static: bool) -> None:
+        for e in self.extrinsics.tf.add_message(msg, static):
+            self._bad_input(e.kind, f"{'/tf_static' if static else '/tf'}: {e}")
 
     def _on_info(self, camera: str, msg: CameraInfo) -> None:
         with self._lock:
@@ -577,9 +605,10 @@ class PanopticNode(LifecycleNode):
         item: _CloudItem = job.cloud
         # No lock: images are decoded here, off the executor; CameraModels only swaps whole dict entries.
         frame, problems = assemble_frame(item.cloud, job.stamp_ns, item.header.frame_id, job.images,
-                                         self.streams, self.models)
-        for p in problems:
-            self._bad_input(p.kind, f"camera {p.camera!r} ({self._image_topics[p.camera]}): {p.detail}")
+                                         self.streams, self.models, self.extrinsics)
+        for p in problems:  # throttled per camera: each camera's first problem of a kind is always logged
+            self._bad_input(p.kind, f"camera {p.camera!r} ({self._image_topics[p.camera]}): {p.detail}",
+                            key=f"{p.kind}:{p.camera}")
         t1 = time.perf_counter()
         result = self._infer(frame)
         t2 = time.perf_counter()
@@ -600,7 +629,7 @@ class PanopticNode(LifecycleNode):
         return result
 
     def _publish_result(self, header, frame: Frame, result: PanopticResult) -> dict[str, float]:
-        """Pack and publish the cloud and markers; returns milliseconds per step."""
+        """Pack and publish the cloud, markers and detections; returns milliseconds per step."""
         t0 = time.perf_counter()
         vocab = result.vocabulary
         packed = pack_panoptic_cloud(frame.points, frame.intensity, result.labels, result.instance_ids,
@@ -613,7 +642,12 @@ class PanopticNode(LifecycleNode):
         t3 = time.perf_counter()
         self.marker_pub.publish(markers)
         t4 = time.perf_counter()
-        return {"pack": (t1 - t0) * 1e3, "publish": (t2 - t1 + t4 - t3) * 1e3, "markers": (t3 - t2) * 1e3}
+        detections = instance_detections(result.instances, vocab, header)
+        t5 = time.perf_counter()
+        self.detection_pub.publish(detections)
+        t6 = time.perf_counter()
+        return {"pack": (t1 - t0) * 1e3, "publish": (t2 - t1 + t4 - t3 + t6 - t5) * 1e3,
+                "markers": (t3 - t2) * 1e3, "detections": (t5 - t4) * 1e3}
 
     # ----------------------------------------------------------------------------------------- vocabulary
     def _publish_vocabulary(self, vocabulary: Vocabulary) -> None:
@@ -684,7 +718,7 @@ class PanopticNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
-        if self.lifecycle_state != "unconfigured":  # configure reads the parameters itself
+        if self.lifecycle_state in ("inactive", "active"):  # configure reads the parameters itself
             with self._lock:
                 self.sync.max_offset_s = self._p("sync.max_offset_s")
                 self.sync.jump_threshold_s = self._p("sync.time_jump_threshold_s")
@@ -703,7 +737,7 @@ class PanopticNode(LifecycleNode):
         self._vocab_changed = False
         self._vocab_version += 1
         vocabulary = self._vocabulary_from(self._current_vocab_values(), self._vocab_version)
-        if self.lifecycle_state != "unconfigured":
+        if self.lifecycle_state in ("inactive", "active"):
             self._vocab_requests.put(vocabulary)  # FIFO: embedded and activated in acceptance order
         self.stats.count("vocabulary_changes_accepted")
         self.get_logger().info(f"vocabulary v{vocabulary.version} accepted: {vocabulary.names}"
@@ -711,7 +745,7 @@ class PanopticNode(LifecycleNode):
 
     # ----------------------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        if self.lifecycle_state != "unconfigured":
+        if self.lifecycle_state in ("inactive", "active"):  # configured: the sync state and pipeline exist
             self._sync_counters()
             self.stats.set_info(device=self.pipeline.device, pipeline_mode=self.pipeline.mode)
         self.stats.set_info(pipeline_config=self._p("pipeline.config"), lifecycle_state=self.lifecycle_state)

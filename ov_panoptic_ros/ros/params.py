@@ -57,8 +57,18 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "", STRING,
               "Torch device: auto, cpu, cuda or cuda:N; empty keeps the pipeline config's device", read_only=True),
     ParamSpec("calibration_file", "", STRING,
-              "Camera extrinsics/time-offset YAML; empty uses the package's config/calibration_demo.yaml",
+              "Camera extrinsics/time-offset YAML; empty uses the package's config/calibration_demo.yaml (none"
+              " with extrinsics_source tf)",
               read_only=True),
+    ParamSpec("extrinsics_source", "auto", STRING,
+              "Where each camera's LiDAR->camera transform comes from: tf (/tf_static and /tf, from the cloud's"
+              " frame to the CameraInfo's), file (calibration_file) or auto (TF for a camera whose frame TF"
+              " publishes, the file otherwise)", read_only=True, constraints="auto | tf | file"),
+    ParamSpec("tf.fixed_frame", "", STRING,
+              "A frame that does not move while driving (odom, map): TF carries the cloud through it from its"
+              " stamp to each image's (ego-motion). Empty: one lookup at the cloud's stamp", read_only=True),
+    ParamSpec("tf.cache_s", 10.0, DOUBLE, "How long /tf samples are kept for lookups", read_only=True,
+              range=(0.1, 600.0)),
     ParamSpec("lidar_topic", "/lidar/points", STRING, "Input sensor_msgs/PointCloud2 topic", read_only=True),
     ParamSpec("cameras", [], STRING_ARRAY,
               "Camera names to use (each configured by NAME.image_topic, NAME.info_topic, NAME.compressed);"

@@ -20,6 +20,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
+from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
 
 from ov_panoptic_ros.testing.scene_msgs import SceneMessages
@@ -58,6 +59,7 @@ class Probe(Node):
             out_qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
             self.create_subscription(PointCloud2, f"{target}/panoptic_points", self._rec("points"), out_qos)
             self.create_subscription(MarkerArray, f"{target}/instances", self._rec("instances"), out_qos)
+            self.create_subscription(Detection3DArray, f"{target}/detections", self._rec("detections"), out_qos)
             self.create_subscription(DiagnosticArray, "/diagnostics", self._rec("diagnostics"), 10)
         self.set_client = self.create_client(SetParameters, f"{target}/set_parameters")
         self.atomic_client = self.create_client(SetParametersAtomically, f"{target}/set_parameters_atomically")

@@ -15,6 +15,7 @@ from typing import Iterator
 
 from ov_panoptic_ros.bridge.assemble import CameraStream, assemble_frame
 from ov_panoptic_ros.bridge.camera_info import CameraModels
+from ov_panoptic_ros.bridge.extrinsics import Extrinsics
 from ov_panoptic_ros.bridge.clouds import read_cloud, read_cloud_fields
 from ov_panoptic_ros.bridge.problems import InputError, Problem, ProblemLog
 from ov_panoptic_ros.bridge.stamps import NS, stamp_to_ns
@@ -62,7 +63,8 @@ class BagFrameSource:
         self.assembler = FrameAssembler(CameraSynchronizer(offsets, max_offset_s), camera_timeout_s,
                                         max_pending=MAX_PENDING_CLOUDS)
         self.streams = [CameraStream(c.name, c.compressed) for c in layout.cameras]
-        self.models = CameraModels({c.name: extrinsics[c.name] for c in layout.cameras})
+        self.models = CameraModels()
+        self.extrinsics = Extrinsics.from_file(layout.calibration)
         self.image_topics = {c.image_topic: c.name for c in layout.cameras}
         self.info_topics = {c.info_topic: c.name for c in layout.cameras}
         self.ground_truth: dict[int, BagMessage] = {}
@@ -196,7 +198,7 @@ class BagFrameSource:
             if image is None:
                 self.problems.add(Problem("sync_miss", "no image within max_offset_s", camera, w.index, w.stamp_ns))
         frame, problems = assemble_frame(cloud, w.stamp_ns, str(decoded.header.frame_id), matched, self.streams,
-                                         self.models)
+                                         self.models, self.extrinsics)
         for p in problems:
             p.frame = w.index
             self.problems.add(p)
