@@ -3,7 +3,8 @@
 A managed (lifecycle) node, as ROS 2 drivers and yolo_ros are: construction declares and checks the
 parameters; configure builds the pipeline and loads the model; activate creates the topics; deactivate stops
 processing and keeps the model; cleanup frees it. `bring_up` (and `autostart`, the default) does
-configure + activate at start-up.
+configure + activate at start-up. Parameters and start-up checks live in ros/node_setup.py, the vocabulary
+parameters' callbacks in ros/node_vocabulary.py (mixins of the node); this module is the frame path.
 
 Threads (why): executor callbacks only convert the cloud header-cheaply, buffer raw image messages
 and run the synchronizer, so they never block on the model. One inference worker takes the newest
@@ -20,14 +21,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.exceptions import ParameterException, ParameterUninitializedException
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -44,22 +43,19 @@ from visualization_msgs.msg import MarkerArray
 from ov_panoptic_ros.bridge.assemble import CameraStream, assemble_frame
 from ov_panoptic_ros.bridge.camera_info import CameraModels
 from ov_panoptic_ros.bridge.clouds import CloudArrays, read_cloud
-from ov_panoptic_ros.bridge.extrinsics import SOURCES, Extrinsics
 from ov_panoptic_ros.bridge.packing import pack_panoptic_cloud, to_pointcloud2
 from ov_panoptic_ros.bridge.problems import PROBLEMS, InputError
 from ov_panoptic_ros.bridge.stamps import stamp_to_ns
 from ov_panoptic_ros.bridge.sync import CameraSynchronizer, FrameAssembler, SyncedFrame
-from ov_panoptic_ros.bridge.transforms import TransformBuffer
 from ov_panoptic_ros.core.process import steady_latency
-from ov_panoptic_ros.core.assets import package_file
-from ov_panoptic_ros.core.calibration import CalibrationError, load_calibration
-from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
 from ov_panoptic_ros.core.frame import CameraModel, Frame, PanopticResult, Vocabulary, VocabularyError
 from ov_panoptic_ros.ros import params as P
 from ov_panoptic_ros.ros.dds import apply_default_profile, startup_report
 from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
 from ov_panoptic_ros.ros.detections import instance_detections
 from ov_panoptic_ros.ros.markers import instance_markers
+from ov_panoptic_ros.ros.node_setup import NodeSetup, StartupError
+from ov_panoptic_ros.ros.node_vocabulary import VocabularyParameters
 from ov_panoptic_ros.ros.overrides import override_names
 
 NODE_NAME = "ov_panoptic"
@@ -81,20 +77,6 @@ COUNTERS = (
 )
 
 
-class StartupError(RuntimeError):
-    """A configuration problem found at start-up; the message names the parameter or file."""
-
-
-@dataclass
-class CameraSetup:
-    name: str
-    image_topic: str
-    info_topic: str
-    compressed: bool
-    rectified: bool
-    time_offset_s: float
-
-
 @dataclass
 class _CloudItem:
     header: object  # std_msgs/Header of the input cloud, reused for every output
@@ -102,21 +84,10 @@ class _CloudItem:
     received_s: float
 
 
-def default_calibration_file() -> Path:
-    """The packaged demo calibration (core.assets finds it in an install or the source tree)."""
-    return package_file("config/calibration_demo.yaml")
-
-
 def _qos(reliability: str, depth: int) -> QoSProfile:
     rel = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=rel,
                       durability=DurabilityPolicy.VOLATILE)
-
-
-def _check_files_exist(config: PipelineConfig, source: str) -> None:
-    for key, path in (("checkpoint", config.checkpoint), ("clip.checkpoint", config.clip.checkpoint)):
-        if path and not Path(path).exists():
-            raise StartupError(f"{key} file not found: {path} (from pipeline.config {source!r})")
 
 
 def _free_device_memory(pipeline) -> None:
@@ -129,7 +100,7 @@ def _free_device_memory(pipeline) -> None:
         torch.cuda.empty_cache()
 
 
-class PanopticNode(LifecycleNode):
+class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
     """See the module docstring. `pipeline` may be given (tests, benchmarks) to share a loaded model;
     `argv` is the command line whose `--ros-args` parameters the unknown-parameter warning checks."""
 
@@ -261,118 +232,6 @@ class PanopticNode(LifecycleNode):
                     return response
 
                 service.callback = counted
-
-    # ----------------------------------------------------------------------------------------- set-up
-    def _p(self, name: str):
-        return self.get_parameter(name).value
-
-    def _p_list(self, name: str) -> list:
-        """A string-array parameter; one declared empty holds no value until it is set."""
-        try:
-            return list(self._p(name) or [])
-        except ParameterUninitializedException:
-            return []
-
-    def _declare(self, spec: P.ParamSpec, name: str | None = None, default=None) -> None:
-        """Declare one parameter; a params-file value of the wrong type is a one-line start-up error."""
-        name = name or spec.name
-        value = spec.default if default is None else default
-        descriptor = spec.descriptor(name)
-        try:
-            if isinstance(value, list) and not value:  # [] would be declared as a byte array: declare the type
-                self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
-            elif spec.type == P.DOUBLE:
-                descriptor.dynamic_typing = True  # `budget_ms: 50` (an integer) is stored as 50.0, see _as_double
-                self._as_double(self.declare_parameter(name, value, descriptor))
-            else:
-                self.declare_parameter(name, value, descriptor)
-        except ParameterException as e:
-            raise StartupError(f"parameter {name}: {e}") from e
-
-    def _as_double(self, declared: Parameter) -> None:
-        if declared.type_ == Parameter.Type.DOUBLE:
-            return
-        if declared.type_ != Parameter.Type.INTEGER:
-            raise StartupError(f"parameter {declared.name} must be a number, got {declared.value!r}")
-        result = self.set_parameters([Parameter(declared.name, Parameter.Type.DOUBLE, float(declared.value))])[0]
-        if not result.successful:
-            raise StartupError(f"parameter {declared.name}: {result.reason}")
-
-    def _declare_static(self) -> None:
-        for spec in P.PARAMETERS:
-            if spec.default is not None:
-                self._declare(spec)
-        if self._p("qos.reliability") not in P.QOS_RELIABILITY:
-            raise StartupError(
-                f"qos.reliability must be one of {P.QOS_RELIABILITY}, got {self._p('qos.reliability')!r}")
-
-    def _warn_unknown_overrides(self, given: set[str]) -> None:
-        """rclpy silently ignores overrides nobody declares: a typo in a params file would go unnoticed."""
-        unknown = sorted(n for n in given if not self.has_parameter(n) and not n.startswith("qos_overrides."))
-        if unknown:
-            self.get_logger().warning(f"ignoring unknown parameter(s) {unknown}; see the README's parameter table")
-
-    def _load_config(self) -> PipelineConfig:
-        source = self._p("pipeline.config")
-        overrides = {"device": self._p("device")} if self._p("device") else None
-        try:
-            config = load_config(source, overrides)
-        except ConfigError as e:
-            raise StartupError(f"pipeline.config: {e}") from e
-        _check_files_exist(config, source)
-        return config
-
-    def _load_cameras(self) -> list[CameraSetup]:
-        """The cameras and their calibration: `cameras` names them, else the calibration file does. With
-        extrinsics_source tf the file is optional (time offsets only); with auto a camera the file lacks
-        takes its extrinsics from TF alone."""
-        source = self._p("extrinsics_source")
-        if source not in SOURCES:
-            raise StartupError(f"extrinsics_source must be one of {', '.join(SOURCES)}, got {source!r}")
-        path = self._p("calibration_file") or (str(default_calibration_file()) if source != "tf" else "")
-        try:
-            self.calibration = load_calibration(path) if path else None
-        except CalibrationError as e:
-            raise StartupError(str(e)) from e
-        known = list(self.calibration.cameras) if self.calibration is not None else []
-        names = self._p_list("cameras") or known
-        if not names:
-            raise StartupError("extrinsics_source tf with no calibration_file: name the cameras in `cameras`")
-        unknown = [n for n in names if n not in known]
-        if unknown and source == "file":
-            raise StartupError(f"cameras {unknown} are not in calibration file {path} (it has {known})")
-        if unknown and path:
-            self.get_logger().info(f"cameras {unknown} are not in {path}: their extrinsics come from TF only")
-        self.calibration_file = path
-        self.extrinsics = Extrinsics(source, self.calibration, TransformBuffer(self._p("tf.cache_s")),
-                                     self._p("tf.fixed_frame"))
-        return [self._camera_setup(n) for n in names]
-
-    def _camera_setup(self, name: str) -> CameraSetup:
-        for spec in P.PER_CAMERA:
-            self._declare(spec, f"{name}.{spec.name}")
-        compressed = bool(self._p(f"{name}.compressed"))
-        image = self._p(f"{name}.image_topic") or f"/{name}/image_raw" + ("/compressed" if compressed else "")
-        info = self._p(f"{name}.info_topic") or f"/{name}/camera_info"
-        rectified = bool(self._p(f"{name}.rectified"))
-        return CameraSetup(name, image, info, compressed, rectified, self.extrinsics.time_offset_s(name))
-
-    def _declare_vocabulary(self, config: PipelineConfig) -> None:
-        v = config.vocabulary
-        for name, default in zip(P.VOCABULARY_PARAMS, (v.classes, v.stuff, v.templates)):
-            self._declare(P.SPECS[name], default=list(default))
-
-    def _current_vocab_values(self) -> dict[str, list[str]]:
-        return {n: self._p_list(n) for n in P.VOCABULARY_PARAMS}
-
-    def _vocabulary_from(self, values: dict[str, list[str]], version: int) -> Vocabulary:
-        try:
-            return Vocabulary(tuple(values["vocabulary"]), tuple(values["stuff_classes"]),
-                              tuple(values["prompt_templates"]), version)
-        except VocabularyError as e:
-            if version == 0:
-                raise StartupError(f"vocabulary parameters: {e}") from e
-            raise
 
     def _build_pipeline(self, vocabulary: Vocabulary):
         pipeline = self._given_pipeline
@@ -671,52 +530,6 @@ class PanopticNode(LifecycleNode):
                 self._ready_vocab.append(embeddings)
                 self._cond.notify_all()
 
-    def _prepare_parameters(self, parameters: list[Parameter]) -> list[Parameter]:
-        """Before validation: an integer for a double parameter sets the double (`ros2 param set NAME 50`), and a
-        new vocabulary set without stuff_classes keeps the stuff classes still in it (so `ros2 param set`
-        of the vocabulary alone, or SetParameters with the vocabulary first, never trips over old stuff)."""
-        out = [Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
-               if p.name in P.DOUBLE_PARAMS and p.type_ == Parameter.Type.INTEGER else p for p in parameters]
-        names = {p.name for p in out}
-        if "vocabulary" in names and "stuff_classes" not in names:
-            kept = self._stuff_kept(next(p.value for p in out if p.name == "vocabulary"))
-            if kept is not None:
-                out.append(Parameter("stuff_classes", Parameter.Type.STRING_ARRAY, kept))
-        return out
-
-    def _stuff_kept(self, classes) -> list[str] | None:
-        """The current stuff classes that a new vocabulary still names; None when nothing changes."""
-        try:
-            names = set(Vocabulary(tuple(classes or ()), (), ()).names) | set(classes)
-        except (VocabularyError, TypeError):  # validation rejects it with its reason
-            return None
-        stuff = self._p_list("stuff_classes")
-        kept = [s for s in stuff if s in names]
-        return None if kept == stuff else kept
-
-    def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Reject an undeclared name, a non-number for a double parameter, and a vocabulary change that cannot
-        be used (with Vocabulary's own reason)."""
-        undeclared = [p.name for p in parameters
-                      if not self.has_parameter(p.name) and not p.name.startswith("qos_overrides.")]
-        if undeclared:
-            return SetParametersResult(successful=False, reason=f"undeclared parameter(s) {undeclared}; see the"
-                                                                " README's parameter table")
-        for p in parameters:
-            if p.name in P.DOUBLE_PARAMS and p.type_ != Parameter.Type.DOUBLE:
-                return SetParametersResult(successful=False, reason=f"{p.name} must be a number, got {p.value!r}")
-        changed = {p.name: p.value for p in parameters if p.name in P.VOCABULARY_PARAMS}
-        if not changed:
-            return SetParametersResult(successful=True)
-        values = {**self._current_vocab_values(), **{k: list(v or []) for k, v in changed.items()}}
-        try:
-            self._vocabulary_from(values, version=self._vocab_version + 1)
-        except VocabularyError as e:
-            self.stats.count("vocabulary_changes_rejected")
-            self.get_logger().warning(f"vocabulary change rejected: {e}")
-            return SetParametersResult(successful=False, reason=str(e))
-        return SetParametersResult(successful=True)
-
     def _apply_parameters(self, parameters: list[Parameter]) -> None:
         if self.lifecycle_state in ("inactive", "active"):  # configure reads the parameters itself
             with self._lock:
@@ -729,19 +542,6 @@ class PanopticNode(LifecycleNode):
         if {p.name for p in parameters} & set(P.VOCABULARY_PARAMS):
             self._vocab_changed = True
             self._vocab_guard.trigger()
-
-    def _on_vocabulary_changed(self) -> None:
-        """One new vocabulary version per parameter request (see _declare_all), embedded off the frame path."""
-        if not self._vocab_changed:
-            return
-        self._vocab_changed = False
-        self._vocab_version += 1
-        vocabulary = self._vocabulary_from(self._current_vocab_values(), self._vocab_version)
-        if self.lifecycle_state in ("inactive", "active"):
-            self._vocab_requests.put(vocabulary)  # FIFO: embedded and activated in acceptance order
-        self.stats.count("vocabulary_changes_accepted")
-        self.get_logger().info(f"vocabulary v{vocabulary.version} accepted: {vocabulary.names}"
-                               f" (stuff: {list(vocabulary.stuff)})")
 
     # ----------------------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
