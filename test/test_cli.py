@@ -42,3 +42,13 @@ def test_bench_rejects_unknown_group(tmp_path):
     out = run("bench", "--only", "nope", "--out", str(tmp_path / "b.json"))
     assert out.returncode != 0 and "unknown benchmark" in out.stderr
     assert not (tmp_path / "b.json").exists()
+
+
+def test_bench_tf_reports_per_frame_lookups_for_six_cameras(tmp_path):
+    target = tmp_path / "b.json"
+    out = run("bench", "--only", "tf", "--quick", "--out", str(target))
+    assert out.returncode == 0, out.stderr
+    tf = json.loads(target.read_text())["results"]["tf"]
+    assert tf["cameras"] == 6 and tf["static"]["frames"] == tf["fixed_frame"]["frames"] == 200
+    assert 0 < tf["static"]["per_frame_ms"]["p50"] <= tf["static"]["per_frame_ms"]["p99"]
+    assert "TF lookups per frame" in out.stdout  # its target row is printed

@@ -15,7 +15,8 @@
    `write_vs_memcpy` = (pack + msg) / memcpy_out, the whole write path (target: within 3x).
 2. `node_overhead` (100k points + 6 cameras 1600x900 rgb8, 200 frames): the real PanopticNode code path
    with the model replaced by a projection-only pass. Counted: input callbacks (cloud conversion, image
-   buffering, sync), frame assembly (image conversion, CameraModels), core.geometry.project_points for
+   buffering, sync, the /tf pose), frame assembly (image conversion, CameraModels, extrinsics from TF through
+   odom: the rig's cameras on /tf_static, the vehicle's pose on /tf), core.geometry.project_points for
    the 6 cameras (also reported apart), packing, markers, publishing to a subscriber in another process.
    Not counted: DDS delivery/deserialization of the inputs (callbacks are called directly), the model.
    Frames go back to back (the next is sent when the node has published the last), and the process keeps
@@ -153,6 +154,30 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+def _rig_tf(calibration):
+    """/tf_static of the rig: each camera's optical frame under lidar_top (the inverse of its T_cam_lidar)."""
+    from scipy.spatial.transform import Rotation
+    from tf2_msgs.msg import TFMessage
+
+    from ov_panoptic_ros.bench.tf import _transform
+
+    transforms = []
+    for name, ext in calibration.cameras.items():
+        T = np.linalg.inv(ext.T_cam_lidar)
+        transforms.append(_transform("lidar_top", f"{name}_optical", T[:3, 3], q=tuple(Rotation.from_matrix(T[:3, :3]).as_quat())))
+    return TFMessage(transforms=transforms)
+
+
+def _ego_pose(stamp_ns: int):
+    """/tf odom -> lidar_top at 20 m/s, two samples bracketing the frame (the fixed-frame lookups interpolate)."""
+    from tf2_msgs.msg import TFMessage
+
+    from ov_panoptic_ros.bench.tf import _transform
+
+    return TFMessage(transforms=[_transform("odom", "lidar_top", (20.0 * (stamp_ns + dt) / 1e9 % 1000.0, 0.0, 0.0),
+                                            stamp_ns=stamp_ns + dt) for dt in (-10_000_000, 40_000_000)])
+
+
 class _NodeRig:
     """An in-process PanopticNode fed by direct callback calls, publishing to a live subscriber."""
 
@@ -174,8 +199,10 @@ class _NodeRig:
         v = load_config("tiny").vocabulary
         self.pipeline = ProjectionOnlyPipeline(Vocabulary(v.classes, v.stuff, v.templates))
         self.node = PanopticNode(pipeline=self.pipeline, context=context, parameter_overrides=[
-            Parameter("calibration_file", value=str(calib)), Parameter("sync.camera_timeout_s", value=1.0)])
+            Parameter("calibration_file", value=str(calib)), Parameter("sync.camera_timeout_s", value=1.0),
+            Parameter("extrinsics_source", value="tf"), Parameter("tf.fixed_frame", value="odom")])
         bring_up(self.node)
+        self.node._on_tf(_rig_tf(scene.calibration), static=True)  # as /tf_static delivers it
         self.executor = SingleThreadedExecutor(context=context)  # the node's timers (diagnostics) keep running
         self.executor.add_node(self.node)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
@@ -203,6 +230,7 @@ class _NodeRig:
         done = self.node.stats.get("frames_processed")
         n_proj = len(self.pipeline.projection_ms)
         t = time.perf_counter()
+        self.node._on_tf(_ego_pose(self._stamp), static=False)  # the vehicle's pose, 10 ms either side
         for name, img, info in zip(self.names, self.images, self.infos):
             img.header = header(self._stamp, img.header.frame_id)
             self.node._on_info(name, info)
@@ -291,6 +319,8 @@ def bench_node(rig: _NodeRig, frames: int) -> dict:
     out = {k: _summary([p[k] for p in parts]) for k in parts[0]}
     import torch
 
+    # a camera skipped for its extrinsics would make the frame look cheaper than it is: say so
+    out["tf_problems"] = {k: v for k, v in rig.node.stats.counters.items() if k.startswith("tf_") and v}
     out.update(frames=frames, points=N_NODE, cameras=NUM_CAMERAS, image_size=[IMAGE_W, IMAGE_H],
                image_encoding="rgb8", target_p50_ms=15.0, torch_threads=torch.get_num_threads(),
                omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(default)"))

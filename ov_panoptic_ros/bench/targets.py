@@ -39,6 +39,8 @@ TARGETS = (
            "< 40 ms", _below(40.0)),
     Target("ros", "conversion.write_vs_memcpy", "output cloud build vs memcpy, 200k points", "<= 3x", _at_most(3.0)),
     Target("ros", "node_overhead.overhead_ms.p50", "node overhead p50, 100k pts + 6 cams", "< 15 ms", _below(15.0)),
+    Target("tf", "fixed_frame.per_frame_ms.p50", "TF lookups per frame, 6 cameras, through odom (ego-motion)",
+           "< 0.5 ms", _below(0.5)),
     Target("ros", "rss.growth_after_warmup_pct", "node RSS growth after warm-up", "< 5 %", _below(5.0)),
     Target("replay", "offline_replay.bag_read_share", "bag read share of an offline replay", "< 0.5",
            _below(0.5)),

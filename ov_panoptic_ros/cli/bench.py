@@ -17,6 +17,7 @@ BENCHMARKS = {
     "core_vision": ("ov_panoptic_ros.bench.core_vision", "bench_core_vision"),
     "core_model": ("ov_panoptic_ros.bench.core_model", "bench_core_model"),
     "ros": ("ov_panoptic_ros.bench.ros", "bench_ros"),
+    "tf": ("ov_panoptic_ros.bench.tf", "bench_tf"),
     "metrics": ("ov_panoptic_ros.bench.metrics", "bench_metrics"),
     "replay": ("ov_panoptic_ros.bench.replay", "bench_replay"),
     "live": ("ov_panoptic_ros.bench.live", "bench_live"),
