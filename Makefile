@@ -12,6 +12,7 @@ export OV_PANOPTIC_ORACLE_PYTHON ?= $(CURDIR)/.venv-oracle/bin/python
 .PHONY: venv demo test test-fast bench mutation clean
 
 include mk/oracle.mk
+include mk/jazzy.mk
 
 venv: $(STAMP)
 
@@ -27,8 +28,10 @@ $(STAMP): requirements.txt setup.py ov_panoptic_ros/bridge/_interleave.c ov_pano
 demo: venv
 	$(VENV)/bin/ov-panoptic demo --out runs/demo
 
+# the whole suite on Kilted (.venv), then the ROS-layer tests again on Jazzy (.venv-jazzy, mk/jazzy.mk)
 test: venv oracle-venv
 	$(PY) -m pytest -q test
+	$(MAKE) --no-print-directory test-jazzy
 
 test-fast: venv oracle-venv
 	$(PY) -m pytest -q -m "not slow" test

@@ -31,8 +31,9 @@ def test_profile_is_packaged_and_enlarges_the_shared_memory_segment():
 
 
 @pytest.mark.parametrize("environ, decided_by", [
-    ({dds.PROFILE_ENV: "/mine.xml"}, "FASTDDS_DEFAULT_PROFILES_FILE='/mine.xml'"),
-    ({dds.PROFILE_ENV: ""}, "FASTDDS_DEFAULT_PROFILES_FILE=''"),
+    ({"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}, "FASTDDS_DEFAULT_PROFILES_FILE='/mine.xml'"),
+    ({"FASTDDS_DEFAULT_PROFILES_FILE": ""}, "FASTDDS_DEFAULT_PROFILES_FILE=''"),
+    ({"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"}, "FASTRTPS_DEFAULT_PROFILES_FILE='/mine.xml'"),  # Jazzy's name
     ({"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"}, "FASTDDS_BUILTIN_TRANSPORTS='DEFAULT'"),
     ({"RMW_FASTRTPS_USE_QOS_FROM_XML": "1"}, "RMW_FASTRTPS_USE_QOS_FROM_XML='1'"),
     ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, "RMW_IMPLEMENTATION='rmw_cyclonedds_cpp'"),
@@ -50,6 +51,16 @@ def test_the_profile_is_applied_when_nothing_decides_otherwise(rmw):
     assert applied == str(dds.profile_path()) and env[dds.PROFILE_ENV] == applied
     assert dds.apply_default_profile(env) is None  # applied once: now it is the environment's setting
     assert dds.startup_report(applied, env)[0] == f"DDS: Fast DDS profile {applied}"
+
+
+def test_the_profile_goes_under_the_names_of_the_distros_fast_dds():
+    # each Fast DDS reads only its own variable and working-directory file (Jazzy ignored the profile under
+    # Fast DDS 3's name: large best-effort messages were lost), and Kilted's rmw warns about the old variable
+    assert dds.fast_dds_names("7.1.6") == ("FASTRTPS_DEFAULT_PROFILES_FILE", "DEFAULT_FASTRTPS_PROFILES.xml")
+    assert dds.fast_dds_names("9.1.2") == ("FASTDDS_DEFAULT_PROFILES_FILE", "DEFAULT_FASTDDS_PROFILES.xml")
+    assert dds.fast_dds_names("") == dds.FAST_DDS_3_NAMES  # unknown: the current names
+    assert (dds.PROFILE_ENV, dds.WORKING_DIR_PROFILE) == dds.fast_dds_names()
+    assert dds.profile_env("/p.xml") == {dds.PROFILE_ENV: "/p.xml"}
 
 
 def test_a_profile_in_the_working_directory_wins(tmp_path, monkeypatch):

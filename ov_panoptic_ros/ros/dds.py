@@ -3,27 +3,52 @@
 Why: with Fast DDS's default 512 KiB shared-memory segment, best-effort clouds and images larger than about
 half a megabyte are lost between processes on one host (docs/dds.md has the measurements). The profile
 enlarges the segment. Fast DDS reads FASTDDS_DEFAULT_PROFILES_FILE when a process creates its first
-participant, so entry points call `apply_default_profile()` before rclpy.init.
+participant, so entry points call `apply_default_profile()` before rclpy.init. That is Fast DDS 3's name
+(Kilted); Jazzy's Fast DDS 2 reads FASTRTPS_DEFAULT_PROFILES_FILE instead (`fast_dds_names`).
 
-A setting the user made wins: a profile file of their own, FASTDDS_BUILTIN_TRANSPORTS (our profile would
-silently replace the built-in transports it selects; FASTDDS_BUILTIN_TRANSPORTS=DEFAULT is how to ask for
-Fast DDS's defaults), XML QoS for the rmw, a DEFAULT_FASTDDS_PROFILES.xml in the working directory (Fast
-DDS loads that one too), or another RMW implementation.
+A setting the user made wins: a profile file of their own (under either name), FASTDDS_BUILTIN_TRANSPORTS
+(our profile would silently replace the built-in transports it selects; FASTDDS_BUILTIN_TRANSPORTS=DEFAULT
+is how to ask for Fast DDS's defaults), XML QoS for the rmw, a DEFAULT_FASTDDS_PROFILES.xml (Jazzy:
+DEFAULT_FASTRTPS_PROFILES.xml) in the working directory (Fast DDS loads that one too), or another RMW
+implementation.
 """
 from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import MutableMapping
+from importlib import metadata
 from pathlib import Path
 
 from ov_panoptic_ros.core.assets import package_file
 
-PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+FAST_DDS_3_NAMES = ("FASTDDS_DEFAULT_PROFILES_FILE", "DEFAULT_FASTDDS_PROFILES.xml")
+FAST_DDS_2_NAMES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "DEFAULT_FASTRTPS_PROFILES.xml")
+
+
+def fast_dds_names(rclpy_version: str | None = None) -> tuple[str, str]:
+    """(profile variable, working-directory profile file) of the Fast DDS that comes with this ROS 2 install.
+
+    The one distro branch of the package, unavoidable: each Fast DDS reads only its own names (Jazzy's Fast
+    DDS 2 ignores FASTDDS_DEFAULT_PROFILES_FILE), and Kilted's rmw_fastrtps logs a deprecation warning in
+    every process where FASTRTPS_DEFAULT_PROFILES_FILE is set, so the two cannot simply both be set. Told by
+    rclpy's version, which ROS installs and the pip wheels both record without importing it: Jazzy's is 7,
+    Kilted's 9 (Fast DDS 3 since rmw_fastrtps 9); when unknown, the current names."""
+    if rclpy_version is None:
+        try:
+            rclpy_version = metadata.version("rclpy")
+        except metadata.PackageNotFoundError:
+            return FAST_DDS_3_NAMES
+    major = rclpy_version.split(".")[0]
+    return FAST_DDS_2_NAMES if major.isdigit() and int(major) < 8 else FAST_DDS_3_NAMES
+
+
+PROFILE_ENV, WORKING_DIR_PROFILE = fast_dds_names()  # the names this install's Fast DDS reads
 PROFILE_NAME = "fastdds.xml"
-USER_SETTINGS = (PROFILE_ENV, "FASTDDS_BUILTIN_TRANSPORTS", "RMW_FASTRTPS_USE_QOS_FROM_XML")
+# a profile of the user's own under either name (Kilted's rmw also passes on the old one, with a warning)
+USER_SETTINGS = (FAST_DDS_3_NAMES[0], FAST_DDS_2_NAMES[0], "FASTDDS_BUILTIN_TRANSPORTS",
+                 "RMW_FASTRTPS_USE_QOS_FROM_XML")
 FAST_DDS_RMWS = ("rmw_fastrtps_cpp", "rmw_fastrtps_dynamic_cpp")
-WORKING_DIR_PROFILE = "DEFAULT_FASTDDS_PROFILES.xml"
 SHM_DIR = "/dev/shm"
 SHM_MARGIN_BYTES = 4 << 20  # beside the segment: the process's port queues and Fast DDS's lock files
 
@@ -46,10 +71,15 @@ def user_dds_setting(environ: MutableMapping[str, str] = os.environ) -> str | No
     return None
 
 
+def profile_env(profile: str | Path) -> dict[str, str]:
+    """The environment that points a process of this ROS install at `profile` ({PROFILE_ENV: profile})."""
+    return {PROFILE_ENV: str(profile)}
+
+
 def default_profile_env(environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
-    """{FASTDDS_DEFAULT_PROFILES_FILE: our profile} for a process started with `environ`, or {} when the
-    user decided otherwise (see `user_dds_setting`)."""
-    return {} if user_dds_setting(environ) is not None else {PROFILE_ENV: str(profile_path())}
+    """`profile_env(our profile)` for a process started with `environ`, or {} when the user decided
+    otherwise (see `user_dds_setting`)."""
+    return {} if user_dds_setting(environ) is not None else profile_env(profile_path())
 
 
 def apply_default_profile(environ: MutableMapping[str, str] = os.environ) -> str | None:

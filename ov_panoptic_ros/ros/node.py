@@ -170,7 +170,7 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
             self._processing = True
         self._publish_vocabulary(self.pipeline.vocabulary)
         self.get_logger().info(
-            f"active: device={self.pipeline.device} mode={self.pipeline.mode} lidar={self._p('lidar_topic')}"
+            f"ready: active, device={self.pipeline.device} mode={self.pipeline.mode} lidar={self._p('lidar_topic')}"
             f" cameras={[c.name for c in self.cameras]} classes={self.pipeline.vocabulary.names}")
         return self._entered("active")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import yaml
 from rclpy.parameter import parameter_dict_from_yaml_file
 
 
@@ -36,9 +37,15 @@ def _node_param(spec: str, node_name: str) -> str | None:
 
 
 def _file_params(path: str, fqn: str) -> set[str]:
+    """Names in the file's sections for this node: `/**` and its own name, as keyed there. rclpy is given
+    only keys the file has: Jazzy's parameter_dict_from_yaml_file raises for a target node without a
+    section of its own (the usual `/**`-only file), where Kilted's skips it."""
     try:
-        return set(parameter_dict_from_yaml_file(path, use_wildcard=True, target_nodes=[fqn]))
-    except (OSError, RuntimeError, AttributeError, TypeError):  # unreadable or not for this node: rcl says so
+        with open(path) as f:
+            keys = yaml.safe_load(f)
+        ours = [key for key in ("/**", fqn, fqn.lstrip("/")) if isinstance(keys, dict) and key in keys]
+        return set(parameter_dict_from_yaml_file(path, target_nodes=ours)) if ours else set()
+    except (OSError, yaml.YAMLError, RuntimeError, AttributeError, TypeError):  # unreadable: rcl says so
         return set()
 
 
