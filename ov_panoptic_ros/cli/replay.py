@@ -2,6 +2,7 @@
 `ov-panoptic play` (bag playback)."""
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -12,7 +13,17 @@ from ov_panoptic_ros.cli.app import EXIT_INTERRUPTED, EXIT_PARTIAL, app, fail, y
 MIN_POINTS = 15  # nuScenes' (eval/metrics.py NUSCENES_MIN_POINTS), here as a literal: --help imports no numpy
 
 
-def _topics(topics_file: Path | None, lidar_topic: str | None):
+class ExtrinsicsSource(str, Enum):
+    """bridge/extrinsics.py SOURCES, spelled out here: --help imports no numpy."""
+
+    auto = "auto"
+    tf = "tf"
+    file = "file"
+
+
+def _topics(topics_file: Path | None, **overrides: str | None):
+    """BagTopics from the --topics YAML, then the single-topic options (`overrides`: layout key -> topic), which
+    win over the file."""
     from ov_panoptic_ros.data.bag.errors import BagError
     from ov_panoptic_ros.data.bag.layout import BagTopics
 
@@ -24,8 +35,7 @@ def _topics(topics_file: Path | None, lidar_topic: str | None):
             fail(f"topics file {topics_file}: {e}")
         if not isinstance(data, dict):
             fail(f"topics file {topics_file}: expected a mapping of layout key -> topic name")
-    if lidar_topic:
-        data["lidar"] = lidar_topic
+    data.update({key: topic for key, topic in overrides.items() if topic})
     try:
         return BagTopics.from_mapping(data)
     except BagError as e:
@@ -40,6 +50,13 @@ def _check_no_ground_truth(live: bool, mapping: Path | None, min_points: int) ->
         fail("--mapping maps predictions to ground-truth classes; drop it or --no-ground-truth")
     if min_points != MIN_POINTS:
         fail("--min-points sets how segments are scored against ground truth; drop it or --no-ground-truth")
+
+
+def _check_live_cameras(extrinsics: ExtrinsicsSource, fixed_frame: str, rectified: list[str]) -> None:
+    """Camera placement options are the offline replay's; the live node takes its own parameters for them."""
+    if extrinsics != ExtrinsicsSource.auto or fixed_frame or rectified:
+        fail("--extrinsics, --fixed-frame and --rectified are offline options; with --live set the node's: "
+             "--node-param extrinsics_source=tf --node-param tf.fixed_frame=odom --node-param CAMERA.rectified=true")
 
 
 def _print_metrics(doc: dict) -> None:
@@ -100,6 +117,20 @@ def replay(
     calibration: Path | None = typer.Option(None, help="Calibration YAML overriding the one in the bag."),
     topics_file: Path | None = typer.Option(None, "--topics", help="YAML of layout topic names (docs/bag_layout.md)."),
     lidar_topic: str | None = typer.Option(None, "--lidar-topic", help="LiDAR PointCloud2 topic."),
+    image_topic: str | None = typer.Option(
+        None, "--image-topic", help="Camera image topic pattern, {camera} for the camera name, e.g. "
+        "/sensing/camera/{camera}/image_rect_color; without a calibration the cameras are the names it finds."),
+    info_topic: str | None = typer.Option(
+        None, "--info-topic", help="CameraInfo topic pattern, e.g. /sensing/camera/{camera}/camera_info."),
+    extrinsics: ExtrinsicsSource = typer.Option(
+        ExtrinsicsSource.auto, "--extrinsics", help="Camera extrinsics from the bag's /tf_static and /tf (tf), the "
+        "calibration (file), or TF for the cameras whose frame TF knows and the calibration for the rest (auto)."),
+    fixed_frame: str = typer.Option(
+        "", "--fixed-frame", help="A frame still while driving (odom, map): TF carries each cloud to its images' "
+        "stamps through it (ego-motion)."),
+    rectified: list[str] = typer.Option(
+        [], "--rectified", help="A camera whose images are rectified though its topic is not image_rect* "
+        "(repeatable): projected with CameraInfo P and R, no distortion."),
     min_points: int = typer.Option(MIN_POINTS, "--min-points", min=0, help="Smallest segment counted as FP/FN."),
     figure_frames: int = typer.Option(3, "--figure-frames", min=0, help="Frames drawn as BEV/camera figures."),
     live: bool = typer.Option(False, "--live", help="Play the bag over DDS into the real node and score its output."),
@@ -114,7 +145,9 @@ def replay(
     """Replay a bag through the pipeline (offline, or live through the node) and write the evaluation report."""
     if no_ground_truth:
         _check_no_ground_truth(live, mapping, min_points)
-    topics = _topics(topics_file, lidar_topic)
+    if live:
+        _check_live_cameras(extrinsics, fixed_frame, rectified)
+    topics = _topics(topics_file, lidar=lidar_topic, image=image_topic, camera_info=info_topic)
     if output_bag is not None and output_bag.exists():
         fail(f"output bag {output_bag} exists already; not overwriting it")
     if live and every != 1:
@@ -133,7 +166,8 @@ def replay(
             doc = replay_offline(bag, config, out, mapping=mapping, max_frames=max_frames, every=every,
                                  output_bag=output_bag, topics=topics, calibration_file=calibration,
                                  min_points=min_points, figure_frames=figure_frames, progress=progress,
-                                 ground_truth=False if no_ground_truth else None)
+                                 ground_truth=False if no_ground_truth else None, extrinsics=extrinsics.value,
+                                 fixed_frame=fixed_frame, rectified=rectified)
     except KeyboardInterrupt:  # before the first frame (loading the model): there is nothing to report
         typer.echo("interrupted before any frame was processed; no report written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -42,6 +42,7 @@ def node_parameters(layout, config: str, calibration_file: Path, extra: dict | N
         params[f"{cam.name}.image_topic"] = cam.image_topic
         params[f"{cam.name}.info_topic"] = cam.info_topic
         params[f"{cam.name}.compressed"] = cam.compressed
+        params[f"{cam.name}.rectified"] = cam.rectified  # its topic's name says so (data/bag/layout.py)
     params.update(extra or {})
     return params
 

@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
 from ov_panoptic_ros.core.frame import Frame, PanopticResult
@@ -58,7 +58,8 @@ def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny"
                    calibration_file: str | Path | None = None, min_points: int = NUSCENES_MIN_POINTS,
                    figure_frames: int = 3, progress: bool = True,
                    on_frame: Callable[[int, PanopticResult], None] | None = None,
-                   ground_truth: bool | None = None) -> dict:
+                   ground_truth: bool | None = None, extrinsics: str = "auto", fixed_frame: str = "",
+                   rectified: Iterable[str] = ()) -> dict:
     """Replay `bag` through the pipeline, score it (given ground truth) and write the report into `out`;
     returns metrics.json.
 
@@ -67,6 +68,9 @@ def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny"
     UIs and tests). Bag and config problems raise BagError / ReplayError before anything runs.
     `ground_truth`: False runs without it (no scorer, no metrics; `mapping` and `min_points` unused), True
     requires it, None uses it when the bag has its topic and says in one line on stderr when it does not.
+    `extrinsics` (auto, tf, file) and `fixed_frame` place the cameras as the node's extrinsics_source and
+    tf.fixed_frame do, from the bag's /tf_static and /tf; `rectified` names cameras whose images are rectified
+    besides those on image_rect* topics (data/bag/source.py).
     """
     if every < 1:
         raise ReplayError(f"--every must be at least 1, got {every}")
@@ -74,7 +78,8 @@ def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny"
         raise ReplayError(f"--max-frames must be at least 1, got {max_frames}")
     cfg = resolve_config(config)
     table = user_table(mapping)
-    source = _open_source(bag, topics, calibration_file, ground_truth, every, max_frames)
+    source = _open_source(bag, ground_truth, topics=topics, calibration_file=calibration_file, every=every,
+                          max_frames=max_frames, extrinsics=extrinsics, fixed_frame=fixed_frame, rectified=rectified)
     try:
         run = _prepare(source, cfg, pipeline, table, min_points, figure_frames)
         run.every, run.max_frames = every, max_frames
@@ -87,12 +92,10 @@ def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny"
         source.close()
 
 
-def _open_source(bag, topics, calibration_file, ground_truth: bool | None, every: int,
-                 max_frames: int | None) -> BagFrameSource:
-    """The bag as frames; a bag that turns out to have no ground truth is said once, before the run, so a
-    long replay is not mistaken for a scored one."""
-    source = BagFrameSource.open(bag, topics, calibration_file, need_ground_truth=ground_truth, every=every,
-                                 max_frames=max_frames)
+def _open_source(bag, ground_truth: bool | None, **options) -> BagFrameSource:
+    """The bag as frames (`options`: BagFrameSource.open's); a bag that turns out to have no ground truth is said
+    once, before the run, so a long replay is not mistaken for a scored one."""
+    source = BagFrameSource.open(bag, need_ground_truth=ground_truth, **options)
     if ground_truth is None and not source.need_ground_truth:
         print(f"[replay] {bag} has no ground-truth topic {source.reader.topics.ground_truth}: replaying without "
               "ground truth (predictions and latency, no metrics)", file=sys.stderr, flush=True)

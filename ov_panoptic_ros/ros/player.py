@@ -1,7 +1,7 @@
 """Bag playback over DDS: a `ros2 bag play` for machines without a ROS install.
 
 `Player` publishes a bag's recorded (already serialized) bytes at the recorded rate, latched topics
-first with transient-local QoS, optionally with /clock.
+(/tf_static among them) first with transient-local QoS, optionally with /clock.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ov_panoptic_ros.data.bag.reader import BagMessage, BagReader, open_bag
 from ov_panoptic_ros.ros.session import RosSession, latched_qos
 
 CLOCK_PERIOD_S = 0.02  # /clock at 50 Hz between messages (and right before each one)
+MAX_LATCHED_DEPTH = 100  # a latched topic's history kept for late joiners (tf2's /tf_static listener keeps 100)
 
 
 class PlayError(Exception):
@@ -35,11 +36,15 @@ def ros_message_class(msgtype: str):
         return None
 
 
-def _qos(latched: bool):
+def _qos(latched: bool, depth: int = 1):
+    """Latched: transient local with a history of `depth` (a latched topic's messages in the bag, so a late
+    subscriber gets each: a recording holds one /tf_static message per static broadcaster)."""
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     if latched:
-        return latched_qos()
+        qos = latched_qos()
+        qos.depth = max(1, min(depth, MAX_LATCHED_DEPTH))
+        return qos
     # Reliable matches both reliable and best-effort subscribers.
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -59,9 +64,10 @@ class PlayStats:
 class Player:
     """Publishes the bag's serialized messages with the recorded timing (scaled by `rate`).
 
-    Latched topics (transient-local offered QoS, or the layout's calibration / class list) go out
-    once, first, with transient-local QoS so a subscriber that joins later still gets them. The
-    timeline starts at the first other message. `on_publish(msg, wall_ns)` runs right after each publish.
+    Latched topics (transient-local offered QoS, or the layout's calibration / class list / /tf_static) go
+    out first, every message of them once, with transient-local QoS deep enough to hold them all, so a
+    subscriber that joins later still gets each. The timeline starts at the first other message.
+    `on_publish(msg, wall_ns)` runs right after each publish.
     """
 
     def __init__(self, node, reader: BagReader, topics: list[str] | None = None, rate: float = 1.0,
@@ -77,12 +83,14 @@ class Player:
         if missing:
             reader.require(missing)
         self.publishers = {}
+        counts = reader.message_counts
         for topic, msgtype in wanted.items():
             cls = ros_message_class(msgtype)
             if cls is None:
                 self.stats.skipped_topics[topic] = f"message type {msgtype} is not installed"
                 continue
-            self.publishers[topic] = node.create_publisher(cls, topic, _qos(topic in self.latched))
+            qos = _qos(topic in self.latched, counts.get(topic, 1))
+            self.publishers[topic] = node.create_publisher(cls, topic, qos)
         self.clock_pub = self._clock_publisher() if clock else None
 
     def _clock_publisher(self):
@@ -127,10 +135,10 @@ class Player:
         return self.stop_event.is_set() or (should_stop is not None and should_stop(msg))
 
     def _publish_latched(self, on_publish) -> None:
-        for topic in sorted(self.latched & set(self.publishers)):
-            msg = self.reader.first_message(topic)
-            if msg is not None:
-                self._publish(msg, on_publish)
+        """Every message of the latched topics, in bag order: /tf_static comes as one message per broadcaster, and
+        a subscriber needs them all (the first alone would lose the other broadcasters' frames)."""
+        for msg in self.reader.messages(sorted(self.latched & set(self.publishers))):
+            self._publish(msg, on_publish)
 
     def _play_pass(self, on_publish, should_stop) -> None:
         timed = [t for t in self.publishers if t not in self.latched]

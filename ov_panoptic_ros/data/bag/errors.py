@@ -4,6 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def topic_listing(topic_types: dict[str, str]) -> str:
+    """'topic [Type], ...' sorted: what an error shows so the user can name the right topics."""
+    return ", ".join(f"{t} [{ty.rpartition('/')[2]}]" for t, ty in sorted(topic_types.items())) or "none"
+
+
 class BagError(Exception):
     """A bag that cannot be used; the message says which bag and why."""
 
@@ -27,8 +32,8 @@ class BagReadError(BagCorruptError):
 class MissingTopicsError(BagError):
     def __init__(self, path: Path, missing: list[str], available: dict[str, str]):
         self.missing = list(missing)
-        listing = ", ".join(f"{t} [{ty.rpartition('/')[2]}]" for t, ty in sorted(available.items())) or "none"
         super().__init__(
-            f"bag {path} lacks the topic(s) this needs: {', '.join(self.missing)}; topics in the bag: {listing}"
-            f" (name yours with --topics FILE / --lidar-topic, see docs/bag_layout.md)"
+            f"bag {path} lacks the topic(s) this needs: {', '.join(self.missing)}; topics in the bag:"
+            f" {topic_listing(available)} (name yours with --topics FILE, --lidar-topic, --image-topic,"
+            f" --info-topic; see docs/bag_layout.md)"
         )

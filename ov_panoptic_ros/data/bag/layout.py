@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from ov_panoptic_ros.core.calibration import Calibration
@@ -14,7 +15,8 @@ GT_CLASSES_FORMAT = "ov_panoptic/gt_classes"
 
 @dataclass
 class BagTopics:
-    """Topic names of the layout. `{camera}` is replaced by each camera name of the calibration."""
+    """Topic names of the layout. `{camera}` stands for each camera name: those the calibration names, or,
+    in a bag without one, those found by matching `image` against the bag's topics (`cameras_in`)."""
 
     lidar: str = "/lidar/points"
     image: str = "/{camera}/image_raw"  # a CompressedImage may sit here or at this + "/compressed"
@@ -22,6 +24,8 @@ class BagTopics:
     calibration: str = "/ov_panoptic/calibration"
     ground_truth: str = "/ov_panoptic/ground_truth"
     gt_classes: str = "/ov_panoptic/gt_classes"
+    tf: str = "/tf"
+    tf_static: str = "/tf_static"
 
     def image_topic(self, camera: str, compressed: bool = False) -> str:
         topic = self.image.format(camera=camera)
@@ -29,6 +33,21 @@ class BagTopics:
 
     def info_topic(self, camera: str) -> str:
         return self.camera_info.format(camera=camera)
+
+    def cameras_in(self, topic_types: dict[str, str]) -> list[str]:
+        """Camera names, sorted, of the image topics (raw or compressed) that match the `image` pattern: how a
+        bag recorded by other tools, with no calibration to name its cameras, says which it has. A name is one
+        topic segment (`/sensing/camera/{camera}/image_rect_color` finds `front` in
+        `/sensing/camera/front/image_rect_color`); a pattern without `{camera}` finds none."""
+        if "{camera}" not in self.image:
+            return []
+        parts = [re.escape(part) for part in self.image.split("{camera}")]
+        names = ["(?P<camera>[^/]+)"] + ["(?P=camera)"] * (len(parts) - 2)  # a second {camera}: the same name
+        body = parts[0] + "".join(name + part for name, part in zip(names, parts[1:]))
+        pattern = re.compile(body + "(?:/compressed)?")
+        found = {m["camera"] for topic, kind in topic_types.items()
+                 if kind.endswith(("/Image", "/CompressedImage")) and (m := pattern.fullmatch(topic))}
+        return sorted(found)
 
     @classmethod
     def from_mapping(cls, data: dict | None) -> BagTopics:
@@ -41,22 +60,31 @@ class BagTopics:
         return cls(**{k: str(v) for k, v in data.items()})
 
 
+def rectified_by_name(image_topic: str) -> bool:
+    """image_proc's naming: `image_rect` and `image_rect_color` (and their /compressed) carry rectified images,
+    which are projected with CameraInfo's P and R and no distortion; any other name is a raw image."""
+    name = image_topic.removesuffix("/compressed").rpartition("/")[2]
+    return name.startswith("image_rect")
+
+
 @dataclass
 class CameraTopics:
     name: str
     image_topic: str
     compressed: bool
     info_topic: str
+    rectified: bool = False
 
 
 @dataclass
 class BagLayout:
-    """What the evaluation needs, resolved against one bag."""
+    """What the evaluation needs, resolved against one bag. `calibration` is None in a bag without one whose
+    cameras were found by topic pattern (their extrinsics come from the bag's TF)."""
 
     lidar_topic: str
     cameras: list[CameraTopics]
-    calibration: Calibration
-    calibration_text: str
+    calibration: Calibration | None
+    calibration_text: str | None
     calibration_source: str
     ground_truth_topic: str | None = None
     classes: ClassInfo | None = None

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 from rosbags.interfaces import Connection, QosDurability
 from rosbags.rosbag2 import Reader
 
-from ov_panoptic_ros.core.calibration import CalibrationError, parse_calibration
+from ov_panoptic_ros.core.calibration import Calibration, CalibrationError, parse_calibration
 from ov_panoptic_ros.core.classes import ClassInfo
 from ov_panoptic_ros.data.bag.errors import (
     BagCorruptError,
@@ -21,6 +21,7 @@ from ov_panoptic_ros.data.bag.errors import (
     BagNotFoundError,
     BagReadError,
     MissingTopicsError,
+    topic_listing,
 )
 from ov_panoptic_ros.data.bag.layout import (
     CALIBRATION_ATTACHMENT,
@@ -28,6 +29,7 @@ from ov_panoptic_ros.data.bag.layout import (
     BagTopics,
     CameraTopics,
     gt_classes_from_json,
+    rectified_by_name,
 )
 from ov_panoptic_ros.data.bag.mcap_file import McapSalvage, read_mcap_attachments
 from ov_panoptic_ros.data.bag.typestore import typestore
@@ -148,8 +150,10 @@ class BagReader:
 
     @property
     def latched_topics(self) -> set[str]:
-        """Topics recorded with transient-local offered QoS, plus the layout's two latched topics."""
-        return {c.topic for c in self.connections if _latched(c)} | {self.topics.calibration, self.topics.gt_classes}
+        """Topics recorded with transient-local offered QoS, plus the layout's latched topics: the calibration, the
+        class list and /tf_static (latched by tf2's rules, whatever QoS a recorder wrote down, or none)."""
+        return ({c.topic for c in self.connections if _latched(c)}
+                | {self.topics.calibration, self.topics.gt_classes, self.topics.tf_static})
 
     @property
     def start_ns(self) -> int:
@@ -227,8 +231,8 @@ class BagReader:
         except (BagError, OSError):
             return {}
 
-    def calibration_text(self) -> tuple[str, str]:
-        """(YAML text, where it came from): the latched topic first, then an MCAP attachment."""
+    def find_calibration_text(self) -> tuple[str, str] | None:
+        """(YAML text, where it came from), or None: the latched topic first, then an MCAP attachment."""
         if self.topics.calibration in self.topic_types:
             msg = self.first_message(self.topics.calibration)
             if msg is not None:
@@ -236,10 +240,21 @@ class BagReader:
         attached = self.attachments()
         if CALIBRATION_ATTACHMENT in attached:
             return attached[CALIBRATION_ATTACHMENT].decode(), f"MCAP attachment {CALIBRATION_ATTACHMENT}"
-        raise BagError(
-            f"bag {self.path} has no calibration: expected the topic {self.topics.calibration}"
-            f" or an MCAP attachment named {CALIBRATION_ATTACHMENT} (or pass --calibration FILE)"
-        )
+        return None
+
+    def calibration_text(self) -> tuple[str, str]:
+        found = self.find_calibration_text()
+        if found is None:
+            raise BagError(self._no_calibration(tf_cameras=False))
+        return found
+
+    def _no_calibration(self, tf_cameras: bool) -> str:
+        message = (f"bag {self.path} has no calibration: expected the topic {self.topics.calibration}"
+                   f" or an MCAP attachment named {CALIBRATION_ATTACHMENT} (or pass --calibration FILE)")
+        if tf_cameras:
+            message += (f"; without one, cameras found by the image topic pattern are placed by TF, and the bag has"
+                        f" neither {self.topics.tf_static} nor {self.topics.tf}")
+        return message
 
     def gt_classes(self) -> ClassInfo:
         self.require([self.topics.gt_classes])
@@ -248,24 +263,25 @@ class BagReader:
             raise BagError(f"bag {self.path}: topic {self.topics.gt_classes} has no message")
         return gt_classes_from_json(str(msg.decode().data), f"bag {self.path}, topic {self.topics.gt_classes}")
 
-    def layout(self, need_ground_truth: bool = True, calibration_file: str | Path | None = None) -> BagLayout:
-        """Resolve every topic the evaluation needs; one error names all that are missing."""
-        if calibration_file is not None:
-            try:
-                text, source = Path(calibration_file).read_text(), str(calibration_file)
-            except OSError as e:
-                raise BagError(f"calibration file {calibration_file}: {e.strerror or e}") from e
-        else:
-            text, source = self.calibration_text()
-        try:
-            calibration = parse_calibration(text, source)
-        except CalibrationError as e:
-            raise BagError(str(e)) from e
+    def layout(self, need_ground_truth: bool = True, calibration_file: str | Path | None = None,
+               tf_cameras: bool = False, rectified: Iterable[str] = ()) -> BagLayout:
+        """Resolve every topic the evaluation needs; one error names all that are missing.
+
+        The calibration names the cameras. With `tf_cameras` (extrinsics may come from TF), a bag recorded by
+        other tools, with no calibration but with TF, is usable too: its cameras are those the image topic
+        pattern finds. A camera is rectified when its image topic says so (`rectified_by_name`) or it is
+        named in `rectified`, for images rectified under another name."""
+        calibration, text, source = self._calibration(calibration_file, tf_cameras)
+        names = list(calibration.cameras) if calibration is not None else self._pattern_cameras()
+        rectified = set(rectified)
+        unknown = sorted(rectified - set(names))
+        if unknown:
+            raise BagError(f"--rectified names {unknown}, not cameras of bag {self.path} (its cameras: {names})")
         types = self.topic_types
         missing = [] if self.topics.lidar in types else [self.topics.lidar]
         cameras = []
-        for name in calibration.cameras:
-            cam = self._camera_topics(name, types)
+        for name in names:
+            cam = self._camera_topics(name, types, name in rectified)
             if cam is None:
                 missing.append(f"{self.topics.image_topic(name)} (or {self.topics.image_topic(name, True)})")
             if self.topics.info_topic(name) not in types:
@@ -280,15 +296,44 @@ class BagReader:
         return BagLayout(self.topics.lidar, cameras, calibration, text, source,
                          self.topics.ground_truth if need_ground_truth else None, classes)
 
-    def _camera_topics(self, name: str, types: dict[str, str]) -> CameraTopics | None:
+    def _calibration(self, calibration_file: str | Path | None,
+                     tf_cameras: bool) -> tuple[Calibration | None, str | None, str]:
+        """(calibration, its YAML, where it came from): the file given, else the bag's; none only where TF may
+        place the cameras and the bag has TF (without TF a missing calibration is an error, not a run with
+        every camera left out)."""
+        if calibration_file is not None:
+            try:
+                text, source = Path(calibration_file).read_text(), str(calibration_file)
+            except OSError as e:
+                raise BagError(f"calibration file {calibration_file}: {e.strerror or e}") from e
+        else:
+            found = self.find_calibration_text()
+            if found is None:
+                if tf_cameras and {self.topics.tf, self.topics.tf_static} & set(self.topic_types):
+                    return None, None, f"none: cameras found by the topic pattern {self.topics.image}"
+                raise BagError(self._no_calibration(tf_cameras))
+            text, source = found
+        try:
+            return parse_calibration(text, source), text, source
+        except CalibrationError as e:
+            raise BagError(str(e)) from e
+
+    def _pattern_cameras(self) -> list[str]:
+        names = self.topics.cameras_in(self.topic_types)
+        if not names:
+            raise BagError(f"bag {self.path} has no calibration to name its cameras and no image topic matches"
+                           f" {self.topics.image!r} ({{camera}} stands for a camera name: set the pattern with"
+                           f" --image-topic or --topics FILE); topics in the bag: {topic_listing(self.topic_types)}")
+        return names
+
+    def _camera_topics(self, name: str, types: dict[str, str], rectified: bool) -> CameraTopics | None:
         info = self.topics.info_topic(name)
         for compressed in (False, True):
             topic = self.topics.image_topic(name, compressed)
             kind = types.get(topic, "")
-            if kind.endswith("/CompressedImage"):
-                return CameraTopics(name, topic, True, info)
-            if kind.endswith("/Image"):
-                return CameraTopics(name, topic, False, info)
+            if kind.endswith(("/CompressedImage", "/Image")):
+                return CameraTopics(name, topic, kind.endswith("/CompressedImage"), info,
+                                    rectified or rectified_by_name(topic))
         return None
 
 
