@@ -1,0 +1,102 @@
+"""A SemanticKITTI root (one or more sequences) as a FrameSource (data/source.py).
+
+Frames are the Velodyne scans of the named sequences, one sequence after another, with the image_2 camera
+(calib.py) and, for the labelled sequences, per-point ground truth in the 19 learning classes (labels.py).
+The directory is checked when the source is opened (layout.py: SemanticKittiError, nothing yielded); after
+that a bad file costs only its frame (the scan, or the labels of a labelled sequence) or its camera (the
+image), counted in `problems` under the kinds a replay report shows, so one damaged file in a 4000-scan
+sequence does not end an evaluation.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence as Names
+from pathlib import Path
+
+from ov_panoptic_ros.bridge.problems import Problem, ProblemLog
+from ov_panoptic_ros.core.classes import SEMANTICKITTI_NOVEL, semantickitti_classes
+from ov_panoptic_ros.core.frame import Frame
+from ov_panoptic_ros.data.semantickitti.calib import CAMERA
+from ov_panoptic_ros.data.semantickitti.files import FileProblem, read_image, read_scan
+from ov_panoptic_ros.data.semantickitti.labels import decode_labels, read_label_file
+from ov_panoptic_ros.data.semantickitti.layout import Sequence, open_root
+from ov_panoptic_ros.data.source import GroundTruth, ground_truth_problem
+
+FRAME_ID = "velodyne"
+
+
+class SemanticKittiSource:
+    """Scans of `sequences` (None: every sequence under ROOT/sequences) -> (Frame, GroundTruth | None).
+
+    `every` / `max_frames` select scans by their position in the sequences' scans one after another (`position`,
+    also each problem's `frame`). `images` False leaves the camera out (a LiDAR-only run reads no PNG). `novel`
+    names the classes the ground truth marks novel (core/classes.py's SEMANTICKITTI_NOVEL by default, the
+    split of the semantickitti preset's vocabulary.novel). `classes` is None when no named sequence has labels
+    (the test sequences 11-21): frames then come with GroundTruth None. Stamps are times.txt's, so they
+    restart at 0 with every sequence.
+    """
+
+    def __init__(self, root: str | Path, sequences: str | int | Iterable[str | int] | None = None, every: int = 1,
+                 max_frames: int | None = None, images: bool = True, novel: Names[str] = SEMANTICKITTI_NOVEL):
+        if int(every) < 1 or (max_frames is not None and int(max_frames) < 0):
+            raise ValueError(f"a SemanticKITTI source needs every >= 1 and max_frames >= 0, got {every}, {max_frames}")
+        self.root = Path(root)
+        self.sequences: list[Sequence] = open_root(self.root, sequences)
+        self.every, self.max_frames, self.images = int(every), max_frames, bool(images)
+        labelled = any(s.labelled for s in self.sequences)
+        self.classes = semantickitti_classes(tuple(novel)) if labelled else None
+        self._truth_classes = self.classes or semantickitti_classes(tuple(novel))
+        self.problems = ProblemLog()
+        self.position = -1
+
+    def __len__(self) -> int:
+        """Scans this source selects (frames it yields, plus those it has to skip)."""
+        n = (sum(len(s.scans) for s in self.sequences) + self.every - 1) // self.every
+        return n if self.max_frames is None else min(n, int(self.max_frames))
+
+    def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]:
+        index, selected = 0, 0
+        for seq in self.sequences:
+            for k, scan in enumerate(seq.scans):
+                if self.max_frames is not None and selected >= int(self.max_frames):
+                    return
+                if index % self.every == 0:
+                    selected += 1
+                    item = self._frame(index, seq, k, scan)
+                    if item is not None:
+                        self.position = index
+                        yield item
+                index += 1
+
+    def _frame(self, index: int, seq: Sequence, k: int, scan: str) -> tuple[Frame, GroundTruth | None] | None:
+        """The scan's frame, or None (logged) when its scan or its labels cannot be used."""
+        stamp_ns = int(round(float(seq.times_s[k]) * 1e9))
+        try:
+            points, remission = read_scan(seq.file("velodyne", scan, ".bin"))
+            truth = self._truth(seq, scan, points.shape[0]) if seq.labelled else None
+        except FileProblem as p:
+            self.problems.add(Problem(p.kind, p.detail, frame=index, stamp_ns=stamp_ns))
+            return None
+        images, cameras = [], []
+        if self.images:
+            try:
+                image = read_image(seq.file(CAMERA, scan, ".png"))
+                images.append(image)
+                cameras.append(seq.calibration.camera(image.shape[1], image.shape[0]))
+            except FileProblem as p:
+                self.problems.add(Problem(p.kind, p.detail, camera=CAMERA, frame=index, stamp_ns=stamp_ns))
+        frame = Frame(points, images, cameras, intensity=remission, stamp_ns=stamp_ns, frame_id=FRAME_ID)
+        return frame, truth
+
+    def _truth(self, seq: Sequence, scan: str, n_points: int) -> GroundTruth:
+        path = seq.file("labels", scan, ".label")
+        try:
+            raw = read_label_file(path)
+        except FileNotFoundError:
+            raise FileProblem("ground_truth_missing", f"{path}: no labels for this scan") from None
+        except OSError as e:
+            raise FileProblem("ground_truth_missing", f"{path}: {e}") from e
+        truth = decode_labels(raw, self._truth_classes)
+        problem = ground_truth_problem(truth.labels, n_points, self._truth_classes.n_classes)
+        if problem is not None:
+            raise FileProblem(problem[0], f"{path}: {problem[1]}")
+        return truth
