@@ -9,7 +9,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["core/presets/*.yaml", "core/vision/model_configs/*.json", "train/configs/*.yaml"]},
+    package_data={PACKAGE: ["core/presets/*.yaml", "core/vision/model_configs/*.json", "train/configs/*.yaml",
+                            "data/nuscenes/splits.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
