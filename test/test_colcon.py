@@ -50,8 +50,8 @@ def test_colcon_build_installs_package(tmp_path):
     # the installed executable runs from the install space and finds its share dir through the ament index
     site = next((prefix / "lib").glob("python3*/site-packages"))
     env = {**os.environ, "PYTHONPATH": str(site), "AMENT_PREFIX_PATH": str(prefix)}
-    run = subprocess.run([str(exe), "--ros-args", "-p", "cameras:=[cam_nowhere]"], capture_output=True, text=True,
-                         timeout=120, env=env)
+    run = subprocess.run([str(exe), "--ros-args", "-p", "cameras:=[cam_nowhere]", "-p", "extrinsics_source:=file"],
+                         capture_output=True, text=True, timeout=120, env=env)
     out = run.stdout + run.stderr
     assert run.returncode == 2, out
     assert str(share / "config" / "calibration_demo.yaml") in out and "cam_nowhere" in out, out
