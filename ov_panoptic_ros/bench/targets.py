@@ -59,6 +59,8 @@ TARGETS = (
            "< 100 ms", _below(100.0)),
     Target("train", "data_wait_share", "training: share of time waiting for data, tiny, 30k pts + 2 cams",
            "< 0.1", _below(0.1)),
+    Target("train", "cached.steady_state.data_wait_share", "training from the CLIP feature cache: share waiting "
+           "for data", "< 0.1", _below(0.1)),
 )
 
 

@@ -1,11 +1,11 @@
-"""`ov-panoptic`: one command group per module, on one typer app (cli/app.py): demo, synth, replay + play,
-evaluate, train, train-teacher, param + vocab, bench, config."""
+"""`ov-panoptic`: one command group per module, on one typer app (cli/app.py): demo, synth, replay +
+play, evaluate, train, extract-features, train-teacher, param + vocab, bench, config."""
 from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ov_panoptic_ros.cli import (bench, config, demo, evaluate, param, replay, synth,  # noqa: F401 (each registers)
-                                     teacher, train)
+    from ov_panoptic_ros.cli import (bench, config, demo, evaluate, features,  # noqa: F401 (each registers)
+                                     param, replay, synth, teacher, train)
     from ov_panoptic_ros.cli.app import main_exit
     from ov_panoptic_ros.core.process import steady_latency
     from ov_panoptic_ros.ros.dds import apply_default_profile

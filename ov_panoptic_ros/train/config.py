@@ -39,12 +39,17 @@ class SourceConfig:
 
     spec: str | None = None  # None: no source (validation off)
     options: dict = field(default_factory=dict)  # e.g. frames, num_points, image_size (synthetic); every (bag)
+    # train.data only: a directory written by `ov-panoptic extract-features` for this source and CLIP; training
+    # reads each frame's CLIP point features from it instead of running the encoder (train/feature_cache.py)
+    feature_cache: str | None = None
 
     def __post_init__(self) -> None:
         if self.spec is not None and not isinstance(self.spec, str):
             raise ConfigError(f"source spec must be a string, got {self.spec!r}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"source options must be a mapping, got {self.options!r}")
+        if self.feature_cache is not None and not isinstance(self.feature_cache, str):
+            raise ConfigError(f"source feature_cache must be a directory path, got {self.feature_cache!r}")
 
 
 @dataclass
@@ -99,6 +104,9 @@ class TrainConfig:
             raise ConfigError(f"train.amp {self.amp!r} is not one of {AMP_MODES}")
         if self.data.spec is None:
             raise ConfigError("train.data.spec: a training source is required")
+        if self.val.feature_cache is not None:
+            raise ConfigError("train.val.feature_cache: validation runs the pipeline's own CLIP; a feature cache "
+                              "is read for train.data only")
         if self.val.spec is not None and _shared_data(self.val.spec, self.data.spec):
             raise ConfigError(f"train.val.spec {self.val.spec!r} shares data with the training source "
                               f"{self.data.spec!r}: validate on held-out data (other seeds or recordings)")
@@ -160,6 +168,11 @@ def run_identity(pipeline: PipelineConfig, train: TrainConfig) -> dict:
     """The settings that shape the weights: equal for a run and its resumption."""
     pipe = {k: v for k, v in plain(pipeline).items() if k not in UNHASHED_PIPELINE_KEYS}
     tr = {k: v for k, v in plain(train).items() if k not in UNHASHED_TRAIN_KEYS}
+    # The cache's place is no setting of the weights, but its float16 features are (rounding): a run trained
+    # with one is another run. Left out when unset, so the identities of runs without one stay as they were.
+    cache = tr["data"].pop("feature_cache")
+    if cache is not None:
+        tr["data"]["feature_cache"] = "float16"
     return {"pipeline": pipe, "train": tr}
 
 

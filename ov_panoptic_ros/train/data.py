@@ -38,11 +38,15 @@ class FrameOrder:
 
     def frames(self, start: int) -> Iterator[tuple[int, Frame, GroundTruth]]:
         """(global position, frame, ground truth) for this process, from position `start` on, forever."""
+        return ((g, frame, truth) for g, _, frame, truth in self.numbered_frames(start))
+
+    def numbered_frames(self, start: int) -> Iterator[tuple[int, int, Frame, GroundTruth]]:
+        """(global position, the frame's index in the source, frame, ground truth), as `frames`."""
         items = self._indexed(start) if self.indexed else self._in_order(start)
-        for g, frame, truth in items:
+        for g, k, frame, truth in items:
             if truth is None:
                 raise TrainingDataError(f"training frame at position {g} (stamp {frame.stamp_ns}) has no ground truth")
-            yield g, frame, truth
+            yield g, k, frame, truth
 
     def _indexed(self, start: int):
         n = self.epoch_frames
@@ -53,7 +57,7 @@ class FrameOrder:
             epoch, k = divmod(g, n)
             i = int(self.permutation(epoch)[k])
             frame, truth = self.cache[i] if i in self.cache else self._keep(i, self.source[i])
-            yield g, frame, truth
+            yield g, i, frame, truth
             g += self.world
 
     def permutation(self, epoch: int) -> np.ndarray:
@@ -69,7 +73,7 @@ class FrameOrder:
             count = 0
             for frame, truth in self._epoch():
                 if g >= start and (g - start) % self.world == self.rank:
-                    yield g, frame, truth
+                    yield g, count, frame, truth
                 g += 1
                 count += 1
             if count == 0:

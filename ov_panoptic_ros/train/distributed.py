@@ -13,12 +13,16 @@ import torch.distributed as dist
 from torch import nn
 
 
+def env_ranks() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) without torchrun."""
+    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
 class Distributed:
     def __init__(self, device: torch.device):
         """`device`: the pipeline config's device; on CUDA each process takes the GPU of its local rank."""
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.rank, self.world, self.local_rank = env_ranks()
         self.device = device
         if self.world > 1:
             if device.type == "cuda":

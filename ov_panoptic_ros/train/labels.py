@@ -70,20 +70,26 @@ class Example:
 
 
 class ExampleMaker:
-    """Frame + ground truth -> Example, through the pipeline's own front half (`point_features`)."""
+    """Frame + ground truth -> Example, through the pipeline's own front half (`point_features`), or with the
+    CLIP point features read from a feature cache (train/feature_cache.py) when one is given."""
 
-    def __init__(self, pipeline, split: ClassSplit, lut: np.ndarray):
-        self.pipeline, self.split = pipeline, split
+    def __init__(self, pipeline, split: ClassSplit, lut: np.ndarray, cache=None):
+        self.pipeline, self.split, self.cache = pipeline, split, cache
         self.lut = np.append(lut, UNLABELED)  # UNLABELED ground truth indexes the extra slot
 
-    def __call__(self, frame: Frame, truth: GroundTruth) -> Example:
+    def __call__(self, frame: Frame, truth: GroundTruth, index: int | None = None) -> Example:
+        """`index`: the frame's index in the source, which the feature cache is keyed by."""
         n = len(self.lut) - 1
         gt = truth.labels.astype(np.int64)
         gt[gt == UNLABELED] = n
         if gt.max(initial=0) > n:
             raise ValueError(f"ground truth label(s) {np.unique(gt[gt > n])[:10].tolist()} outside the source's"
                              f" {n} classes")
-        points, features = self.pipeline.point_features(frame)
+        if self.cache is None:
+            points, features = self.pipeline.point_features(frame)
+        else:
+            points = torch.from_numpy(frame.points).to(self.pipeline.device)
+            features = self.cache.point_features(index, frame, self.pipeline.device)
         labels = torch.from_numpy(self.lut[gt]).to(points.device)
         instance_ids = torch.from_numpy(truth.instance_ids.astype(np.int64)).to(points.device)
         intensity = None if frame.intensity is None else torch.from_numpy(frame.intensity).to(points.device)

@@ -24,6 +24,7 @@ from ov_panoptic_ros.core.pipeline import resolve_device
 from ov_panoptic_ros.train import checkpoint as ckpt
 from ov_panoptic_ros.train.config import TrainConfig, config_hash, plain, run_identity
 from ov_panoptic_ros.train.distributed import Distributed
+from ov_panoptic_ros.train.feature_cache import FeatureCache, cache_key
 from ov_panoptic_ros.train.labels import ExampleMaker, source_labels
 from ov_panoptic_ros.train.logbook import Logbook, StepWindow
 from ov_panoptic_ros.train.prefetch import Prefetcher
@@ -68,7 +69,9 @@ class _Run:
         _, lut = source_labels(cfg.data, split, "train.data")
         self.validator = Validator(cfg.val, split, cfg.val_figures) if cfg.val.spec else None
         self.trainer = Trainer(pipeline_config, cfg, dist, split)
-        self.maker = ExampleMaker(self.trainer.pipeline, split, lut)
+        self.cache = FeatureCache(cfg.data.feature_cache, cache_key(self.trainer.pipeline, cfg.data)) \
+            if cfg.data.feature_cache else None  # refused here when it is another CLIP's or source's
+        self.maker = ExampleMaker(self.trainer.pipeline, split, lut, self.cache)
         self.step, self.position, self.epoch_frames = 0, 0, None
         self.saved_step = self.validated_step = 0
         self.validation: dict | None = None
@@ -83,8 +86,8 @@ class _Run:
             log = Logbook(self.out, self.step)
         cfg = self.cfg
         self.reader = FrameReader(cfg.data, cfg.seed, self.dist.rank, self.dist.world, cfg.cache_frames,
-                                  self.epoch_frames, self.position, cfg.prefetch)
-        data = Prefetcher(iter(self.reader), lambda g, frame, truth: self.maker(frame, truth), cfg.prefetch)
+                                  self.epoch_frames, self.position, cfg.prefetch, images=self.cache is None)
+        data = Prefetcher(iter(self.reader), lambda g, i, frame, truth: self.maker(frame, truth, i), cfg.prefetch)
         try:
             with StopRequest() as stop:
                 return self._loop(data, log, stop, progress, on_step)

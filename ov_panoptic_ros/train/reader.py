@@ -9,8 +9,9 @@ way costs nothing measurable; so frames come from a process (spawned: it imports
 features are computed on a thread of the training process (prefetch.py), where the one frozen encoder lives
 (on the GPU when there is one).
 
-The child runs data.FrameOrder on a source it opens from the same spec and sends (position, frame, ground
-truth, epoch length) through a bounded queue. It ignores Ctrl-C (the training process decides when to stop)
+The child runs data.FrameOrder on a source it opens from the same spec and sends (position, the frame's index
+in the source, frame, ground truth, epoch length) through a bounded queue; without `images` (training from a
+feature cache) it sends the frames without their camera images. It ignores Ctrl-C (the training process decides when to stop)
 and ends when the training process does.
 """
 from __future__ import annotations
@@ -25,16 +26,17 @@ from ov_panoptic_ros.train.data import TrainingDataError
 
 
 class FrameReader:
-    """Iterates (position, frame, ground truth) of this process's training order, read by a child process."""
+    """Iterates (position, index in the source, frame, ground truth) of this process's training order, read by a
+    child process."""
 
     def __init__(self, src: SourceConfig, seed: int, rank: int, world: int, cache_frames: int,
-                 epoch_frames: int | None, start: int, depth: int):
+                 epoch_frames: int | None, start: int, depth: int, images: bool = True):
         self.epoch_frames = epoch_frames
         ctx = mp.get_context("spawn")
         self._queue = ctx.Queue(maxsize=depth)
         self._process = ctx.Process(target=_read, name="train-reader", daemon=True,
                                     args=(self._queue, src, seed, rank, world, cache_frames, epoch_frames, start,
-                                          os.getpid()))
+                                          os.getpid(), images))
         self._process.start()
 
     def __iter__(self):
@@ -47,8 +49,8 @@ class FrameReader:
                 continue
             if kind == "error":  # re-raised with the child's message (any exception type survives the trip)
                 raise TrainingDataError(value)
-            position, frame, truth, self.epoch_frames = value
-            yield position, frame, truth
+            position, index, frame, truth, self.epoch_frames = value
+            yield position, index, frame, truth
 
     def close(self) -> None:
         self._process.terminate()
@@ -57,15 +59,20 @@ class FrameReader:
         self._queue.cancel_join_thread()
 
 
-def _read(out, src: SourceConfig, seed, rank, world, cache_frames, epoch_frames, start, parent: int) -> None:
+def _read(out, src: SourceConfig, seed, rank, world, cache_frames, epoch_frames, start, parent: int,
+          images: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import dataclasses
+
     from ov_panoptic_ros.data.factory import open_source
     from ov_panoptic_ros.train.data import FrameOrder
 
     try:
         order = FrameOrder(open_source(src.spec, **src.options), seed, rank, world, cache_frames, epoch_frames)
-        for position, frame, truth in order.frames(start):
-            if not _put(out, ("frame", (position, frame, truth, order.epoch_frames)), parent):
+        for position, index, frame, truth in order.numbered_frames(start):
+            if not images:
+                frame = dataclasses.replace(frame, images=[], cameras=[])
+            if not _put(out, ("frame", (position, index, frame, truth, order.epoch_frames)), parent):
                 return
     except Exception as e:  # noqa: BLE001 - raised in the training process, which owns the console
         _put(out, ("error", str(e) if isinstance(e, TrainingDataError) else f"{type(e).__name__}: {e}"), parent)
