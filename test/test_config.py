@@ -102,3 +102,22 @@ def test_preset_weights_are_the_package_s_shipped_files(monkeypatch, tmp_path):
     own.write_text("preset: synthetic\nclip: {checkpoint: weights/t.pt}\n")  # a user's path stays theirs
     assert load_config(str(own)).clip.checkpoint == "weights/t.pt"
     assert Path(load_config(str(own)).clip.checkpoint).is_absolute() is False
+
+
+def test_dataset_roots_validate_on_their_held_out_part_only():
+    """One nuScenes or SemanticKITTI root holds train and val: the options say which part, and only parts
+    known to be apart may train and validate."""
+    from ov_panoptic_ros.train.config import SourceConfig, _shared_data
+
+    def shared(a_spec, a_opts, b_spec, b_opts):
+        return _shared_data(SourceConfig(a_spec, a_opts), SourceConfig(b_spec, b_opts))
+
+    kitti_train = {"sequences": "00,01,02,03,04,05,06,07,09,10"}
+    assert not shared("semantickitti:/d", {"sequences": ["08"]}, "semantickitti:/d", kitti_train)
+    assert shared("semantickitti:/d", {"sequences": [8]}, "semantickitti:/d", {"sequences": "08"})
+    assert shared("semantickitti:/d", {}, "semantickitti:/d", kitti_train)  # all sequences: overlaps
+    trainval = {"version": "v1.0-trainval"}
+    assert not shared("nuscenes:/d", {**trainval, "split": "val"}, "nuscenes:/d", {**trainval, "split": "train"})
+    assert shared("nuscenes:/d", {"split": "mini_val"}, "nuscenes:/d", {**trainval, "split": "train"})
+    assert not shared("nuscenes:/d", {"scenes": "scene-0061"}, "nuscenes:/d", {"scenes": ["scene-0103"]})
+    assert shared("nuscenes:/d", {"split": "val"}, "nuscenes:/other", {"split": "val"}) is False  # other roots

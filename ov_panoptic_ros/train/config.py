@@ -107,7 +107,7 @@ class TrainConfig:
         if self.val.feature_cache is not None:
             raise ConfigError("train.val.feature_cache: validation runs the pipeline's own CLIP; a feature cache "
                               "is read for train.data only")
-        if self.val.spec is not None and _shared_data(self.val.spec, self.data.spec):
+        if self.val.spec is not None and _shared_data(self.val, self.data):
             raise ConfigError(f"train.val.spec {self.val.spec!r} shares data with the training source "
                               f"{self.data.spec!r}: validate on held-out data (other seeds or recordings)")
 
@@ -123,8 +123,35 @@ def _source_key(spec: str) -> tuple:
     return ("path", str(Path(spec).resolve()), frozenset())
 
 
-def _shared_data(a: str, b: str) -> bool:
-    ka, kb = _source_key(a), _source_key(b)
+DATASETS = ("nuscenes", "semantickitti")  # one root holds train and val: the options select the part
+DISJOINT_SPLITS = ({"train", "val"}, {"mini_train", "mini_val"})
+
+
+def _dataset_parts_disjoint(a: SourceConfig, b: SourceConfig) -> bool:
+    """Whether two selections of one dataset root are known not to overlap: the same nuScenes version with
+    the official train/val (or mini) splits or disjoint scene lists, or disjoint SemanticKITTI sequences."""
+    oa, ob = a.options, b.options
+    if a.spec.startswith("semantickitti:"):
+        seqs = [{int(x) if x.isdigit() else x for x in _names(o.get("sequences"))} for o in (oa, ob)]
+        return all(seqs) and not (seqs[0] & seqs[1])
+    if oa.get("version", "v1.0-mini") != ob.get("version", "v1.0-mini"):
+        return False  # v1.0-mini's scenes are trainval scenes: never assume apart
+    if {oa.get("split"), ob.get("split")} in DISJOINT_SPLITS:
+        return True
+    scenes = [_names(o.get("scenes")) for o in (oa, ob)]
+    return all(scenes) and not (scenes[0] & scenes[1])
+
+
+def _names(value) -> set[str]:
+    """An option given as a list or as 'a,b' text -> its names (empty: the whole dataset)."""
+    items = value if isinstance(value, (list, tuple)) else str(value or "").replace(",", " ").split()
+    return {str(x).strip("[]'\" ") for x in items} - {""}
+
+
+def _shared_data(a: SourceConfig, b: SourceConfig) -> bool:
+    if a.spec.partition(":")[0] in DATASETS and a.spec == b.spec:
+        return not _dataset_parts_disjoint(a, b)
+    ka, kb = _source_key(a.spec), _source_key(b.spec)
     return ka[:2] == kb[:2] and (ka[0] == "path" or bool(ka[2] & kb[2]))
 
 
