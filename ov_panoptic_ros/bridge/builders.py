@@ -62,8 +62,30 @@ def compressed_image(kit: MessageKit, rgb: np.ndarray, stamp_ns: int, frame_id: 
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG" if fmt == "jpeg" else "PNG", quality=JPEG_QUALITY)
+    return encoded_image(kit, buf.getvalue(), fmt, stamp_ns, frame_id)
+
+
+def encoded_image(kit: MessageKit, data: bytes, fmt: str, stamp_ns: int, frame_id: str):
+    """An image file's bytes as they are (jpeg or png) -> CompressedImage: a dataset's own files go into a bag
+    unchanged, so a reader decodes exactly the pixels the dataset's loader does."""
     return kit["sensor_msgs/msg/CompressedImage"](header=header(kit, stamp_ns, frame_id), format=fmt,
-                                                  data=kit.u8(buf.getvalue()))
+                                                  data=kit.u8(data))
+
+
+def tf_message(kit: MessageKit, transforms):
+    """(parent, child, 4x4 parent <- child, stamp_ns) tuples -> one tf2_msgs/TFMessage, as a broadcaster sends them:
+    each TransformStamped is the pose of `child` in `parent`, the matrix that maps child points into the parent."""
+    from ov_panoptic_ros.bridge.transforms import pose_from_matrix
+
+    stamped = []
+    for parent, child, matrix, stamp_ns in transforms:
+        tx, ty, tz, qx, qy, qz, qw = pose_from_matrix(matrix)
+        transform = kit["geometry_msgs/msg/Transform"](
+            translation=kit["geometry_msgs/msg/Vector3"](x=tx, y=ty, z=tz),
+            rotation=kit["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw))
+        stamped.append(kit["geometry_msgs/msg/TransformStamped"](header=header(kit, stamp_ns, parent),
+                                                                 child_frame_id=child, transform=transform))
+    return kit["tf2_msgs/msg/TFMessage"](transforms=stamped)
 
 
 def camera_info(kit: MessageKit, info, stamp_ns: int, frame_id: str):

@@ -54,6 +54,15 @@ def pose_matrix(pose: tuple) -> np.ndarray:
                      [0.0, 0.0, 0.0, 1.0]])
 
 
+def pose_from_matrix(T: np.ndarray) -> tuple:
+    """4x4 (parent <- child) -> (tx, ty, tz, qx, qy, qz, qw), `pose_matrix`'s inverse: what a TransformStamped holds.
+    A rotation block that is orthonormal only to a few 1e-7 (KITTI's calib.txt) gets its nearest rotation."""
+    from scipy.spatial.transform import Rotation
+
+    T = np.asarray(T, dtype=np.float64).reshape(4, 4)
+    return tuple(float(v) for v in T[:3, 3]) + tuple(float(v) for v in Rotation.from_matrix(T[:3, :3]).as_quat())
+
+
 def _interpolate(a: tuple, b: tuple, s: float) -> tuple:
     """Linear in translation, spherical in rotation (the shorter way round)."""
     trans = tuple(a[i] + s * (b[i] - a[i]) for i in range(3))

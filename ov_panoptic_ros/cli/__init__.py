@@ -1,10 +1,10 @@
-"""`ov-panoptic`: one command group per module, on one typer app (cli/app.py): demo, synth, replay +
+"""`ov-panoptic`: one command group per module, on one typer app (cli/app.py): demo, synth, convert, replay +
 play, evaluate, train, extract-features, train-teacher, param + vocab, bench, config."""
 from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ov_panoptic_ros.cli import (bench, config, demo, evaluate, features,  # noqa: F401 (each registers)
+    from ov_panoptic_ros.cli import (bench, config, convert, demo, evaluate, features,  # noqa: F401 (each registers)
                                      param, replay, synth, teacher, train)
     from ov_panoptic_ros.cli.app import main_exit
     from ov_panoptic_ros.core.process import steady_latency

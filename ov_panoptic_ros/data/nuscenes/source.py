@@ -20,6 +20,7 @@ from ov_panoptic_ros.data.nuscenes.errors import NuScenesError, SampleProblem
 from ov_panoptic_ros.data.nuscenes.files import read_image, read_points
 from ov_panoptic_ros.data.nuscenes.geometry import camera_from_lidar, camera_model
 from ov_panoptic_ros.data.nuscenes.labels import label_table, panoptic_truth, read_panoptic
+from ov_panoptic_ros.data.nuscenes.poses import SensorSample, same_mount, sensor_sample
 from ov_panoptic_ros.data.nuscenes.splits import select_scenes
 from ov_panoptic_ros.data.nuscenes.tables import NuScenesTables
 from ov_panoptic_ros.data.source import GroundTruth, ground_truth_problem
@@ -74,6 +75,25 @@ class NuScenesSource:
             if item is not None:
                 self.position = index
                 yield item
+
+    def sensors(self, index: int, channels: Sequence[str]) -> dict[str, SensorSample]:
+        """The keyframes of `channels` (LIDAR_TOP, cameras) of the sample at `index` (a position, as `position`
+        says): stamps, mountings, ego poses and files, as a vehicle's TF and recorder hold them (poses.py).
+        A channel the sample lacks is left out; NuScenesError for one whose records are unusable."""
+        keyframes = self.tables.keyframes.get(self.samples[index], {})
+        return {c: sensor_sample(self.tables, c, keyframes[c]) for c in channels if c in keyframes}
+
+    def rig(self) -> dict[str, np.ndarray]:
+        """LIDAR_TOP's and the cameras' mountings (4x4 ego <- sensor) over the selected samples: what a vehicle's
+        /tf_static holds. NuScenesError when a sensor's mounting changes between them (scenes of two logs):
+        one rig cannot describe them."""
+        rig: dict[str, np.ndarray] = {}
+        for index in range(0, len(self) * self.every, self.every):
+            for channel, sensor in self.sensors(index, [LIDAR, *self.cameras]).items():
+                if not same_mount(rig.setdefault(channel, sensor.mount), sensor.mount):
+                    raise NuScenesError(f"{channel}'s calibrated_sensor changes within the selected samples (at "
+                                        f"sample {self.samples[index]}): choose samples of one log")
+        return rig
 
     def _frame(self, index: int, sample: str) -> tuple[Frame, GroundTruth | None] | None:
         """The sample's frame, or None (logged) when its sweep or its labels cannot be used."""

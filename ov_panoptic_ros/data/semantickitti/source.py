@@ -67,6 +67,16 @@ class SemanticKittiSource:
                         yield item
                 index += 1
 
+    def image_file(self, index: int) -> Path:
+        """The image_2 file of the scan at `index` (a position, as `position` says), for tools that copy it as it is
+        (convert: a bag holding the dataset's own PNG decodes to the very pixels this source reads)."""
+        k = index
+        for seq in self.sequences:
+            if 0 <= k < len(seq.scans):
+                return seq.file(CAMERA, seq.scans[k], ".png")
+            k -= len(seq.scans)
+        raise IndexError(f"no scan at position {index} of sequences {[s.name for s in self.sequences]}")
+
     def _frame(self, index: int, seq: Sequence, k: int, scan: str) -> tuple[Frame, GroundTruth | None] | None:
         """The scan's frame, or None (logged) when its scan or its labels cannot be used."""
         stamp_ns = int(round(float(seq.times_s[k]) * 1e9))
