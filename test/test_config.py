@@ -121,3 +121,17 @@ def test_dataset_roots_validate_on_their_held_out_part_only():
     assert shared("nuscenes:/d", {"split": "mini_val"}, "nuscenes:/d", {**trainval, "split": "train"})
     assert not shared("nuscenes:/d", {"scenes": "scene-0061"}, "nuscenes:/d", {"scenes": ["scene-0103"]})
     assert shared("nuscenes:/d", {"split": "val"}, "nuscenes:/other", {"split": "val"}) is False  # other roots
+
+
+def test_every_shipped_training_config_loads_and_the_paper_recipes_follow_the_paper():
+    from ov_panoptic_ros.train.config import config_names, load_train_config
+
+    for name in config_names():
+        load_train_config(name)  # a broken shipped config is an error here, not on a cluster
+    for name, frames in (("nuscenes_paper", 28_130), ("semantickitti_paper", 19_130)):
+        pipeline, train = load_train_config(name)
+        per_step = 8 * train.batch_frames  # the recipe's 8 GPUs
+        assert train.steps == 40 * -(-frames // per_step)  # 40 epochs of whole steps
+        assert train.optimizer.lr == 8e-4 and train.optimizer.weight_decay == 0.01
+        assert train.schedule.kind == "multistep" and all(0 < m < train.steps for m in train.schedule.milestones)
+        assert pipeline.head.num_queries == 128 and pipeline.head.num_layers == 6 and pipeline.vocabulary.novel
