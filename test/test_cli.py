@@ -1,9 +1,11 @@
 """The `ov-panoptic` entry point: config inspection, the benchmark harness, and its argument errors."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
@@ -52,3 +54,27 @@ def test_bench_tf_reports_per_frame_lookups_for_six_cameras(tmp_path):
     assert tf["cameras"] == 6 and tf["static"]["frames"] == tf["fixed_frame"]["frames"] == 200
     assert 0 < tf["static"]["per_frame_ms"]["p50"] <= tf["static"]["per_frame_ms"]["p99"]
     assert "TF lookups per frame" in out.stdout  # its target row is printed
+
+
+def test_bench_sources_reports_frames_per_second_of_every_source(tmp_path):
+    """Quick: 3 frames of each source, the datasets at their real sizes (about 5 s)."""
+    target, scratch = tmp_path / "b.json", tmp_path / "scratch"
+    scratch.mkdir()
+    out = subprocess.run(CLI + ["bench", "--only", "sources", "--quick", "--out", str(target)], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "TMPDIR": str(scratch)})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(target.read_text())["results"]["sources"]
+    sources = result["sources"]
+    assert list(sources) == ["world", "synthetic", "bag", "nuscenes", "semantickitti"]
+    for name, source in sources.items():
+        assert source["frames"] == result["frames_per_source"] == 3, name
+        assert source["frames_per_s"] > 0 and source["ms_per_frame_p50"] > 0 and source["problems"] == 0, name
+        assert source["frames_per_s"] == result["frames_per_s"][name] and source["ground_truth"], name
+    assert sources["nuscenes"]["points_per_frame"] == 34_000 and sources["nuscenes"]["cameras"] == 6
+    assert sources["nuscenes"]["image_size"] == [1600, 900]
+    assert sources["semantickitti"]["points_per_frame"] == 120_000
+    assert sources["semantickitti"]["image_size"] == [1241, 376]
+    assert sources["bag"]["points_per_frame"] == sources["world"]["points_per_frame"]  # the world's frames, recorded
+    writes = [sources[n]["write_s"] for n in ("bag", "nuscenes", "semantickitti")]
+    assert all(w > 0 for w in writes) and result["write_s_total"] == pytest.approx(sum(writes), abs=2e-3)
+    assert not list(scratch.glob("ov_bench_sources_*"))  # the datasets went with their temporary directory

@@ -13,14 +13,14 @@ import pytest
 import yaml
 from scipy.spatial.transform import Rotation
 
-import nuscenes_tiny as tiny
 from ov_panoptic_ros.data.bag.errors import BagError
 from ov_panoptic_ros.data.bag.reader import open_bag
 from ov_panoptic_ros.data.bag.source import BagFrameSource
 from ov_panoptic_ros.data.convert.staging import record_staged
 from ov_panoptic_ros.data.nuscenes import NuScenesSource
 from ov_panoptic_ros.data.semantickitti import SemanticKittiSource
-from semantickitti_tiny import P2_TEXT, TR_TEXT, write_sequence
+from ov_panoptic_ros.testing import nuscenes_tiny as tiny
+from ov_panoptic_ros.testing.semantickitti_tiny import P2_TEXT, TR_TEXT, write_sequence
 
 CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
 SCENE = "scene-0061"  # the tiny dataroot's first scene: samples 0, 1, 2

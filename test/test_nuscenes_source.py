@@ -1,4 +1,5 @@
-"""The nuScenes FrameSource (data/nuscenes/) on a tiny dataroot in the real on-disk format (nuscenes_tiny.py).
+"""The nuScenes FrameSource (data/nuscenes/) on a tiny dataroot in the real on-disk format
+(ov_panoptic_ros/testing/nuscenes_tiny.py).
 
 What nuscenes-devkit says about the same dataroot is the oracle: it runs in .venv-oracle (numpy < 2) as a
 subprocess (nuscenes_oracle.py), opens the tiny dataroot with its own NuScenes class (so the tables are in the
@@ -16,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-import nuscenes_tiny as tiny
 from ov_panoptic_ros.core.classes import nuscenes_classes
 from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.geometry import project_points
@@ -25,6 +25,7 @@ from ov_panoptic_ros.data.nuscenes import CAMERAS, NuScenesError, NuScenesSource
 from ov_panoptic_ros.data.nuscenes.labels import GENERAL_TO_CHALLENGE
 from ov_panoptic_ros.data.nuscenes.splits import SPLITS_FILE
 from ov_panoptic_ros.eval.devkit_oracle import oracle_python
+from ov_panoptic_ros.testing import nuscenes_tiny as tiny
 
 HERE = Path(__file__).resolve().parent
 MAKE_SPLITS = HERE.parent / "ov_panoptic_ros" / "data" / "nuscenes" / "make_splits.py"

@@ -12,7 +12,8 @@ from ov_panoptic_ros.core.config import ProjectionConfig, load_config
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.data.factory import open_source
 from ov_panoptic_ros.data.semantickitti import SemanticKittiError, SemanticKittiSource
-from semantickitti_tiny import HEIGHT, KNOWN_POINT, N_POINTS, P2_TEXT, RAW, TR_TEXT, WIDTH, calib_text, write_sequence
+from ov_panoptic_ros.testing.semantickitti_tiny import (HEIGHT, KNOWN_POINT, N_POINTS, P2_TEXT, RAW, TR_TEXT, WIDTH,
+                                                        calib_text, write_sequence)
 
 
 @pytest.fixture

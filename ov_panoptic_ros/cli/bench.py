@@ -22,6 +22,7 @@ BENCHMARKS = {
     "replay": ("ov_panoptic_ros.bench.replay", "bench_replay"),
     "live": ("ov_panoptic_ros.bench.live", "bench_live"),
     "world": ("ov_panoptic_ros.data.world.bench", "bench_world"),
+    "sources": ("ov_panoptic_ros.bench.sources", "bench_sources"),  # frames/s of every FrameSource, real sizes
     "train": ("ov_panoptic_ros.bench.train", "bench_train"),
     "shipped_model": ("ov_panoptic_ros.bench.shipped_model", "bench_shipped_model"),
     "load": ("ov_panoptic_ros.bench.load", "bench_load"),  # minutes: the node under 10 Hz sensor load

@@ -1,6 +1,6 @@
-"""A tiny nuScenes dataroot in the real on-disk format, for the nuScenes source's tests. Test helper, not shipped.
+"""A tiny nuScenes dataroot in the real on-disk format, for the nuScenes source's tests and the sources benchmark.
 
-Three scenes with the names of real mini scenes (scene-0061 of mini_train, scene-0103 and scene-0916, all of
+By default three scenes with the names of real mini scenes (scene-0061 of mini_train, scene-0103 and scene-0916, all of
 mini_val), 3 + 2 + 2 samples. Every table the devkit's NuScenes class loads is written (the empty annotation
 tables too, and a map with its PNG), so nuscenes-devkit itself can open the dataroot: the proof that the
 tables are in the real format. Per sample: a LIDAR_TOP .pcd.bin (5 float32 per point), a panoptic .npz
@@ -9,6 +9,9 @@ car driving ~12 m/s and turning, so LiDAR and cameras see it at different poses.
 
 Geometry here is scipy's (Rotation, quaternions x, y, z, w), not the package's: `plant_point` inverts the chain
 on its own, so a test can place a point where a camera must see it.
+
+`build`'s parameters make the same dataroot at a real one's size (bench/sources.py: 34,000 points per sweep, six
+1600x900 JPEGs per sample, `noise` giving them a real file's size); the defaults are the tests' tiny one.
 """
 from __future__ import annotations
 
@@ -65,12 +68,13 @@ def to_child(record: dict, p: np.ndarray) -> np.ndarray:
     return rotation_of(record).inv().apply(p - np.asarray(record["translation"]))
 
 
-def camera_cs(channel: str, yaw_deg: float, k: int) -> dict:
-    """A camera mounted on the roof looking along `yaw_deg`, slightly pitched and rolled (optical frame)."""
+def camera_cs(channel: str, yaw_deg: float, k: int, scale: float = SCALE) -> dict:
+    """A camera mounted on the roof looking along `yaw_deg`, slightly pitched and rolled (optical frame); its K is
+    nuScenes' at 1600 px wide times `scale`."""
     optical_to_ego = Rotation.from_matrix([[0, 0, 1], [-1, 0, 0], [0, -1, 0]])  # z fwd, x right, y down
     mount = Rotation.from_euler("zyx", [yaw_deg, 0.6 + 0.3 * k, -0.4 + 0.2 * k], degrees=True)
     yaw = np.radians(yaw_deg)
-    K = [[1266.4 * SCALE, 0.0, 816.3 * SCALE - 0.2 * k], [0.0, 1266.4 * SCALE, 491.5 * SCALE + 0.1 * k], [0, 0, 1]]
+    K = [[1266.4 * scale, 0.0, 816.3 * scale - 0.2 * k], [0.0, 1266.4 * scale, 491.5 * scale + 0.1 * k], [0, 0, 1]]
     return {"translation": [1.0 + 0.7 * np.cos(yaw), 0.5 * np.sin(yaw), 1.5 + 0.01 * k],
             "rotation": wxyz(mount * optical_to_ego), "camera_intrinsic": K}
 
@@ -98,6 +102,16 @@ class Tiny:
     planted: tuple = ()  # (sample index, point index, channel, (u, v))
 
 
+@dataclass
+class Shape:
+    """The images' size and content (see `build`); `rng` draws the noise, apart from the points' stream."""
+
+    image_size: tuple[int, int]
+    noise: int
+    keep_images: bool
+    rng: np.random.Generator
+
+
 def plant_point(tables: dict, lidar: dict, cam: dict, uv, depth: float) -> np.ndarray:
     """The LIDAR_TOP point that `cam` sees at pixel uv, `depth` metres away, through the ego poses at both stamps."""
     by_token = {t: {r["token"]: r for r in tables[t]} for t in ("calibrated_sensor", "ego_pose")}
@@ -109,15 +123,22 @@ def plant_point(tables: dict, lidar: dict, cam: dict, uv, depth: float) -> np.nd
     return to_child(by_token["calibrated_sensor"][lidar["calibrated_sensor_token"]], p)
 
 
-def build(root: Path, version: str = VERSION, seed: int = 0, num_points: int = 300) -> Tiny:
+def build(root: Path, version: str = VERSION, seed: int = 0, num_points: int = 300,
+          scenes: tuple[tuple[str, int], ...] = SCENES, image_size: tuple[int, int] = (IMAGE_W, IMAGE_H),
+          noise: int = 0, keep_images: bool = True) -> Tiny:
+    """The dataroot under `root`: `scenes` (name, samples; at least 2 samples in all, sample 1 has the planted point),
+    `num_points` per sweep, images of `image_size` (width, height) with uniform noise of +-`noise` levels (0: smooth,
+    tiny files), kept in `Tiny.images` unless `keep_images` is False (a full-size dataroot's pixels are hundreds of MB).
+    """
     rng = np.random.default_rng(seed)
     out = Tiny(root)
+    shape = Shape(image_size, noise, keep_images, np.random.default_rng([seed, 1]))
     t = {name: [] for name in ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
                                "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map",
                                "panoptic")}
     order = rng.permutation(len(GENERAL))  # table order is not index order: the `index` field decides
     t["category"] = [{"token": token("cat", i), "name": GENERAL[i], "description": "", "index": int(i)} for i in order]
-    channels = [("LIDAR_TOP", "lidar", LIDAR_CS)] + [(c, "camera", camera_cs(c, yaw, k))
+    channels = [("LIDAR_TOP", "lidar", LIDAR_CS)] + [(c, "camera", camera_cs(c, yaw, k, image_size[0] / 1600))
                                                       for k, (c, yaw, _) in enumerate(CAMERAS)]
     for channel, modality, cs in channels:
         t["sensor"].append({"token": token("sensor", channel), "channel": channel, "modality": modality})
@@ -131,7 +152,7 @@ def build(root: Path, version: str = VERSION, seed: int = 0, num_points: int = 3
     (root / "maps").mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "maps" / "tiny.png")
     stamp = 1532402927647951
-    for name, n in SCENES:
+    for name, n in scenes:
         tokens = [token(name, "sample", i) for i in range(n)]
         t["scene"].append({"token": token(name), "log_token": log, "nbr_samples": n, "first_sample_token": tokens[0],
                            "last_sample_token": tokens[-1], "name": name, "description": "tiny"})
@@ -139,15 +160,16 @@ def build(root: Path, version: str = VERSION, seed: int = 0, num_points: int = 3
             stamp += 500000
             t["sample"].append({"token": sample, "timestamp": stamp, "scene_token": token(name),
                                 "prev": tokens[i - 1] if i else "", "next": tokens[i + 1] if i + 1 < n else ""})
-            _sample(out, t, rng, sample, stamp, num_points)
+            _sample(out, t, rng, sample, stamp, num_points, shape)
     _plant(out, t)
     _write(root, version, t, out)
     out.tables = t
     return out
 
 
-def _sample(out: Tiny, t: dict, rng, sample: str, stamp: int, num_points: int) -> None:
+def _sample(out: Tiny, t: dict, rng, sample: str, stamp: int, num_points: int, shape: Shape) -> None:
     root, k = out.root, len(out.samples)
+    width, height = shape.image_size
     for channel, _, offset in [("LIDAR_TOP", 0, 0)] + list(CAMERAS):
         when = stamp + offset
         t["ego_pose"].append({"token": token("pose", sample, channel), "timestamp": when, **ego_pose(when)})
@@ -156,7 +178,7 @@ def _sample(out: Tiny, t: dict, rng, sample: str, stamp: int, num_points: int) -
         record = {"token": token("sd", sample, channel), "sample_token": sample,
                   "ego_pose_token": token("pose", sample, channel), "calibrated_sensor_token": token("cs", channel),
                   "timestamp": when, "fileformat": ext.split(".")[0], "is_key_frame": True,
-                  "height": 0 if ext != "jpg" else IMAGE_H, "width": 0 if ext != "jpg" else IMAGE_W,
+                  "height": 0 if ext != "jpg" else height, "width": 0 if ext != "jpg" else width,
                   "filename": filename, "prev": "", "next": ""}
         t["sample_data"].append(record)
         (root / filename).parent.mkdir(parents=True, exist_ok=True)
@@ -164,12 +186,16 @@ def _sample(out: Tiny, t: dict, rng, sample: str, stamp: int, num_points: int) -
             out.samples.append(sample)
             out.lidar.append(record)
         else:
-            img = np.zeros((IMAGE_H, IMAGE_W, 3), np.uint8)
+            img = np.zeros((height, width, 3), np.uint8)
             img[..., 0] = 40 * (k % 6) + 10
             img[..., 1] = 30 * CAMERAS.index(next(c for c in CAMERAS if c[0] == channel)) + 20
-            img[..., 2] = np.linspace(0, 255, IMAGE_W, dtype=np.uint8)[None, :]
+            img[..., 2] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+            if shape.noise:
+                grain = shape.rng.integers(-shape.noise, shape.noise + 1, img.shape, dtype=np.int16)
+                img = np.clip(img + grain, 0, 255).astype(np.uint8)
             Image.fromarray(img).save(root / filename, quality=95)
-            out.images[(k, channel)] = img
+            if shape.keep_images:
+                out.images[(k, channel)] = img
     sweep = dict(record, token=token("sweep", sample), is_key_frame=False, timestamp=stamp + 50000,
                  ego_pose_token=token("pose", sample, "LIDAR_TOP"), calibrated_sensor_token=token("cs", "LIDAR_TOP"),
                  filename=f"sweeps/LIDAR_TOP/{sample}.pcd.bin", fileformat="pcd", height=0, width=0)
