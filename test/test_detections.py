@@ -9,6 +9,7 @@ from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithP
 
 from ov_panoptic_ros.core.frame import UNLABELED, Instance, Vocabulary
 from ov_panoptic_ros.ros.detections import instance_detections
+from message_leaves import leaves
 
 VOCAB = Vocabulary(("car", "pedestrian,person", "road"), ("road",), version=3)
 
@@ -151,19 +152,6 @@ def _reference(instances, vocabulary, header):
     return Detection3DArray(header=header, detections=detections)
 
 
-def _leaves(value, path="msg"):
-    """Every leaf as (path, python type, value), so a numpy scalar where rosidl keeps a float shows up by name."""
-    if hasattr(value, "get_fields_and_field_types"):
-        for name in value.get_fields_and_field_types():
-            yield from _leaves(getattr(value, name), f"{path}.{name}")
-    elif isinstance(value, (list, tuple)) or type(value).__name__ in ("array", "ndarray"):
-        yield path, type(value).__name__, len(value)
-        for i, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{i}]")
-    else:
-        yield path, type(value).__name__, value
-
-
 def _mixed_instances():
     return [
         _inst(1, 0, yaw=2.4, score=0.912),
@@ -185,7 +173,7 @@ def test_every_field_matches_a_straightforward_construction():
     got = instance_detections(instances, VOCAB, header)
     expected = _reference(instances, VOCAB, header)
     assert len(expected.detections) == 3  # the oriented, the flat and the last one survive
-    assert list(_leaves(got)) == list(_leaves(expected))
+    assert list(leaves(got)) == list(leaves(expected))
     assert got == expected
     assert _round_trip(got) == expected
     assert [d.id for d in got.detections] == ["1", "2", "10"]

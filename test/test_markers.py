@@ -8,6 +8,7 @@ from visualization_msgs.msg import Marker
 
 from ov_panoptic_ros.core.frame import Instance, Vocabulary
 from ov_panoptic_ros.ros.markers import BOX_ALPHA, instance_markers, yaw_to_quaternion
+from message_leaves import leaves
 
 VOCAB = Vocabulary(("car", "pedestrian,person", "road"), ("road",), version=3)
 
@@ -95,20 +96,6 @@ def _reference(instances, vocabulary, header):
     return expected
 
 
-def _leaves(value, path="msg"):
-    """Every leaf of a message as (path, python type, value), recursing into sub-messages and sequences, so a
-    numpy scalar where rosidl keeps a float (or any other field difference) shows up by name."""
-    if hasattr(value, "get_fields_and_field_types"):
-        for name in value.get_fields_and_field_types():
-            yield from _leaves(getattr(value, name), f"{path}.{name}")
-    elif isinstance(value, (list, tuple)) or type(value).__name__ == "array":
-        yield path, type(value).__name__, len(value)
-        for i, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{i}]")
-    else:
-        yield path, type(value).__name__, value
-
-
 def _mixed_instances():
     oriented = _inst(1, 0, yaw=2.4, score=0.912)
     flat = Instance(instance_id=2, label=1, score=0.3333, center=np.array([-3.5, 7.25, -0.2], dtype=np.float32),
@@ -134,7 +121,7 @@ def test_every_field_matches_a_straightforward_construction():
     assert len(expected) == 1 + 3 * 2  # oriented, flat and last survive; everything else is skipped
     assert len(got) == len(expected)
     for i, (g, e) in enumerate(zip(got, expected)):
-        assert list(_leaves(g)) == list(_leaves(e)), f"marker {i} ({e.ns} {e.id}) differs"
+        assert list(leaves(g)) == list(leaves(e)), f"marker {i} ({e.ns} {e.id}) differs"
         assert g == e  # rosidl's own comparison of all slots agrees
     assert [m.id for m in got[1::2]] == [0, 1, 2] and [m.text for m in got[2::2]] == [
         "car 0.91", "pedestrian 0.33", "pedestrian 1.00"]
@@ -148,7 +135,7 @@ def test_frames_share_no_mutable_state():
     header_a, header_b = Header(frame_id="a"), Header(frame_id="b")
     frame_a = instance_markers(_mixed_instances(), VOCAB, header_a)
     snapshot = copy.deepcopy(frame_a)
-    leaves_a = [list(_leaves(m)) for m in frame_a.markers]
+    leaves_a = [list(leaves(m)) for m in frame_a.markers]
 
     other = Vocabulary(("truck", "car", "tree"), ("tree",), version=4)
     frame_b = instance_markers([_inst(1, 1, yaw=0.1, score=0.2), _inst(2, 0, yaw=1.3)], other, header_b)
@@ -172,7 +159,7 @@ def test_frames_share_no_mutable_state():
         m.points.append(m.pose.position)
         m.header.frame_id = "scribbled"
     assert frame_a == snapshot
-    assert [list(_leaves(m)) for m in frame_a.markers] == leaves_a
+    assert [list(leaves(m)) for m in frame_a.markers] == leaves_a
 
 
 def test_marker_array_survives_a_real_dds_round_trip():
@@ -228,5 +215,5 @@ def test_marker_array_survives_a_real_dds_round_trip():
     got = received[0].markers
     assert len(got) == len(expected.markers)
     for i, (g, e) in enumerate(zip(got, expected.markers)):
-        assert list(_leaves(g)) == list(_leaves(e)), f"marker {i} ({e.ns} {e.id}) differs after the round trip"
+        assert list(leaves(g)) == list(leaves(e)), f"marker {i} ({e.ns} {e.id}) differs after the round trip"
     assert received[0] == expected

@@ -38,7 +38,7 @@ from geometry_msgs.msg import Pose, Vector3
 from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose
 
 from ov_panoptic_ros.core.frame import Instance, Vocabulary
-from ov_panoptic_ros.ros.markers import yaw_to_quaternion
+from ov_panoptic_ros.ros.markers import drawable_instances, yaw_to_quaternion
 
 
 @lru_cache(maxsize=8)
@@ -55,19 +55,11 @@ def instance_detections(instances: list[Instance], vocabulary: Vocabulary, heade
     detections share sub-messages (see the module docstring): read-only.
     """
     names = _thing_names(vocabulary)
-    n_classes = len(names)
-    kept = [inst for inst in instances if 0 <= inst.label < n_classes and names[inst.label] is not None]
+    kept, boxes, yaws = drawable_instances(instances, names)  # the markers' instances, so both topics agree
     detections: list[Detection3D] = []
     if kept:
-        boxes = np.array([(inst.center, inst.size) for inst in kept], dtype=np.float64)  # (K, 2, 3)
-        yaws = np.array([inst.yaw for inst in kept], dtype=np.float64)
-        finite = np.isfinite(boxes).all(axis=(1, 2)) & np.isfinite(yaws)
-        if not finite.all():
-            kept = [inst for inst, ok in zip(kept, finite.tolist()) if ok]
-            boxes, yaws = boxes[finite], yaws[finite]
-        if kept:
-            sizes = np.maximum(boxes[:, 1], 0.0) + 0.0  # negative -> 0; + 0.0 turns -0.0 into 0.0
-            detections = _detections(kept, names, header, boxes[:, 0].tolist(), sizes.tolist(), yaws.tolist())
+        sizes = np.maximum(boxes[:, 1], 0.0) + 0.0  # negative -> 0; + 0.0 turns -0.0 into 0.0
+        detections = _detections(kept, names, header, boxes[:, 0].tolist(), sizes.tolist(), yaws.tolist())
     return Detection3DArray(header=header, detections=detections)
 
 

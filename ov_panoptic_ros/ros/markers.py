@@ -54,22 +54,30 @@ def instance_markers(instances: list[Instance], vocabulary: Vocabulary, header) 
     share sub-messages (see the module docstring): read-only.
     """
     table = _class_table(vocabulary)
-    n_classes = len(table)
-    kept = [inst for inst in instances if 0 <= inst.label < n_classes and table[inst.label] is not None]
+    kept, boxes, yaws = drawable_instances(instances, table)
     clear = Marker(header=header, action=Marker.DELETEALL)
     markers = [clear]
     if kept:
-        boxes = np.array([(inst.center, inst.size) for inst in kept], dtype=np.float64)  # (K, 2, 3)
-        yaws = np.array([inst.yaw for inst in kept], dtype=np.float64)
-        finite = np.isfinite(boxes).all(axis=(1, 2)) & np.isfinite(yaws)
-        if not finite.all():
-            kept = [inst for inst, ok in zip(kept, finite.tolist()) if ok]
-            boxes, yaws = boxes[finite], yaws[finite]
         centers, sizes = boxes[:, 0], boxes[:, 1]
         text_z = centers[:, 2] + sizes[:, 2] / 2.0 + TEXT_GAP_M
         markers += _instance_pairs(kept, table, header, clear, centers.tolist(),
                                    np.maximum(sizes, MIN_BOX_SIZE_M).tolist(), yaws.tolist(), text_z.tolist())
     return MarkerArray(markers=markers)
+
+
+def drawable_instances(instances, table) -> tuple[list, np.ndarray, np.ndarray]:
+    """The instances the markers and the detections describe, the same set in both: a thing class of the
+    vocabulary (`table[label]` not None) and a finite box; with their boxes (K, 2, 3: center, size) and yaws."""
+    kept = [inst for inst in instances if 0 <= inst.label < len(table) and table[inst.label] is not None]
+    if not kept:
+        return [], np.zeros((0, 2, 3)), np.zeros(0)
+    boxes = np.array([(inst.center, inst.size) for inst in kept], dtype=np.float64)
+    yaws = np.array([inst.yaw for inst in kept], dtype=np.float64)
+    finite = np.isfinite(boxes).all(axis=(1, 2)) & np.isfinite(yaws)
+    if not finite.all():
+        kept = [inst for inst, ok in zip(kept, finite.tolist()) if ok]
+        boxes, yaws = boxes[finite], yaws[finite]
+    return kept, boxes, yaws
 
 
 def _instance_pairs(kept, table, header, clear: Marker, centers, box_sizes, yaws, text_z) -> list[Marker]:
