@@ -424,6 +424,27 @@ def test_merge_is_not_concatenation():
     assert sep.pan_tp[4] == 2
 
 
+def test_kept_frame_iou_rows_add_up_to_the_running_sum_to_the_bit():
+    """keep_frame_iou (a sharded replay merges by it): one row per add, an empty frame a row of zeros, and the
+    rows re-added in order give the running sum's exact bits."""
+    classes, min_points, frames = FAST_CASES["multi_frame_accumulation"]
+    ev = PanopticEval(classes, min_points, keep_frame_iou=True)
+    for frame in [frames[0], (np.zeros(0, dtype=int),) * 4, *frames[1:]]:
+        ev.add(*frame)
+    assert len(ev.frame_iou) == ev.n_frames == len(frames) + 1
+    assert ev.frame_iou[1].shape == (classes.n_classes,) and not ev.frame_iou[1].any()
+    total = np.zeros(classes.n_classes)
+    for row in ev.frame_iou:
+        total += row
+    assert ev.pan_iou.any() and total.tobytes() == ev.pan_iou.tobytes()
+    b = PanopticEval(classes, min_points, keep_frame_iou=True)
+    b.add(*frames[0])
+    rows = list(ev.frame_iou)
+    assert ev.merge(b).frame_iou == rows + b.frame_iou and ev.merge(PanopticEval(classes, min_points)).frame_iou
+    ev.reset()
+    assert ev.frame_iou == [] and ours(classes, min_points, frames).frame_iou is None
+
+
 def test_memory_is_constant_over_frames():
     classes, min_points, frames = FAST_CASES["multi_frame_accumulation"]
     ev = PanopticEval(classes, min_points)

@@ -11,7 +11,7 @@ from ov_panoptic_ros.bridge.clouds import read_cloud_fields
 from ov_panoptic_ros.core.config import load_config
 from ov_panoptic_ros.data.bag.reader import open_bag
 from ov_panoptic_ros.data.synthetic_drive import write_synthetic_bag
-from ov_panoptic_ros.eval import replay as replay_module
+from ov_panoptic_ros.eval import replay_shard as replay_module  # where each part builds its Scorer
 from ov_panoptic_ros.eval.replay import replay_offline
 
 BAG_KW = dict(num_points=2000, num_cameras=2, image_size=(64, 48), seed=5)

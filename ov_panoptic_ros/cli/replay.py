@@ -90,6 +90,10 @@ def _print_summary(doc: dict, out: Path) -> None:
                    f"{live['dropped']} dropped" + (f"; end-to-end p50 {e2e['p50']:.1f} ms" if e2e["n"] else ""))
     for reason in doc.get("partial_reasons", []):
         typer.echo(f"PARTIAL: {reason}", err=True)
+    shards = doc.get("shards", {})
+    if shards.get("count", 1) > 1:
+        typer.echo(f"shards: {len(shards['merged'])} of {shards['count']} merged ({shards['launcher']}, by "
+                   f"{shards['split']})")
     tables = f", {out}/per_class.csv" if scored else ""
     typer.echo(f"report: {out}/metrics.json{tables}, {len(doc.get('figures', []))} figures")
 
@@ -107,7 +111,17 @@ def _exit_code(doc: dict) -> int:
 
 @app.command()
 def replay(
-    bag: Path = typer.Argument(..., help="rosbag2 directory, .mcap or .db3 file in the evaluation layout."),
+    bags: list[Path] = typer.Argument(
+        None, help="rosbag2 directories, .mcap or .db3 files in the evaluation layout (several: one report)."),
+    source: str | None = typer.Option(
+        None, "--source", help="A frame source instead of bags: world:FIRST:STOP, synthetic:SEED, nuscenes:ROOT, "
+        "semantickitti:ROOT (sharded by frame)."),
+    source_option: list[str] = typer.Option(
+        [], "--source-option", help="--source option KEY=VALUE (repeatable), e.g. frames=10, every=5, split=val."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Shards run as this many local processes (this one and "
+                                "N-1 spawned), merged into one report; under torchrun each rank is one shard."),
+    shard_timeout: float = typer.Option(
+        24 * 3600.0, "--shard-timeout", min=1.0, help="torchrun rank 0: seconds to wait for the other ranks' state."),
     config: str = typer.Option("tiny", "--config", "-c", help="Pipeline preset name or YAML file."),
     out: Path = typer.Option(Path("runs/replay"), "--out", "-o", help="Report directory."),
     mapping: Path | None = typer.Option(None, help="YAML: predicted vocabulary name -> ground-truth class."),
@@ -142,11 +156,20 @@ def replay(
         False, "--no-ground-truth", help="Predictions, latency and figures only, no metrics (a bag recorded on a "
         "vehicle); automatic when the bag has no ground-truth topic."),
 ) -> None:
-    """Replay a bag through the pipeline (offline, or live through the node) and write the evaluation report."""
+    """Replay bags (offline, or one live through the node) or a frame source and write the evaluation report."""
+    if bool(bags) == bool(source):
+        fail("name the bags to replay, or --source SPEC; not both" if bags else "name one or more bags, or --source")
     if no_ground_truth:
         _check_no_ground_truth(live, mapping, min_points)
     if live:
         _check_live_cameras(extrinsics, fixed_frame, rectified)
+        _check_single(bags, source, workers, "--live plays one bag into the node in real time")
+    if output_bag is not None:
+        _check_single(bags, source, 1, "--output-bag mirrors one input bag")
+    if source and (topics_file or lidar_topic or image_topic or info_topic or calibration or fixed_frame or rectified
+                   or extrinsics != ExtrinsicsSource.auto or every != 1 or max_frames is not None):
+        fail("bag options (--topics, --*-topic, --calibration, --extrinsics, --fixed-frame, --rectified, --every, "
+             "--max-frames) do not apply to --source; give the source's own: --source-option every=N")
     topics = _topics(topics_file, lidar=lidar_topic, image=image_topic, camera_info=info_topic)
     if output_bag is not None and output_bag.exists():
         fail(f"output bag {output_bag} exists already; not overwriting it")
@@ -156,23 +179,44 @@ def replay(
         if live:
             from ov_panoptic_ros.eval.live import replay_live
 
-            doc = replay_live(bag, config, out, rate=rate, mapping=mapping, max_frames=max_frames,
+            doc = replay_live(bags[0], config, out, rate=rate, mapping=mapping, max_frames=max_frames,
                               topics=topics, calibration_file=calibration, min_points=min_points,
                               figure_frames=figure_frames, node_params=yaml_assignments(node_param, "--node-param expects NAME=VALUE"),
                               startup_timeout_s=startup_timeout, progress=progress, output_bag=output_bag)
         else:
-            from ov_panoptic_ros.eval.replay import replay_offline
+            from ov_panoptic_ros.eval.replay import ReplayJob, replay as run_replay
+            from ov_panoptic_ros.eval.scoring import user_table
+            from ov_panoptic_ros.eval.shards import plan_shards
 
-            doc = replay_offline(bag, config, out, mapping=mapping, max_frames=max_frames, every=every,
-                                 output_bag=output_bag, topics=topics, calibration_file=calibration,
-                                 min_points=min_points, figure_frames=figure_frames, progress=progress,
-                                 ground_truth=False if no_ground_truth else None, extrinsics=extrinsics.value,
-                                 fixed_frame=fixed_frame, rectified=rectified)
+            job = ReplayJob(
+                bags=[str(b) for b in bags or []], source=source, config=config, mapping=user_table(mapping),
+                source_options=yaml_assignments(source_option, "--source-option expects KEY=VALUE (a YAML value)"),
+                every=every, max_frames=max_frames, topics=topics, calibration_file=calibration,
+                extrinsics=extrinsics.value, fixed_frame=fixed_frame, rectified=tuple(rectified),
+                min_points=min_points, ground_truth=False if no_ground_truth else None, figure_frames=figure_frames,
+                output_bag=str(output_bag) if output_bag else None)
+            plan = plan_shards(_useful_workers(workers, bags), job.fingerprint())
+            doc = run_replay(job, out, plan, progress=progress, shard_timeout_s=shard_timeout)
     except KeyboardInterrupt:  # before the first frame (loading the model): there is nothing to report
         typer.echo("interrupted before any frame was processed; no report written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    if doc.get("report", True) is False:  # another torchrun rank: rank 0 writes the report
+        typer.echo(f"shard {doc['rank']} of {doc['world']}: {doc['processed']} frames; rank 0 writes the report "
+                   f"into {out}")
+        interrupted = any(r.startswith("interrupted") for r in doc["partial_reasons"])
+        raise typer.Exit(EXIT_INTERRUPTED if interrupted else 0)
     _print_summary(doc, out)
     raise typer.Exit(_exit_code(doc))
+
+
+def _check_single(bags: list[Path] | None, source: str | None, workers: int, why: str) -> None:
+    if source or len(bags or []) > 1 or workers > 1:
+        fail(f"{why}: name exactly one bag, without --source or --workers")
+
+
+def _useful_workers(workers: int, bags: list[Path] | None) -> int:
+    """Bags go whole to a shard: more workers than bags would only build pipelines that get nothing to do."""
+    return min(workers, len(bags)) if bags else workers
 
 
 @app.command()

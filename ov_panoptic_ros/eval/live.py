@@ -32,7 +32,7 @@ from ov_panoptic_ros.eval.errors import LiveError, ReplayError
 from ov_panoptic_ros.eval.node_process import NODE_NAME, NodeProcess, node_parameters
 from ov_panoptic_ros.eval.run_stats import FrameSample, RunStats, SampleKeeper, percentiles
 from ov_panoptic_ros.eval.scoring import Scorer, user_table
-from ov_panoptic_ros.eval.summary import scored_run_summary, vocabulary_summary
+from ov_panoptic_ros.eval.summary import bag_summary, scored_run_summary, vocabulary_summary
 from ov_panoptic_ros.ros.player import Player, PlayStats
 from ov_panoptic_ros.ros.session import LiveRecorder, RosSession
 
@@ -328,7 +328,7 @@ def _live_report(reader, layout, cfg, live: LiveScorer, play_stats: PlayStats, o
     bag_read_s = reader.read_s + reader.decode_s
     doc = {
         "mode": "live",
-        **scored_run_summary(reader, stats, live.scorer, output_bag),
+        **scored_run_summary(bag_summary(reader), stats, live.scorer, output_bag),
         "config": cfg.name,
         "pipeline_mode": "node",
         "vocabulary": vocabulary_summary(live.scorer.vocabulary),

@@ -206,11 +206,15 @@ class PanopticEval:
     combine evaluators of the same set-up, ``reset()`` to start over.
     """
 
-    def __init__(self, classes: ClassInfo, min_points: int = NUSCENES_MIN_POINTS) -> None:
+    def __init__(self, classes: ClassInfo, min_points: int = NUSCENES_MIN_POINTS, keep_frame_iou: bool = False) -> None:
+        """`keep_frame_iou`: also keep each frame's matched-IoU sums (`frame_iou`, one row per `add`), so that
+        evaluators of parts of a run can be merged to the bit (eval/shard_state.py): the IoU sum is the one
+        float accumulator, and float addition depends on the order."""
         if int(min_points) != min_points or min_points < 0:
             raise ValueError(f"min_points must be a non-negative integer, got {min_points!r}")
         self.classes = classes
         self.min_points = int(min_points)
+        self.keep_frame_iou = keep_frame_iou
         n = classes.n_classes
         self._n = n
         # Lookup tables. Index n stands for "no prediction" (UNLABELED) on the prediction side.
@@ -248,6 +252,7 @@ class PanopticEval:
         self.pan_iou = np.zeros(n, dtype=np.float64)
         self.n_frames = 0
         self.n_points = 0
+        self.frame_iou: list[np.ndarray] | None = [] if self.keep_frame_iou else None
 
     # ---------------------------------------------------------------- input checks
     def _check(self, pred_sem, pred_inst, gt_sem, gt_inst) -> tuple[np.ndarray, ...]:
@@ -290,6 +295,8 @@ class PanopticEval:
         ps, pi, gs, gi = self._check(pred_labels, pred_instances, gt_labels, gt_instances)
         self.n_frames += 1
         if gs.size == 0:
+            if self.frame_iou is not None:
+                self.frame_iou.append(np.zeros(self._n))
             return
         n = self._n
         if ps.max() >= n:
@@ -326,7 +333,10 @@ class PanopticEval:
         hit = iou > 0.5  # at most one hit per segment: two IoUs > 0.5 would need > 100% of it
         hit_cls = g_cls[pair_g[hit]]
         self.pan_tp += np.bincount(hit_cls, minlength=n + 1)[:n]
-        self.pan_iou += np.bincount(hit_cls, weights=iou[hit], minlength=n + 1)[:n]
+        frame_iou = np.bincount(hit_cls, weights=iou[hit], minlength=n + 1)[:n]
+        self.pan_iou += frame_iou
+        if self.frame_iou is not None:
+            self.frame_iou.append(frame_iou)
 
         unmatched_g = g_area >= self.min_points
         unmatched_g[pair_g[hit]] = False
@@ -367,6 +377,8 @@ class PanopticEval:
         self.pan_iou += other.pan_iou
         self.n_frames += other.n_frames
         self.n_points += other.n_points
+        if self.frame_iou is not None:
+            self.frame_iou.extend(other.frame_iou or [])
         return self
 
     # ---------------------------------------------------------------- metrics

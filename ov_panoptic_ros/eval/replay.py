@@ -1,55 +1,38 @@
-"""Offline replay: a recorded drive through the pipeline, scored against its ground truth.
+"""Offline replay: recorded drives (or a frame source) through the pipeline, scored against their ground truth.
 
-The bag is a FrameSource (data/bag/source.py): frames come out paired and assembled exactly as the node
-would have seen them. A fault in one frame skips that frame (counted with its reason); a fault in the bag
-or a Ctrl-C ends the run early, and the report is still written from every frame done, marked partial.
-A bag without ground truth (recorded on a vehicle) goes through the same run with the scoring left out:
-predictions, latency and the figures that need no ground truth.
+A bag is a FrameSource (data/bag/source.py): frames come out paired and assembled exactly as the node would
+have seen them. A fault in one frame skips that frame (counted with its reason); a fault in the bag or a Ctrl-C
+ends the run early, and the report is still written from every frame done, marked partial. A bag without
+ground truth (recorded on a vehicle) goes through the same run with the scoring left out: predictions, latency
+and the figures that need no ground truth.
+
+Several bags, or a source spec, may be sharded (eval/shards.py: torchrun ranks or --workers processes). A
+single process is the one-shard case of the same path: run the shard (eval/replay_shard.py), merge its parts
+(eval/shard_state.py, exact) and write one report; with more shards, shard 0 also collects the others first.
 """
 from __future__ import annotations
 
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ov_panoptic_ros.core.config import ConfigError, PipelineConfig, load_config
-from ov_panoptic_ros.core.frame import Frame, PanopticResult
+from ov_panoptic_ros.core.config import PipelineConfig
+from ov_panoptic_ros.core.frame import PanopticResult
 from ov_panoptic_ros.data.bag.layout import BagTopics
-from ov_panoptic_ros.data.bag.source import BagFrameSource
-from ov_panoptic_ros.data.source import GroundTruth
 from ov_panoptic_ros.eval.errors import ReplayError
-from ov_panoptic_ros.eval.evaluate import ScoredFrames, score_frames
 from ov_panoptic_ros.eval.metrics import NUSCENES_MIN_POINTS
-from ov_panoptic_ros.eval.prediction_bag import PredictionBag
-from ov_panoptic_ros.eval.run_stats import RunStats, SampleKeeper, percentiles
-from ov_panoptic_ros.eval.scoring import Scorer, user_table
+from ov_panoptic_ros.eval.replay_inputs import ReplayJob, my_inputs, open_bag_source, resolve_config
+from ov_panoptic_ros.eval.replay_shard import Shard, run_shard, worker
+from ov_panoptic_ros.eval.run_stats import percentiles
+from ov_panoptic_ros.eval.scoring import user_table
+from ov_panoptic_ros.eval.shard_state import merge
+from ov_panoptic_ros.eval.shards import (ShardPlan, collect, start_workers, stop_workers, threads_per_shard,
+                                         use_threads, write_shard)
 from ov_panoptic_ros.eval.summary import scored_run_summary, vocabulary_summary
 
-
-def resolve_config(config: str | Path | PipelineConfig) -> PipelineConfig:
-    if isinstance(config, PipelineConfig):
-        return config
-    try:
-        return load_config(config)
-    except ConfigError as e:
-        raise ReplayError(str(e)) from e
-
-
-@dataclass
-class OfflineRun:
-    """Everything one replay produces before it becomes a report."""
-
-    source: BagFrameSource
-    config: PipelineConfig
-    pipeline: object
-    frames: ScoredFrames  # frames.scorer is None without ground truth
-    out_bag: PredictionBag | None = None
-    pipeline_init_s: float = 0.0
-    every: int = 1
-    max_frames: int | None = None
-    output_bag: Path | None = field(default=None)
+__all__ = ["ReplayJob", "ShardPlan", "replay", "replay_offline", "resolve_config"]
+SHARD_TIMEOUT_S = 24 * 3600.0
 
 
 def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny", out: str | Path = "runs/replay",
@@ -72,88 +55,128 @@ def replay_offline(bag: str | Path, config: str | Path | PipelineConfig = "tiny"
     tf.fixed_frame do, from the bag's /tf_static and /tf; `rectified` names cameras whose images are rectified
     besides those on image_rect* topics (data/bag/source.py).
     """
-    if every < 1:
-        raise ReplayError(f"--every must be at least 1, got {every}")
-    if max_frames is not None and max_frames < 1:
-        raise ReplayError(f"--max-frames must be at least 1, got {max_frames}")
-    cfg = resolve_config(config)
-    table = user_table(mapping)
-    source = _open_source(bag, ground_truth, topics=topics, calibration_file=calibration_file, every=every,
-                          max_frames=max_frames, extrinsics=extrinsics, fixed_frame=fixed_frame, rectified=rectified)
-    try:
-        run = _prepare(source, cfg, pipeline, table, min_points, figure_frames)
-        run.every, run.max_frames = every, max_frames
-        run.output_bag = Path(output_bag) if output_bag else None
-        if run.output_bag is not None:
-            run.out_bag = PredictionBag(run.output_bag, source.reader.topics, source.classes)
-        _loop(run, progress, on_frame)
-        return _finish(run, Path(out))
-    finally:
-        source.close()
+    job = ReplayJob(bags=[str(bag)], config=config, mapping=user_table(mapping), every=every, max_frames=max_frames,
+                    topics=topics, calibration_file=calibration_file, extrinsics=extrinsics, fixed_frame=fixed_frame,
+                    rectified=tuple(rectified), min_points=min_points, ground_truth=ground_truth,
+                    figure_frames=figure_frames, output_bag=str(output_bag) if output_bag else None)
+    return replay(job, out, pipeline=pipeline, progress=progress, on_frame=on_frame)
 
 
-def _open_source(bag, ground_truth: bool | None, **options) -> BagFrameSource:
-    """The bag as frames (`options`: BagFrameSource.open's); a bag that turns out to have no ground truth is said
-    once, before the run, so a long replay is not mistaken for a scored one."""
-    source = BagFrameSource.open(bag, need_ground_truth=ground_truth, **options)
-    if ground_truth is None and not source.need_ground_truth:
-        print(f"[replay] {bag} has no ground-truth topic {source.reader.topics.ground_truth}: replaying without "
-              "ground truth (predictions and latency, no metrics)", file=sys.stderr, flush=True)
-    return source
-
-
-def _prepare(source: BagFrameSource, cfg: PipelineConfig, pipeline, table, min_points, figure_frames) -> OfflineRun:
+def replay(job: ReplayJob, out: str | Path, plan: ShardPlan = ShardPlan(), *, pipeline=None, progress: bool = True,
+           on_frame=None, shard_timeout_s: float = SHARD_TIMEOUT_S) -> dict:
+    """Run this process's shard of `job`; shard 0 then merges every shard into the report in `out` and returns
+    metrics.json. Another torchrun rank returns its shard's summary (`"report": false`) and writes no report."""
     t0 = time.perf_counter()
-    if pipeline is None:
-        from ov_panoptic_ros.core.pipeline import PanopticPipeline
-
-        pipeline = PanopticPipeline(cfg)
-    init_s = time.perf_counter() - t0
-    scorer = Scorer(source.classes, pipeline.vocabulary, table, min_points) if source.need_ground_truth else None
-    stats = RunStats(source.problems)
-    if source.reader.partial_reason:
-        stats.partial_reasons.append(source.reader.partial_reason)
-    frames = ScoredFrames(scorer, stats, SampleKeeper(len(source), figure_frames))
-    return OfflineRun(source, cfg, pipeline, frames, pipeline_init_s=init_s)
-
-
-def _loop(run: OfflineRun, progress: bool, on_frame) -> None:
-    """The shared frame loop (eval/evaluate.py), plus the predictions bag and the caller's hook per frame."""
-    def after(index: int, frame: Frame, result: PanopticResult, truth: GroundTruth) -> None:
-        if run.out_bag is not None:
-            run.out_bag.write(frame, result, truth)
-        if on_frame is not None:
-            on_frame(index, result)
-
+    job = _checked(job, plan, pipeline)
+    processes = []
+    if plan.launcher == "workers":
+        use_threads(threads_per_shard(plan.world))
+        processes = start_workers(worker, job, plan, out)
     try:
-        score_frames(run.source, run.pipeline, run.frames, progress=progress, desc="replay", after=after)
-    finally:
-        if run.out_bag is not None:
-            run.out_bag.close()
+        shard = run_shard(job, plan, pipeline, progress, on_frame)
+    except BaseException:
+        stop_workers(processes)
+        raise
+    if plan.world > 1:
+        write_shard(out, plan, shard.meta(), shard.parts)
+    if plan.rank != 0:
+        processed = sum(p.meta["processed"] for p in shard.parts)
+        return {"report": False, "rank": plan.rank, "world": plan.world, "processed": processed,
+                "partial_reasons": [r for p in shard.parts for r in p.meta["partial_reasons"]]}
+    try:
+        others, missing, interrupted = collect(out, plan, processes, shard_timeout_s)
+    except BaseException:
+        stop_workers(processes)
+        raise
+    return _report(job, plan, shard, others, missing, Path(out), t0, interrupted)
 
 
-def _finish(run: OfflineRun, out: Path) -> dict:
+def _checked(job: ReplayJob, plan: ShardPlan, pipeline) -> ReplayJob:
+    """Arguments no shard can run with, and (several bags) every bag opened once up front: a missing bag or
+    topic is an error before anything runs, and all bags must agree on ground truth and its classes."""
+    if job.every < 1:
+        raise ReplayError(f"--every must be at least 1, got {job.every}")
+    if job.max_frames is not None and job.max_frames < 1:
+        raise ReplayError(f"--max-frames must be at least 1, got {job.max_frames}")
+    if not job.inputs:
+        raise ReplayError("nothing to replay: name one or more bags, or --source")
+    if job.output_bag and (job.source or len(job.bags) > 1):
+        raise ReplayError("--output-bag mirrors one input bag; replay with several bags or a --source writes none")
+    if pipeline is not None and plan.launcher == "workers":
+        raise ReplayError("a ready pipeline runs in this process only; workers build their own from the config")
+    if len(job.bags) < 2:
+        return job
+    found = {}
+    for k in range(len(job.bags)):
+        source = open_bag_source(job, k, say=plan.rank == 0)
+        found[job.bags[k]] = (source.need_ground_truth, source.classes if source.need_ground_truth else None)
+        source.close()
+    first = job.bags[0]
+    other = next((b for b, v in found.items() if v != found[first]), None)
+    if other is not None:
+        why = "one has none" if found[other][0] != found[first][0] else "other classes"
+        raise ReplayError(f"{other} and {first} differ in ground truth ({why}): replay them separately, or all "
+                          "with --no-ground-truth")
+    return replace(job, ground_truth=found[first][0])
+
+
+def _report(job: ReplayJob, plan: ShardPlan, shard: Shard, others: dict, missing: dict[int, str], out: Path,
+            t0: float, interrupted: bool) -> dict:
+    """metrics.json of every shard merged, in a single run's shape (one bag: exactly the one it always had), plus
+    `inputs` and `shards`. Times: `wall_s` is the slowest shard's loop, so `frames_per_s` is the throughput of
+    all shards together; `bag_read_share` sets all reading against all loops."""
     from ov_panoptic_ros.eval.report import write_report
 
-    source, stats, loop_s = run.source, run.frames.stats, run.frames.loop_s
-    reader = source.reader
-    bag_read_s = reader.read_s + reader.decode_s
+    shards = {0: (shard.meta(), shard.parts), **others}
+    parts = [p for _, ps in shards.values() for p in ps]
+    stats = merge(parts, shard.scorer)
+    if interrupted:
+        stats.partial_reasons.append("interrupted (Ctrl-C) while waiting for the other shards")
+    for rank, why in missing.items():
+        lost = ", ".join(sorted({job.inputs[k] for k in my_inputs(job, replace(plan, rank=rank))}))
+        stats.partial_reasons.append(f"shard {rank} of {plan.world} wrote no state ({why}): not in this report: {lost}")
+    wall = max(m["wall_s"] for m, _ in shards.values())
+    loops = sum(p.meta["loop_s"] for p in parts)
+    frames = stats.frames_dict(_total(p.meta["available"] for p in parts), sum(p.meta["read"] for p in parts),
+                               job.every, job.max_frames)
+    if job.source:
+        frames["in_source"] = frames.pop("in_bag")
+    read = {k: _total(p.meta.get(k) for p in parts) for k in ("read_s", "decode_s", "bytes_read")}
+    bag_read = read["read_s"] + read["decode_s"] if read["read_s"] is not None else None
     doc = {
         "mode": "offline",
-        **scored_run_summary(reader, stats, run.frames.scorer, run.output_bag),
-        "config": run.config.name,
-        "pipeline_mode": getattr(run.pipeline, "mode", type(run.pipeline).__name__),
-        "vocabulary": vocabulary_summary(run.pipeline.vocabulary),
-        "frames": stats.frames_dict(reader.message_counts.get(source.layout.lidar_topic, 0), source.clouds_read,
-                                    run.every, run.max_frames),
+        **scored_run_summary(parts[0].meta["bag"] if len(job.bags) == 1 else None, stats, shard.scorer,
+                             job.output_bag),
+        **({"source": job.source, "source_options": job.source_options} if job.source else {}),
+        "config": shard.config_name,
+        "pipeline_mode": getattr(shard.pipeline, "mode", type(shard.pipeline).__name__),
+        "vocabulary": vocabulary_summary(shard.pipeline.vocabulary),
+        "frames": frames,
         "latency_ms": percentiles(stats.latency_ms),
         "stage_latency_ms": {k: percentiles(v) for k, v in stats.stage_ms.items()},
         "timing": {
-            "wall_s": loop_s, "pipeline_init_s": run.pipeline_init_s, "bag_read_s": bag_read_s,
-            "bag_storage_read_s": reader.read_s, "bag_deserialize_s": reader.decode_s,
-            "bag_read_share": bag_read_s / loop_s if loop_s > 0 else None,
-            "bag_bytes_read": reader.bytes_read,
-            "frames_per_s": stats.processed / loop_s if loop_s > 0 else None,
+            "wall_s": wall, "pipeline_init_s": max(m["pipeline_init_s"] for m, _ in shards.values()),
+            "bag_read_s": bag_read, "bag_storage_read_s": read["read_s"], "bag_deserialize_s": read["decode_s"],
+            "bag_read_share": bag_read / loops if bag_read is not None and loops > 0 else None,
+            "bag_bytes_read": read["bytes_read"],
+            "frames_per_s": stats.processed / wall if wall > 0 else None,
+            "elapsed_s": time.perf_counter() - t0,
         },
+        "inputs": [_input_summary(p) for p in sorted(parts, key=lambda p: (p.meta["input"], p.meta["rank"]))],
+        "shards": {"count": plan.world, "launcher": plan.launcher, "split": "frames" if job.source else "bags",
+                   "merged": sorted(shards), "missing": sorted(missing),
+                   "wall_s": {str(r): m["wall_s"] for r, (m, _) in sorted(shards.items())}},
     }
-    return write_report(out, doc, run.frames.scorer, run.frames.samples.result())
+    return write_report(out, doc, shard.scorer, shard.samples)
+
+
+def _total(values):
+    values = list(values)
+    return None if not values or any(v is None for v in values) else sum(values)
+
+
+def _input_summary(part) -> dict:
+    m = part.meta
+    return {"input": m["name"], "shard": m["rank"], "bag": m["bag"], "processed": m["processed"],
+            "skipped": sum(m["problems"]["frames"].values()), "available": m["available"], "read": m["read"],
+            "partial_reasons": m["partial_reasons"]}

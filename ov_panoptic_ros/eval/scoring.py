@@ -62,8 +62,9 @@ class Scorer:
     """
 
     def __init__(self, classes: ClassInfo, vocabulary: Vocabulary, table: dict[str, str | None] | None = None,
-                 min_points: int = NUSCENES_MIN_POINTS, default_mapping: bool = True):
-        """`table` maps predicted names to GT classes; with `default_mapping` it extends DEFAULT_MAPPING."""
+                 min_points: int = NUSCENES_MIN_POINTS, default_mapping: bool = True, keep_frame_iou: bool = False):
+        """`table` maps predicted names to GT classes; with `default_mapping` it extends DEFAULT_MAPPING.
+        `keep_frame_iou`: PanopticEval's, for a run merged from shards (eval/shard_state.py)."""
         self.classes = classes
         self.vocabulary = vocabulary
         try:
@@ -71,7 +72,7 @@ class Scorer:
             self.mapping = LabelMapping(vocabulary.classes, classes, table)
         except ValueError as e:
             raise ReplayError(str(e)) from e
-        self.eval = PanopticEval(classes, min_points=min_points)
+        self.eval = PanopticEval(classes, min_points=min_points, keep_frame_iou=keep_frame_iou)
         self.confusion = np.zeros((classes.n_classes, len(vocabulary.classes) + 1), dtype=np.int64)
 
     def add(self, pred_labels: np.ndarray, pred_instances: np.ndarray, gt_labels: np.ndarray,

@@ -7,15 +7,16 @@ from ov_panoptic_ros.core.frame import Vocabulary
 from ov_panoptic_ros.data.bag.reader import BagReader
 
 
-def scored_run_summary(reader: BagReader, stats, scorer, output_bag) -> dict:
+def scored_run_summary(bag: dict | None, stats, scorer, output_bag) -> dict:
     """The report keys offline and live replay share, built in one place so both reports keep one shape.
 
+    `bag`: bag_summary of the one bag replayed (None for a run over several inputs: the report lists them).
     `scorer` None (no ground truth): `"ground_truth": false` and no class, mapping or metrics keys at all,
     so nothing in the report can be read as a score."""
     return {
         "partial": bool(stats.partial_reasons),
         "partial_reasons": stats.partial_reasons,
-        "bag": bag_summary(reader),
+        "bag": bag,
         "ground_truth": scorer is not None,
         **(scoring_summary(scorer) if scorer is not None else {}),
         "points": stats.points_dict(),
