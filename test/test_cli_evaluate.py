@@ -22,11 +22,11 @@ def test_evaluate_scores_a_source_with_another_vocabulary(tmp_path):
     out = tmp_path / "report"
     proc = _cli("evaluate", "synthetic:3", "--config", "tiny", "--out", str(out), "--vocabulary", str(vocab),
                 "--mapping", str(mapping), "--option", "frames=2", "--option", "num_points=1500",
-                "--option", "image_size=[64, 48]", "--no-progress")
+                "--option", "image_size=[64, 48]", "--min-points", "50", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "PQ_novel" in proc.stdout and "latency p50" in proc.stdout
     doc = json.loads((out / "metrics.json").read_text())
-    assert doc["frames"]["processed"] == 2 and doc["source"] == "synthetic:3"
+    assert doc["frames"]["processed"] == 2 and doc["source"] == "synthetic:3" and doc["min_points"] == 50
     assert doc["vocabulary"]["names"][:3] == ["automobile", "lorry", "coach"]
     assert doc["mapping"]["table"]["automobile"] == "car" and doc["mapping"]["table"]["pavement"] == "sidewalk"
 
