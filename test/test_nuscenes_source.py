@@ -13,9 +13,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
+from random_access import (check_indexed_as_iterated, check_shards_build_only_their_frames,
+                           check_training_order_shuffles)
 
 from ov_panoptic_ros.core.classes import nuscenes_classes
 from ov_panoptic_ros.core.config import ProjectionConfig
@@ -24,7 +28,10 @@ from ov_panoptic_ros.data.factory import open_source
 from ov_panoptic_ros.data.nuscenes import CAMERAS, NuScenesError, NuScenesSource
 from ov_panoptic_ros.data.nuscenes.labels import GENERAL_TO_CHALLENGE
 from ov_panoptic_ros.data.nuscenes.splits import SPLITS_FILE
+from ov_panoptic_ros.data.source import FrameUnavailable
 from ov_panoptic_ros.eval.devkit_oracle import oracle_python
+from ov_panoptic_ros.eval.strided import StridedSource
+from ov_panoptic_ros.train.data import FrameOrder
 from ov_panoptic_ros.testing import nuscenes_tiny as tiny
 
 HERE = Path(__file__).resolve().parent
@@ -159,6 +166,51 @@ def test_splits_scenes_every_and_max_frames_select_samples(dataset, devkit):
                              (dict(every=0), "every >= 1")]:
         with pytest.raises(NuScenesError, match=message):
             NuScenesSource(dataset.root, **options)
+
+
+def test_an_index_gives_the_frame_iteration_gives(dataset):
+    iterated = check_indexed_as_iterated(lambda: NuScenesSource(dataset.root))
+    assert len(iterated) == 7
+    source = NuScenesSource(dataset.root, scenes=["scene-0103"], cameras=["CAM_BACK"])
+    assert len(source) == 2 and source[1][0].stamp_ns == dataset.lidar[4]["timestamp"] * 1000
+    with pytest.raises(IndexError, match="frame 2 of a 2-frame nuScenes source"):
+        source[2]
+
+
+def test_every_and_max_frames_make_the_index_space_as_they_select_frames(dataset):
+    stamps = [r["timestamp"] * 1000 for r in dataset.lidar]
+    every = check_indexed_as_iterated(lambda: NuScenesSource(dataset.root, every=2, cameras=["CAM_FRONT"]))
+    assert [f.stamp_ns for f, _ in every] == stamps[::2]
+    source = NuScenesSource(dataset.root, every=2, cameras=[])
+    assert len(source) == 4 and source[3][0].stamp_ns == stamps[6] and source.position == 6
+    capped = check_indexed_as_iterated(lambda: NuScenesSource(dataset.root, every=3, max_frames=2, cameras=[]))
+    assert [f.stamp_ns for f, _ in capped] == [stamps[0], stamps[3]]
+
+
+def test_a_training_order_shuffles_the_samples_and_shards_build_only_their_own(dataset):
+    iterated = list(NuScenesSource(dataset.root))
+    check_training_order_shuffles(lambda: NuScenesSource(dataset.root), iterated)
+    check_shards_build_only_their_frames(lambda: NuScenesSource(dataset.root), iterated)
+
+
+def test_an_index_of_a_sample_that_cannot_be_used_raises_and_counts_it(dataset, copy):
+    sweep = copy / dataset.lidar[5]["filename"]
+    sweep.unlink()
+    source = NuScenesSource(copy, cameras=[])
+    source[4]
+    with pytest.raises(FrameUnavailable, match=re.escape(str(sweep))) as raised:
+        source[5]
+    assert raised.value.index == 5 and raised.value.problem.kind == "cloud_missing"
+    assert source.position == 4 and dict(source.problems.frames) == {"cloud_missing": 1}
+    assert [p.frame for p in source.problems.examples] == [5]
+    assert len(list(NuScenesSource(copy, cameras=[]))) == 6  # iteration skips it
+    # sharded replay skips it too, counted once, by the shard it fell to
+    shards = [StridedSource(NuScenesSource(copy, cameras=[]), rank, 2) for rank in (0, 1)]
+    assert [[s.ordinal for _ in s] for s in shards] == [[0, 2, 4, 6], [1, 3]]
+    assert [dict(s.problems.frames) for s in shards] == [{}, {"cloud_missing": 1}]
+    # a training order needs every index: it stops on the sample, naming its file
+    with pytest.raises(FrameUnavailable, match=re.escape(str(sweep))):
+        list(itertools.islice(FrameOrder(NuScenesSource(copy, cameras=[])).frames(0), 7))
 
 
 def test_a_dataroot_version_or_table_that_is_not_there_is_named(copy, tmp_path):

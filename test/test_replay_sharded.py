@@ -57,6 +57,7 @@ class Indexed(Iterable):
         return self.n
 
     def __getitem__(self, i):
+        self.position = i
         return i, None
 
 

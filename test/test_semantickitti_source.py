@@ -1,19 +1,25 @@
 """The SemanticKITTI FrameSource (data/semantickitti/) on a tiny sequence written in the real on-disk format:
 points and remission, the learning map and instance ids, image_2's placement against P2 @ Tr, the preset's
 base/novel split, and bad input (errors naming the path; a bad label file or a missing image counted)."""
+import itertools
 import re
 
 import numpy as np
 import pytest
 import torch
+from random_access import (check_indexed_as_iterated, check_shards_build_only_their_frames,
+                           check_training_order_shuffles)
 
 from ov_panoptic_ros.core.classes import SEMANTICKITTI_NAMES, SEMANTICKITTI_NOVEL, semantickitti_classes
 from ov_panoptic_ros.core.config import ProjectionConfig, load_config
 from ov_panoptic_ros.core.geometry import project_points
 from ov_panoptic_ros.data.factory import open_source
 from ov_panoptic_ros.data.semantickitti import SemanticKittiError, SemanticKittiSource
+from ov_panoptic_ros.data.source import FrameUnavailable
+from ov_panoptic_ros.eval.strided import StridedSource
 from ov_panoptic_ros.testing.semantickitti_tiny import (HEIGHT, KNOWN_POINT, N_POINTS, P2_TEXT, RAW, TR_TEXT, WIDTH,
                                                         calib_text, write_sequence)
+from ov_panoptic_ros.train.data import FrameOrder
 
 
 @pytest.fixture
@@ -170,6 +176,54 @@ def test_every_and_max_frames_select_by_position_across_sequences(root):
     assert [capped.position for _ in capped] == [0, 1, 2, 3] and len(capped) == 4
     with pytest.raises(ValueError, match="every >= 1"):
         SemanticKittiSource(root, sequences="08", every=0)
+
+
+def test_an_index_gives_the_frame_iteration_gives_across_sequences(root):
+    iterated = check_indexed_as_iterated(lambda: SemanticKittiSource(root, sequences="08,11"))
+    assert len(iterated) == 6 and [t is None for _, t in iterated] == [False] * 3 + [True] * 3
+    source = SemanticKittiSource(root, sequences="08,11", images=False)
+    frame, truth = source[4]  # sequence 11's scan 1
+    scan = np.fromfile(root / "sequences" / "11" / "velodyne" / "000001.bin", dtype=np.float32).reshape(-1, 4)
+    np.testing.assert_array_equal(frame.points, scan[:, :3])
+    assert truth is None and frame.stamp_ns == round(0.1036 * 1e9) and source.position == 4
+    with pytest.raises(IndexError, match="frame 6 of a 6-frame SemanticKITTI source"):
+        source[6]
+
+
+def test_every_and_max_frames_make_the_index_space_as_they_select_scans(root):
+    every = SemanticKittiSource(root, sequences="08,11", every=4, images=False)
+    assert len(every) == 2 and every[1][0].stamp_ns == round(0.1036 * 1e9) and every.position == 4
+    with pytest.raises(IndexError):
+        every[2]
+    for options in (dict(every=2), dict(every=2, max_frames=2), dict(every=5), dict(max_frames=4)):
+        check_indexed_as_iterated(lambda: SemanticKittiSource(root, sequences="08,11", **options))
+
+
+def test_a_training_order_shuffles_the_scans_and_shards_build_only_their_own(tmp_path):
+    write_sequence(tmp_path, "00", scans=5)
+    write_sequence(tmp_path, "08", scans=3)
+    iterated = list(SemanticKittiSource(tmp_path))
+    assert len(iterated) == 8
+    check_training_order_shuffles(lambda: SemanticKittiSource(tmp_path), iterated)
+    check_shards_build_only_their_frames(lambda: SemanticKittiSource(tmp_path), iterated)
+
+
+def test_an_index_of_a_scan_that_cannot_be_used_raises_and_counts_it(root):
+    scan = root / "sequences" / "08" / "velodyne" / "000002.bin"
+    scan.write_bytes(scan.read_bytes()[:-6])
+    source = SemanticKittiSource(root, sequences="08,11", every=2)
+    with pytest.raises(FrameUnavailable, match=re.escape(str(scan))) as raised:
+        source[1]
+    assert (raised.value.index, raised.value.problem.frame, raised.value.problem.kind) == (1, 2, "cloud_bad_layout")
+    assert source.position == -1 and dict(source.problems.frames) == {"cloud_bad_layout": 1}
+    assert source[2][0].stamp_ns == round(0.1036 * 1e9) and source.position == 4
+    every = SemanticKittiSource(root, sequences="08,11", every=2)
+    assert [every.position for _ in every] == [0, 4]  # iteration skips it
+    shards = [StridedSource(SemanticKittiSource(root, sequences="08,11", every=2), rank, 2) for rank in (0, 1)]
+    assert [[(s.ordinal, s.position) for _ in s] for s in shards] == [[(0, 0), (2, 4)], []]
+    assert [dict(s.problems.frames) for s in shards] == [{}, {"cloud_bad_layout": 1}]
+    with pytest.raises(FrameUnavailable, match=re.escape(str(scan))):
+        list(itertools.islice(FrameOrder(SemanticKittiSource(root, sequences="08", every=2)).frames(0), 2))
 
 
 def test_the_preset_split_is_the_sources_and_maps_onto_its_vocabulary(root):

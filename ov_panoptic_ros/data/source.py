@@ -4,6 +4,14 @@ A FrameSource (kiss-icp's dataset pattern) is iterable, yielding `(Frame, Ground
 and says what its ground-truth labels index (`classes`), where the last frame sits in it (`position`), and
 which frames or cameras it had to leave out and why (`problems`, with the node's problem kinds). Replay,
 training and the benchmarks take a FrameSource; only the node is fed by DDS instead.
+
+A source that can build any frame on its own also offers random access, `__len__` and `__getitem__(i)` (the
+world, nuScenes, SemanticKITTI): `source[i]` is the i-th frame of the iteration order, built as iteration
+builds it, and sets `position` as yielding it would. The consumers test for the two methods: a training order
+(train/data.py) then shuffles by index, and sharded replay (eval/strided.py) and the feature cache extraction
+(train/feature_extract.py) build only their own shard's frames. Indices count the frames the source selects,
+so a frame that iteration skips (its problem counted) still has one: `source[i]` of it counts the same problem
+and raises FrameUnavailable, never IndexError (that means i is out of range).
 """
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ from typing import Iterator, Protocol
 
 import numpy as np
 
-from ov_panoptic_ros.bridge.problems import ProblemLog
+from ov_panoptic_ros.bridge.problems import Problem, ProblemLog
 from ov_panoptic_ros.core.classes import ClassInfo
 from ov_panoptic_ros.core.frame import Frame
 
@@ -30,10 +38,22 @@ class GroundTruth:
                              f"{self.instance_ids.shape}")
 
 
+class FrameUnavailable(Exception):
+    """`source[i]` of a frame the source cannot build (its cloud or its ground truth cannot be used): iteration
+    skips such a frame, an index cannot. `problem` says why and is also counted in the source's `problems`, as
+    when iteration skips the frame. A consumer that can do without the frame (sharded replay) skips it; one that
+    needs every index (a training order, a feature cache: every frame 0..len-1) stops on it, with this message."""
+
+    def __init__(self, index: int, problem: Problem):
+        super().__init__(f"frame {index} (position {problem.frame} in the source) cannot be used: {problem.kind}: "
+                         f"{problem.detail}")
+        self.index, self.problem = index, problem
+
+
 class FrameSource(Protocol):
     classes: ClassInfo | None  # what GroundTruth.labels index; None for a source without ground truth
     problems: ProblemLog
-    position: int  # the position in the source of the frame last yielded (0-based)
+    position: int  # the position in the source of the frame last yielded, or last returned by [i] (0-based)
 
     def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]: ...
 

@@ -3,7 +3,9 @@ k % world == rank.
 
 Why frames and not whole inputs: a source spec (a world seed range, a dataset split) is one input, and striding
 spreads it evenly over the shards whatever its length. A source with random access (`__len__` and
-`__getitem__`, the synthetic world) builds only this shard's frames. Any other is read in full by every shard
+`__getitem__`: the synthetic world, nuScenes, SemanticKITTI) builds only this shard's frames, and skips one it
+cannot build (FrameUnavailable, its problem counted in the source's log, which is then this shard's, as
+iteration skips it). Any other is read in full by every shard
 and the other shards' frames are dropped before the pipeline, which is the cost sharding saves; the
 problems the source logs (frames or cameras it left out) are then kept only by the shard of the next frame
 it yields (shard 0 for those after the last), so each is counted once in the merged report.
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ov_panoptic_ros.bridge.problems import ProblemLog
+from ov_panoptic_ros.data.source import FrameUnavailable
 
 
 class StridedSource:
@@ -35,8 +38,11 @@ class StridedSource:
     def __iter__(self):
         if self.indexed and self.world > 1:
             for k in range(self.rank, len(self.source), self.world):
-                item = self.source[k]
-                self.position = self.ordinal = k
+                try:
+                    item = self.source[k]
+                except FrameUnavailable:
+                    continue
+                self.position, self.ordinal = self.source.position, k
                 self.yielded += 1
                 yield item
             return

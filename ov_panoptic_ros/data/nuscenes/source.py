@@ -5,9 +5,13 @@ own frame, the six cameras' images with K and an ego-motion-compensated T_cam_li
 with the LiDAR's timestamp, and Panoptic nuScenes ground truth in the 16 challenge classes (labels.py). The
 tables are checked when the source is opened (tables.py: NuScenesError, nothing yielded); after that a bad
 file costs only its frame (the sweep or its labels) or its camera (an image), counted in `problems`.
+
+Random access (data/source.py): `source[i]` is the i-th selected sample (position i * every), the frame
+iteration yields for it; a sample whose sweep or labels cannot be used raises FrameUnavailable there.
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -23,7 +27,7 @@ from ov_panoptic_ros.data.nuscenes.labels import label_table, panoptic_truth, re
 from ov_panoptic_ros.data.nuscenes.poses import SensorSample, same_mount, sensor_sample
 from ov_panoptic_ros.data.nuscenes.splits import select_scenes
 from ov_panoptic_ros.data.nuscenes.tables import NuScenesTables
-from ov_panoptic_ros.data.source import GroundTruth, ground_truth_problem
+from ov_panoptic_ros.data.source import FrameUnavailable, GroundTruth, ground_truth_problem
 
 LIDAR = "LIDAR_TOP"
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
@@ -69,12 +73,22 @@ class NuScenesSource:
         n = (len(self.samples) + self.every - 1) // self.every
         return n if self.max_frames is None else min(n, int(self.max_frames))
 
+    def __getitem__(self, i: int) -> tuple[Frame, GroundTruth | None]:
+        """The i-th selected sample's frame (sample position i * every, which `position` then says), as iteration
+        yields it. IndexError outside range(len(self)); FrameUnavailable (its problem counted in `problems`) for
+        a sample whose sweep or labels cannot be used, the one iteration skips."""
+        i = operator.index(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {i} of a {len(self)}-frame nuScenes source")
+        return self._frame(i)
+
     def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]:
-        for index in range(0, len(self) * self.every, self.every):
-            item = self._frame(index, self.samples[index])
-            if item is not None:
-                self.position = index
-                yield item
+        for i in range(len(self)):
+            try:
+                item = self._frame(i)
+            except FrameUnavailable:  # counted in self.problems
+                continue
+            yield item
 
     def sensors(self, index: int, channels: Sequence[str]) -> dict[str, SensorSample]:
         """The keyframes of `channels` (LIDAR_TOP, cameras) of the sample at `index` (a position, as `position`
@@ -95,8 +109,11 @@ class NuScenesSource:
                                         f"sample {self.samples[index]}): choose samples of one log")
         return rig
 
-    def _frame(self, index: int, sample: str) -> tuple[Frame, GroundTruth | None] | None:
-        """The sample's frame, or None (logged) when its sweep or its labels cannot be used."""
+    def _frame(self, i: int) -> tuple[Frame, GroundTruth | None]:
+        """Frame i (the sample at position i * every): the one builder behind iteration and [i]. Sets `position`;
+        FrameUnavailable, its problem counted, when the sample's sweep or its labels cannot be used."""
+        index = i * self.every
+        sample = self.samples[index]
         channels = self.tables.keyframes.get(sample, {})
         lidar = channels.get(LIDAR)
         stamp_ns = int(lidar["timestamp"]) * 1000 if lidar else None  # nuScenes stamps are microseconds
@@ -106,8 +123,9 @@ class NuScenesSource:
             points, intensity = read_points(self.tables.file(lidar["filename"]))
             truth = self._truth(lidar, points.shape[0]) if self.classes else None
         except SampleProblem as p:
-            self.problems.add(Problem(p.kind, str(p), frame=index, stamp_ns=stamp_ns))
-            return None
+            problem = Problem(p.kind, str(p), frame=index, stamp_ns=stamp_ns)
+            self.problems.add(problem)
+            raise FrameUnavailable(i, problem) from None
         images, cameras = [], []
         for name in self.cameras:
             try:
@@ -123,6 +141,7 @@ class NuScenesSource:
             if truth is not None:
                 truth = GroundTruth(truth.labels[finite], truth.instance_ids[finite])
         frame = Frame(points, images, cameras, intensity=intensity, stamp_ns=stamp_ns, frame_id=LIDAR)
+        self.position = index
         return frame, truth
 
     def _truth(self, lidar: dict, n_points: int) -> GroundTruth:

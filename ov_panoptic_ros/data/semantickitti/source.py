@@ -6,9 +6,16 @@ The directory is checked when the source is opened (layout.py: SemanticKittiErro
 that a bad file costs only its frame (the scan, or the labels of a labelled sequence) or its camera (the
 image), counted in `problems` under the kinds a replay report shows, so one damaged file in a 4000-scan
 sequence does not end an evaluation.
+
+Random access (data/source.py): `source[i]` is the i-th selected scan (position i * every across the
+sequences), the frame iteration yields for it; a scan whose points or labels cannot be used raises
+FrameUnavailable there.
 """
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 from collections.abc import Iterable, Iterator, Sequence as Names
 from pathlib import Path
 
@@ -19,7 +26,7 @@ from ov_panoptic_ros.data.semantickitti.calib import CAMERA
 from ov_panoptic_ros.data.semantickitti.files import FileProblem, read_image, read_scan
 from ov_panoptic_ros.data.semantickitti.labels import decode_labels, read_label_file
 from ov_panoptic_ros.data.semantickitti.layout import Sequence, open_root
-from ov_panoptic_ros.data.source import GroundTruth, ground_truth_problem
+from ov_panoptic_ros.data.source import FrameUnavailable, GroundTruth, ground_truth_problem
 
 FRAME_ID = "velodyne"
 
@@ -41,6 +48,7 @@ class SemanticKittiSource:
             raise ValueError(f"a SemanticKITTI source needs every >= 1 and max_frames >= 0, got {every}, {max_frames}")
         self.root = Path(root)
         self.sequences: list[Sequence] = open_root(self.root, sequences)
+        self._starts = list(itertools.accumulate((len(s.scans) for s in self.sequences), initial=0))
         self.every, self.max_frames, self.images = int(every), max_frames, bool(images)
         labelled = any(s.labelled for s in self.sequences)
         self.classes = semantickitti_classes(tuple(novel)) if labelled else None
@@ -50,42 +58,53 @@ class SemanticKittiSource:
 
     def __len__(self) -> int:
         """Scans this source selects (frames it yields, plus those it has to skip)."""
-        n = (sum(len(s.scans) for s in self.sequences) + self.every - 1) // self.every
+        n = (self._starts[-1] + self.every - 1) // self.every
         return n if self.max_frames is None else min(n, int(self.max_frames))
 
+    def __getitem__(self, i: int) -> tuple[Frame, GroundTruth | None]:
+        """The i-th selected scan's frame (position i * every, which `position` then says), as iteration yields it.
+        IndexError outside range(len(self)); FrameUnavailable (its problem counted in `problems`) for a scan
+        whose points or labels cannot be used, the one iteration skips."""
+        i = operator.index(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {i} of a {len(self)}-frame SemanticKITTI source")
+        return self._frame(i)
+
     def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]:
-        index, selected = 0, 0
-        for seq in self.sequences:
-            for k, scan in enumerate(seq.scans):
-                if self.max_frames is not None and selected >= int(self.max_frames):
-                    return
-                if index % self.every == 0:
-                    selected += 1
-                    item = self._frame(index, seq, k, scan)
-                    if item is not None:
-                        self.position = index
-                        yield item
-                index += 1
+        for i in range(len(self)):
+            try:
+                item = self._frame(i)
+            except FrameUnavailable:  # counted in self.problems
+                continue
+            yield item
 
     def image_file(self, index: int) -> Path:
         """The image_2 file of the scan at `index` (a position, as `position` says), for tools that copy it as it is
         (convert: a bag holding the dataset's own PNG decodes to the very pixels this source reads)."""
-        k = index
-        for seq in self.sequences:
-            if 0 <= k < len(seq.scans):
-                return seq.file(CAMERA, seq.scans[k], ".png")
-            k -= len(seq.scans)
-        raise IndexError(f"no scan at position {index} of sequences {[s.name for s in self.sequences]}")
+        seq, k = self._scan(index)
+        return seq.file(CAMERA, seq.scans[k], ".png")
 
-    def _frame(self, index: int, seq: Sequence, k: int, scan: str) -> tuple[Frame, GroundTruth | None] | None:
-        """The scan's frame, or None (logged) when its scan or its labels cannot be used."""
+    def _scan(self, index: int) -> tuple[Sequence, int]:
+        """(sequence, scan number in it) of the scan at position `index`."""
+        if not 0 <= index < self._starts[-1]:
+            raise IndexError(f"no scan at position {index} of sequences {[s.name for s in self.sequences]}")
+        s = bisect.bisect_right(self._starts, index) - 1
+        return self.sequences[s], index - self._starts[s]
+
+    def _frame(self, i: int) -> tuple[Frame, GroundTruth | None]:
+        """Frame i (the scan at position i * every): the one builder behind iteration and [i]. Sets `position`;
+        FrameUnavailable, its problem counted, when the scan or its labels cannot be used."""
+        index = i * self.every
+        seq, k = self._scan(index)
+        scan = seq.scans[k]
         stamp_ns = int(round(float(seq.times_s[k]) * 1e9))
         try:
             points, remission = read_scan(seq.file("velodyne", scan, ".bin"))
             truth = self._truth(seq, scan, points.shape[0]) if seq.labelled else None
         except FileProblem as p:
-            self.problems.add(Problem(p.kind, p.detail, frame=index, stamp_ns=stamp_ns))
-            return None
+            problem = Problem(p.kind, p.detail, frame=index, stamp_ns=stamp_ns)
+            self.problems.add(problem)
+            raise FrameUnavailable(i, problem) from None
         images, cameras = [], []
         if self.images:
             try:
@@ -95,6 +114,7 @@ class SemanticKittiSource:
             except FileProblem as p:
                 self.problems.add(Problem(p.kind, p.detail, camera=CAMERA, frame=index, stamp_ns=stamp_ns))
         frame = Frame(points, images, cameras, intensity=remission, stamp_ns=stamp_ns, frame_id=FRAME_ID)
+        self.position = index
         return frame, truth
 
     def _truth(self, seq: Sequence, scan: str, n_points: int) -> GroundTruth:

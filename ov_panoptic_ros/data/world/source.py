@@ -57,9 +57,9 @@ class WorldSource:
             raise IndexError(f"frame {i} of a {len(self)}-frame world source")
         k, j = divmod(i, self.frames_per_seed)
         wf = self.world(k).frame(self.start + j * self.every)
+        self.position = i
         return wf.frame, GroundTruth(wf.labels, wf.instance_ids) if self.ground_truth else None
 
     def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]:
         for i in range(len(self)):
-            self.position = i
             yield self[i]
