@@ -15,6 +15,7 @@ and raises FrameUnavailable, never IndexError (that means i is out of range).
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
@@ -48,6 +49,34 @@ class FrameUnavailable(Exception):
         super().__init__(f"frame {index} (position {problem.frame} in the source) cannot be used: {problem.kind}: "
                          f"{problem.detail}")
         self.index, self.problem = index, problem
+
+
+class IndexedFrames:
+    """Random access and iteration over one per-index builder, for a dataset on disk (nuScenes, SemanticKITTI):
+    a subclass gives `__len__`, `_frame(i)` (a frame, or FrameUnavailable with its problem counted) and `NAME`.
+    Iteration skips what `[i]` raises for, so both give the same frames."""
+
+    NAME = "dataset"
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _frame(self, i: int) -> tuple[Frame, GroundTruth | None]:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> tuple[Frame, GroundTruth | None]:
+        i = operator.index(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {i} of a {len(self)}-frame {self.NAME} source")
+        return self._frame(i)
+
+    def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]:
+        for i in range(len(self)):
+            try:
+                item = self._frame(i)
+            except FrameUnavailable:  # counted in the source's problems
+                continue
+            yield item
 
 
 class FrameSource(Protocol):

@@ -11,8 +11,7 @@ iteration yields for it; a sample whose sweep or labels cannot be used raises Fr
 """
 from __future__ import annotations
 
-import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +26,13 @@ from ov_panoptic_ros.data.nuscenes.labels import label_table, panoptic_truth, re
 from ov_panoptic_ros.data.nuscenes.poses import SensorSample, same_mount, sensor_sample
 from ov_panoptic_ros.data.nuscenes.splits import select_scenes
 from ov_panoptic_ros.data.nuscenes.tables import NuScenesTables
-from ov_panoptic_ros.data.source import FrameUnavailable, GroundTruth, ground_truth_problem
+from ov_panoptic_ros.data.source import FrameUnavailable, GroundTruth, IndexedFrames, ground_truth_problem
 
 LIDAR = "LIDAR_TOP"
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 
 
-class NuScenesSource:
+class NuScenesSource(IndexedFrames):
     """Samples of DATAROOT/VERSION -> (Frame, GroundTruth | None); see the module docstring.
 
     `split` (train, val, mini_train, mini_val, test, ...: the devkit's scene splits of that version) and
@@ -43,6 +42,8 @@ class NuScenesSource:
     `ground_truth` None reads Panoptic nuScenes labels except for v1.0-test, which has none (GroundTruth None,
     `classes` None). `novel` names the classes the ground truth marks novel (the paper's split by default).
     """
+
+    NAME = "nuScenes"
 
     def __init__(self, dataroot: str | Path, version: str = "v1.0-mini", scenes: Sequence[str] | None = None,
                  split: str | None = None, every: int = 1, max_frames: int | None = None,
@@ -72,23 +73,6 @@ class NuScenesSource:
         """Samples this source selects (frames it yields, plus those it has to skip)."""
         n = (len(self.samples) + self.every - 1) // self.every
         return n if self.max_frames is None else min(n, int(self.max_frames))
-
-    def __getitem__(self, i: int) -> tuple[Frame, GroundTruth | None]:
-        """The i-th selected sample's frame (sample position i * every, which `position` then says), as iteration
-        yields it. IndexError outside range(len(self)); FrameUnavailable (its problem counted in `problems`) for
-        a sample whose sweep or labels cannot be used, the one iteration skips."""
-        i = operator.index(i)
-        if not 0 <= i < len(self):
-            raise IndexError(f"frame {i} of a {len(self)}-frame nuScenes source")
-        return self._frame(i)
-
-    def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]:
-        for i in range(len(self)):
-            try:
-                item = self._frame(i)
-            except FrameUnavailable:  # counted in self.problems
-                continue
-            yield item
 
     def sensors(self, index: int, channels: Sequence[str]) -> dict[str, SensorSample]:
         """The keyframes of `channels` (LIDAR_TOP, cameras) of the sample at `index` (a position, as `position`

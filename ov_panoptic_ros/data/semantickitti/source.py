@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import operator
-from collections.abc import Iterable, Iterator, Sequence as Names
+from collections.abc import Iterable, Sequence as Names
 from pathlib import Path
 
 from ov_panoptic_ros.bridge.problems import Problem, ProblemLog
@@ -26,12 +25,12 @@ from ov_panoptic_ros.data.semantickitti.calib import CAMERA
 from ov_panoptic_ros.data.semantickitti.files import FileProblem, read_image, read_scan
 from ov_panoptic_ros.data.semantickitti.labels import decode_labels, read_label_file
 from ov_panoptic_ros.data.semantickitti.layout import Sequence, open_root
-from ov_panoptic_ros.data.source import FrameUnavailable, GroundTruth, ground_truth_problem
+from ov_panoptic_ros.data.source import FrameUnavailable, GroundTruth, IndexedFrames, ground_truth_problem
 
 FRAME_ID = "velodyne"
 
 
-class SemanticKittiSource:
+class SemanticKittiSource(IndexedFrames):
     """Scans of `sequences` (None: every sequence under ROOT/sequences) -> (Frame, GroundTruth | None).
 
     `every` / `max_frames` select scans by their position in the sequences' scans one after another (`position`,
@@ -41,6 +40,8 @@ class SemanticKittiSource:
     (the test sequences 11-21): frames then come with GroundTruth None. Stamps are times.txt's, so they
     restart at 0 with every sequence.
     """
+
+    NAME = "SemanticKITTI"
 
     def __init__(self, root: str | Path, sequences: str | int | Iterable[str | int] | None = None, every: int = 1,
                  max_frames: int | None = None, images: bool = True, novel: Names[str] = SEMANTICKITTI_NOVEL):
@@ -60,23 +61,6 @@ class SemanticKittiSource:
         """Scans this source selects (frames it yields, plus those it has to skip)."""
         n = (self._starts[-1] + self.every - 1) // self.every
         return n if self.max_frames is None else min(n, int(self.max_frames))
-
-    def __getitem__(self, i: int) -> tuple[Frame, GroundTruth | None]:
-        """The i-th selected scan's frame (position i * every, which `position` then says), as iteration yields it.
-        IndexError outside range(len(self)); FrameUnavailable (its problem counted in `problems`) for a scan
-        whose points or labels cannot be used, the one iteration skips."""
-        i = operator.index(i)
-        if not 0 <= i < len(self):
-            raise IndexError(f"frame {i} of a {len(self)}-frame SemanticKITTI source")
-        return self._frame(i)
-
-    def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]:
-        for i in range(len(self)):
-            try:
-                item = self._frame(i)
-            except FrameUnavailable:  # counted in self.problems
-                continue
-            yield item
 
     def image_file(self, index: int) -> Path:
         """The image_2 file of the scan at `index` (a position, as `position` says), for tools that copy it as it is
