@@ -40,14 +40,15 @@ class SpinningExecutor:
 
         self.executor = MultiThreadedExecutor(num_threads=num_threads)
         self.nodes = []
+        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self):
         try:
             self.executor.spin()
-        except Exception:  # shutdown while spinning
-            pass
+        except Exception as e:  # a callback raised: the executor, and so a real node, would stop here
+            self.error = e
 
     def add(self, node):
         self.nodes.append(node)
@@ -59,6 +60,8 @@ class SpinningExecutor:
         self._thread.join(timeout=10.0)  # no callback may still run when its node is destroyed
         for node in reversed(self.nodes):
             node.destroy_node()
+        if self.error is not None:  # fail the test that let a callback raise, with its traceback
+            raise self.error
 
 
 @pytest.fixture

@@ -99,3 +99,16 @@ def test_a_vocabulary_set_while_unconfigured_is_the_one_configure_loads(spin, ti
     _activate(node, probe)
     assert wait_until(lambda: probe.vocabularies(), 10.0)
     assert probe.vocabularies()[-1]["classes"] == ["car", "road"] and probe.vocabularies()[-1]["version"] == 1
+
+
+def test_diagnostics_never_raise_mid_cleanup(spin, tiny_pipeline, street_calibration):
+    """The diagnostics timer has its own callback group, so it can fire while cleanup has dropped the pipeline
+    but not yet left `inactive`; an exception there would stop the executor, and so the node (seen once under
+    load on Jazzy)."""
+    node, probe = _unmanaged_node(spin, tiny_pipeline, street_calibration)
+    assert probe.change_state("configure")
+    node.pipeline = None  # the moment inside on_cleanup between dropping the model and the new state
+    node._publish_diagnostics()
+    assert node.stats.snapshot(100.0).values["lifecycle_state"] == "inactive"
+    node.pipeline = tiny_pipeline
+    assert probe.change_state("cleanup") and probe.lifecycle_state() == "unconfigured"

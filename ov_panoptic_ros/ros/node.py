@@ -545,12 +545,15 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
 
     # ----------------------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        if self.lifecycle_state in ("inactive", "active"):  # configured: the sync state and pipeline exist
+        """Runs beside the transitions (its own callback group): it reads the pipeline once, since cleanup may
+        drop it between two reads, and an exception here would stop the executor, and so the node."""
+        pipeline = self.pipeline
+        if pipeline is not None:  # configured: the sync state exists too
             self._sync_counters()
-            self.stats.set_info(device=self.pipeline.device, pipeline_mode=self.pipeline.mode)
+            self.stats.set_info(device=pipeline.device, pipeline_mode=pipeline.mode)
         self.stats.set_info(pipeline_config=self._p("pipeline.config"), lifecycle_state=self.lifecycle_state)
         snapshot = self.stats.snapshot(self._p("budget_ms"))
-        device = str(self.pipeline.device) if self.pipeline is not None else "none"
+        device = str(pipeline.device) if pipeline is not None else "none"
         self.diag_pub.publish(to_diagnostic_array(snapshot, f"{self.get_name()}: panoptic segmentation",
                                                   device, self.get_clock().now().to_msg()))
 
