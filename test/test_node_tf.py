@@ -4,7 +4,6 @@ import math
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from scipy.spatial.transform import Rotation
 from test_node import output_arrays
 from test_node_sync import labeled_fraction
 from test_transforms import tf
@@ -12,7 +11,7 @@ from tf2_msgs.msg import TFMessage
 
 from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.testing.probe import wait_until
-from ov_panoptic_ros.testing.scene_msgs import scene_messages
+from ov_panoptic_ros.testing.scene_msgs import scene_messages, tf_message
 
 NS = 1_000_000_000
 TF_ONLY = {"extrinsics_source": "tf", "calibration_file": "", "cameras": ["cam_front", "cam_back"]}
@@ -31,11 +30,10 @@ class Broadcaster(Node):
 
     def rig(self, scene, cameras=("cam_front", "cam_back"), parent="lidar_top"):
         """Each camera's optical frame under `parent`, from the scene's own calibration."""
-        transforms = []
-        for name in cameras:
-            T = np.linalg.inv(scene.calibration.cameras[name].T_cam_lidar)  # the camera's pose in the LiDAR frame
-            transforms.append(tf(parent, f"{name}_optical", T[:3, 3], Rotation.from_matrix(T[:3, :3]).as_quat()))
-        self.static_pub.publish(TFMessage(transforms=transforms))
+        # the camera's pose in the LiDAR frame: the inverse of its T_cam_lidar
+        self.static_pub.publish(tf_message([(parent, f"{name}_optical",
+                                             np.linalg.inv(scene.calibration.cameras[name].T_cam_lidar), 0)
+                                            for name in cameras]))
 
 
 def _frame(probe, scene, stamp_ns, timeout=30.0):

@@ -156,26 +156,19 @@ def _rss_mb() -> float:
 
 def _rig_tf(calibration):
     """/tf_static of the rig: each camera's optical frame under lidar_top (the inverse of its T_cam_lidar)."""
-    from scipy.spatial.transform import Rotation
-    from tf2_msgs.msg import TFMessage
+    from ov_panoptic_ros.testing.scene_msgs import tf_message
 
-    from ov_panoptic_ros.bench.tf import _transform
-
-    transforms = []
-    for name, ext in calibration.cameras.items():
-        T = np.linalg.inv(ext.T_cam_lidar)
-        transforms.append(_transform("lidar_top", f"{name}_optical", T[:3, 3], q=tuple(Rotation.from_matrix(T[:3, :3]).as_quat())))
-    return TFMessage(transforms=transforms)
+    return tf_message([("lidar_top", f"{name}_optical", np.linalg.inv(ext.T_cam_lidar), 0)
+                       for name, ext in calibration.cameras.items()])
 
 
 def _ego_pose(stamp_ns: int):
     """/tf odom -> lidar_top at 20 m/s, two samples bracketing the frame (the fixed-frame lookups interpolate)."""
-    from tf2_msgs.msg import TFMessage
+    from ov_panoptic_ros.bench.tf import _pose
+    from ov_panoptic_ros.testing.scene_msgs import tf_message
 
-    from ov_panoptic_ros.bench.tf import _transform
-
-    return TFMessage(transforms=[_transform("odom", "lidar_top", (20.0 * (stamp_ns + dt) / 1e9 % 1000.0, 0.0, 0.0),
-                                            stamp_ns=stamp_ns + dt) for dt in (-10_000_000, 40_000_000)])
+    return tf_message([("odom", "lidar_top", _pose((20.0 * (stamp_ns + dt) / 1e9 % 1000.0, 0.0, 0.0)), stamp_ns + dt)
+                       for dt in (-10_000_000, 40_000_000)])
 
 
 class _NodeRig:

@@ -19,30 +19,25 @@ T0 = 1_700_000_000 * NS
 POSE_HZ, POSES = 100, 1000
 
 
-def _transform(parent: str, child: str, xyz, yaw: float = 0.0, q=None, stamp_ns: int = 0):
-    from builtin_interfaces.msg import Time
-    from geometry_msgs.msg import Quaternion, Transform, TransformStamped, Vector3
-    from std_msgs.msg import Header
+def _pose(xyz, yaw: float = 0.0, q=None) -> np.ndarray:
+    """4x4 parent <- child from a translation and a yaw (or a quaternion xyzw)."""
+    from ov_panoptic_ros.bridge.transforms import pose_matrix
 
-    q = q or (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
-    return TransformStamped(header=Header(stamp=Time(sec=stamp_ns // NS, nanosec=stamp_ns % NS), frame_id=parent),
-                            child_frame_id=child,
-                            transform=Transform(translation=Vector3(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2])),
-                                                rotation=Quaternion(x=q[0], y=q[1], z=q[2], w=q[3])))
+    return pose_matrix(tuple(float(v) for v in xyz) + tuple(q or (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))))
 
 
 def vehicle_tf():
     """(static TFMessage, [dynamic TFMessage per pose]) of the benchmark's vehicle."""
-    from tf2_msgs.msg import TFMessage
+    from ov_panoptic_ros.testing.scene_msgs import tf_message
 
-    static = [_transform("base_link", "lidar_top", (0.0, 0.0, 1.8))]
+    static = [("base_link", "lidar_top", _pose((0.0, 0.0, 1.8)), 0)]
     for i in range(NUM_CAMERAS):
         yaw = 2 * math.pi * i / NUM_CAMERAS
-        static.append(_transform("base_link", f"cam_{i}", (1.2 * math.cos(yaw), 1.2 * math.sin(yaw), 1.5), yaw))
-        static.append(_transform(f"cam_{i}", f"cam_{i}_optical", (0, 0, 0), q=(-0.5, 0.5, -0.5, 0.5)))
-    dynamic = [TFMessage(transforms=[_transform("odom", "base_link", (20.0 * k / POSE_HZ, 0.0, 0.0), 0.001 * k,
-                                                stamp_ns=T0 + k * NS // POSE_HZ)]) for k in range(POSES)]
-    return TFMessage(transforms=static), dynamic
+        static.append(("base_link", f"cam_{i}", _pose((1.2 * math.cos(yaw), 1.2 * math.sin(yaw), 1.5), yaw), 0))
+        static.append((f"cam_{i}", f"cam_{i}_optical", _pose((0, 0, 0), q=(-0.5, 0.5, -0.5, 0.5)), 0))
+    dynamic = [tf_message([("odom", "base_link", _pose((20.0 * k / POSE_HZ, 0.0, 0.0), 0.001 * k),
+                            T0 + k * NS // POSE_HZ)]) for k in range(POSES)]
+    return tf_message(static), dynamic
 
 
 def _per_frame_ms(extrinsics, frames: int, rng) -> dict:

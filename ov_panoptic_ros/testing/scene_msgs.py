@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+from tf2_msgs.msg import TFMessage
 
 from ov_panoptic_ros.bridge import builders
 from ov_panoptic_ros.bridge.clouds import FLOAT32, UINT16
@@ -38,6 +39,11 @@ def driver_cloud(xyz: np.ndarray, intensity: np.ndarray | None, stamp_ns: int, f
                        fields=[PointField(name=a, offset=o, datatype=d, count=c) for a, o, d, c in DRIVER_FIELDS],
                        is_bigendian=False, point_step=DRIVER_POINT_STEP, row_step=DRIVER_POINT_STEP * n,
                        data=arr.tobytes(), is_dense=bool(np.isfinite(xyz).all()))
+
+
+def tf_message(transforms) -> TFMessage:
+    """(parent, child, 4x4 parent <- child, stamp_ns) tuples -> TFMessage, as a broadcaster sends them."""
+    return builders.tf_message(RCLPY_KIT, transforms)
 
 
 def rgb_image(rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8") -> Image:
