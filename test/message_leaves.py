@@ -13,3 +13,18 @@ def leaves(value, path="msg"):
             yield from leaves(item, f"{path}[{i}]")
     else:
         yield path, type(value).__name__, value
+
+
+def reachable(messages) -> dict:
+    """Every message and mutable sequence reachable from `messages`, by identity (id -> object): two results
+    that must not share state have disjoint keys."""
+    seen, stack = {}, list(messages)
+    while stack:
+        v = stack.pop()
+        if hasattr(v, "get_fields_and_field_types"):
+            seen[id(v)] = v
+            stack += [getattr(v, n) for n in v.get_fields_and_field_types()]
+        elif isinstance(v, list) or type(v).__name__ in ("array", "ndarray"):
+            seen[id(v)] = v
+            stack += [item for item in v if hasattr(item, "get_fields_and_field_types")]
+    return seen

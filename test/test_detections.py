@@ -9,7 +9,7 @@ from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithP
 
 from ov_panoptic_ros.core.frame import UNLABELED, Instance, Vocabulary
 from ov_panoptic_ros.ros.detections import instance_detections
-from message_leaves import leaves
+from message_leaves import leaves, reachable
 
 VOCAB = Vocabulary(("car", "pedestrian,person", "road"), ("road",), version=3)
 
@@ -186,18 +186,8 @@ def test_calls_share_no_mutable_state():
     other = Vocabulary(("truck", "car", "tree"), ("tree",), version=4)
     frame_b = instance_detections([_inst(1, 1, yaw=0.1, score=0.2), _inst(2, 0, yaw=1.3)], other, _header("b"))
 
-    def objects(arr):  # every message and mutable sequence reachable from the array, by identity
-        seen, stack = {}, list(arr.detections)
-        while stack:
-            v = stack.pop()
-            if hasattr(v, "get_fields_and_field_types"):
-                seen[id(v)] = v
-                stack += [getattr(v, n) for n in v.get_fields_and_field_types()]
-            elif isinstance(v, list) or type(v).__name__ in ("array", "ndarray"):
-                seen[id(v)] = v
-        return seen
-
-    assert not objects(frame_a).keys() & objects(frame_b).keys(), "frames A and B share an object"
+    shared = reachable(frame_a.detections).keys() & reachable(frame_b.detections).keys()
+    assert not shared, "frames A and B share an object"
     for det in frame_b.detections:
         det.bbox.center.position.x = 99.0
         det.results[0].hypothesis.class_id = "scribbled"

@@ -8,7 +8,7 @@ from visualization_msgs.msg import Marker
 
 from ov_panoptic_ros.core.frame import Instance, Vocabulary
 from ov_panoptic_ros.ros.markers import BOX_ALPHA, instance_markers, yaw_to_quaternion
-from message_leaves import leaves
+from message_leaves import leaves, reachable
 
 VOCAB = Vocabulary(("car", "pedestrian,person", "road"), ("road",), version=3)
 
@@ -140,19 +140,8 @@ def test_frames_share_no_mutable_state():
     other = Vocabulary(("truck", "car", "tree"), ("tree",), version=4)
     frame_b = instance_markers([_inst(1, 1, yaw=0.1, score=0.2), _inst(2, 0, yaw=1.3)], other, header_b)
 
-    def objects(arr):  # every message and mutable sequence reachable from the array, by identity
-        seen, stack = {}, list(arr.markers)
-        while stack:
-            v = stack.pop()
-            if hasattr(v, "get_fields_and_field_types"):
-                seen[id(v)] = v
-                stack += [getattr(v, n) for n in v.get_fields_and_field_types()]
-            elif isinstance(v, list) or type(v).__name__ == "array":
-                seen[id(v)] = v
-                stack += list(v)
-        return seen
-
-    assert not objects(frame_a).keys() & objects(frame_b).keys(), "frames A and B share an object"
+    shared = reachable(frame_a.markers).keys() & reachable(frame_b.markers).keys()
+    assert not shared, "frames A and B share an object"
     for m in frame_b.markers:
         m.pose.position.x = 99.0
         m.color.r = 0.0
