@@ -112,3 +112,22 @@ def test_diagnostics_never_raise_mid_cleanup(spin, tiny_pipeline, street_calibra
     assert node.stats.snapshot(100.0).values["lifecycle_state"] == "inactive"
     node.pipeline = tiny_pipeline
     assert probe.change_state("cleanup") and probe.lifecycle_state() == "unconfigured"
+
+
+def test_diagnostics_never_raise_mid_configure(spin, tiny_pipeline, street_calibration):
+    """The other side of the same race (seen once in CI): the timer firing inside configure after the model is
+    loaded but before the sync state exists. The node holds the pipeline only once that state is built."""
+    node, probe = _unmanaged_node(spin, tiny_pipeline, street_calibration)
+    seen = []
+    build_sync = node._setup_sync
+
+    def timer_fires_first():
+        node._publish_diagnostics()  # the latest moment before the sync state exists
+        seen.append(node.pipeline)
+        build_sync()
+
+    node._setup_sync = timer_fires_first
+    assert probe.change_state("configure") and probe.lifecycle_state() == "inactive"
+    assert seen == [None] and node.pipeline is tiny_pipeline
+    node._publish_diagnostics()  # configured: the sync counters are read
+    assert node.stats.get("frames_synced") == 0

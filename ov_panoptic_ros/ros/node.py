@@ -146,15 +146,18 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
 
     # ----------------------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Build the pipeline (load the model, embed the vocabulary), warm it up, start the workers."""
+        """Build the pipeline (load the model, embed the vocabulary), warm it up, start the workers. The node
+        holds the pipeline only once the sync state exists: the diagnostics timer, in its own callback group,
+        takes a set pipeline to mean a configured node."""
         try:
             vocabulary = self._vocabulary_from(self._current_vocab_values(), self._vocab_version)
-            self.pipeline = self._build_pipeline(vocabulary)
+            pipeline = self._build_pipeline(vocabulary)
         except (StartupError, VocabularyError) as e:
             return self._fail("configure", str(e))
         if self._p("warmup"):
-            self._warm_up()
+            self._warm_up(pipeline)
         self._setup_sync()
+        self.pipeline = pipeline
         self._setup_threads()
         return self._entered("inactive")
 
@@ -246,7 +249,7 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
             source = self._p("pipeline.config")
             raise StartupError(f"cannot build the pipeline from pipeline.config {source!r}: {e}") from e
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, pipeline) -> None:
         """One inference on a synthetic frame (random points, one gray image) before any input is subscribed."""
         t0 = time.perf_counter()
         rng = np.random.default_rng(0)
@@ -256,7 +259,7 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
                              T_cam_lidar=[[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
         frame = Frame(points=points, images=[np.full((h, w, 3), 128, np.uint8)], cameras=[camera])
         try:
-            self.pipeline(frame)
+            pipeline(frame)
         except (RuntimeError, ValueError) as e:  # the first real frame will say the same, counted
             self.get_logger().warning(f"warm-up inference failed: {type(e).__name__}: {e}")
             return
