@@ -131,3 +131,33 @@ def test_diagnostics_never_raise_mid_configure(spin, tiny_pipeline, street_calib
     assert seen == [None] and node.pipeline is tiny_pipeline
     node._publish_diagnostics()  # configured: the sync counters are read
     assert node.stats.get("frames_synced") == 0
+
+
+def test_deactivate_drops_the_topics_before_the_worker_can_wake(spin, tiny_pipeline, street_calibration):
+    """The worker also wakes for a newly embedded vocabulary and announces it on ~/vocabulary; deactivate must
+    not destroy that publisher under it. A vocabulary that becomes ready just as the topics go is announced
+    by the next activate instead, and is the one in use."""
+    import time
+
+    node, probe = _unmanaged_node(spin, tiny_pipeline, street_calibration)
+    assert probe.change_state("configure")
+    _activate(node, probe)
+    ready = tiny_pipeline.prepare_vocabulary(node._vocabulary_from(
+        {**node._current_vocab_values(), "vocabulary": ["car", "road"], "stuff_classes": ["road"]}, version=7))
+    woke = []
+    destroy_io = node._destroy_io
+
+    def vocabulary_ready_meanwhile():
+        node._ready_vocab.append(ready)
+        node._cond.notify_all()
+        time.sleep(0.5)  # long enough for a free worker to take it
+        woke.append(node._busy)
+        destroy_io()
+
+    node._destroy_io = vocabulary_ready_meanwhile
+    assert probe.change_state("deactivate")
+    assert woke == [False]
+    assert wait_until(lambda: tiny_pipeline.vocabulary.version == 7, 10.0)
+    node._destroy_io = destroy_io
+    _activate(node, probe)
+    assert wait_until(lambda: probe.vocabularies() and probe.vocabularies()[-1]["version"] == 7, 10.0)

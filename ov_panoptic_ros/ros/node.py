@@ -179,8 +179,7 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop processing (a frame in progress finishes first), drop the topics; the model stays loaded."""
-        self._pause_worker()
-        self._destroy_io()
+        self._pause_worker_and(self._destroy_io)
         with self._lock:
             self.assembler.reset()
         return self._entered("inactive")
@@ -297,11 +296,14 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
         self._worker.start()
         self._vocab_worker.start()
 
-    def _pause_worker(self) -> None:
+    def _pause_worker_and(self, then) -> None:
+        """Stop taking frames, wait out the one in progress, and run `then` before the worker can wake again:
+        it also wakes for a new vocabulary, and must not announce it on a publisher being destroyed."""
         with self._cond:
             self._processing = False
             self._slot = None
             self._cond.wait_for(lambda: not self._busy)
+            then()
 
     def _stop_threads(self) -> None:
         if self._worker is None:
