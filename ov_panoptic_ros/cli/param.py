@@ -40,9 +40,9 @@ def set_(node: str = NODE, name: str = typer.Argument(...),
 @param_app.command("load")
 def load(node: str = NODE, params_file: Path = typer.Argument(..., help="A ROS 2 params file.")) -> None:
     """Set every parameter the file gives this node in ONE request, as `ros2 param load NODE FILE`."""
-    from ov_panoptic_ros.ros.param_client import parameters_from_file
+    from ov_panoptic_ros.ros.params_file import node_parameters
 
-    params = parameters_from_file(params_file, node)
+    params = node_parameters(params_file, node)
     with _client(node) as client:
         client.set(params)
     typer.echo(f"Set {len(params)} parameter(s): {', '.join(params)}")

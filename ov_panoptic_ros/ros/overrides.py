@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import yaml
-from rclpy.parameter import parameter_dict_from_yaml_file
+from ov_panoptic_ros.ros.params_file import ParamsFileError, node_parameters
 
 
 def _ros_args(argv: Sequence[str]) -> list[str]:
@@ -37,15 +36,10 @@ def _node_param(spec: str, node_name: str) -> str | None:
 
 
 def _file_params(path: str, fqn: str) -> set[str]:
-    """Names in the file's sections for this node: `/**` and its own name, as keyed there. rclpy is given
-    only keys the file has: Jazzy's parameter_dict_from_yaml_file raises for a target node without a
-    section of its own (the usual `/**`-only file), where Kilted's skips it."""
+    """Names in the file's sections for this node; an unreadable file gives none (rcl reports it)."""
     try:
-        with open(path) as f:
-            keys = yaml.safe_load(f)
-        ours = [key for key in ("/**", fqn, fqn.lstrip("/")) if isinstance(keys, dict) and key in keys]
-        return set(parameter_dict_from_yaml_file(path, target_nodes=ours)) if ours else set()
-    except (OSError, yaml.YAMLError, RuntimeError, AttributeError, TypeError):  # unreadable: rcl says so
+        return set(node_parameters(path, fqn))
+    except ParamsFileError:
         return set()
 
 

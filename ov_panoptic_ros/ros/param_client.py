@@ -7,7 +7,6 @@ its stuff classes.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import yaml
 
@@ -24,31 +23,6 @@ def value_from_text(text: str):
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ParamError(f"cannot read the value {text!r} (YAML): {e}") from e
-
-
-def _flatten(params: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        out.update(_flatten(value, name + ".") if isinstance(value, dict) else {name: value})
-    return out
-
-
-def parameters_from_file(path: str | Path, node: str) -> dict:
-    """The parameters a params file gives `node` (its own key, or `/**`), flattened to dotted names."""
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ParamError(f"params file {path}: {e}") from e
-    name = node.strip("/").split("/")[-1]
-    sections = [v["ros__parameters"] for k, v in data.items()
-                if k.strip("/") in (name, node.strip("/"), "**") and isinstance(v, dict) and "ros__parameters" in v]
-    if not sections:
-        raise ParamError(f"params file {path} has no `{name}:` or `/**:` section with ros__parameters")
-    merged = {}
-    for section in sections:
-        merged.update(_flatten(section))
-    return merged
 
 
 class ParamClient:
