@@ -175,8 +175,8 @@ def slow_cases() -> dict:
     return cases
 
 
-def ours(classes: ClassInfo, min_points: int, frames: list) -> PanopticEval:
-    ev = PanopticEval(classes, min_points=min_points)
+def ours(classes: ClassInfo, min_points: int, frames: list, keep_frame_iou: bool = False) -> PanopticEval:
+    ev = PanopticEval(classes, min_points=min_points, keep_frame_iou=keep_frame_iou)
     for frame in frames:
         ev.add(*frame)
     return ev
@@ -480,6 +480,12 @@ def test_merge_rejects_other_setups():
         PanopticEval(NUSC, 15).merge(PanopticEval(nuscenes_classes(novel=("bus",)), 15))
     with pytest.raises(TypeError, match="^can only merge a PanopticEval, got dict$"):
         PanopticEval(NUSC, 15).merge({"pan_tp": 1})
+    classes, min_points, frames = FAST_CASES["multi_frame_accumulation"]
+    keeps, drops = PanopticEval(classes, min_points, keep_frame_iou=True), ours(classes, min_points, frames[:1])
+    with pytest.raises(ValueError, match="keeps frame_iou .* with 1 frames, does not"):
+        keeps.merge(drops)  # its rows would no longer be one per frame
+    assert keeps.n_frames == 0 and keeps.frame_iou == []
+    assert drops.merge(keeps.merge(ours(classes, min_points, frames[1:2], keep_frame_iou=True))).n_frames == 2
 
 
 # ------------------------------------------------------------------------------------ label mapping

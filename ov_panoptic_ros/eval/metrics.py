@@ -370,6 +370,9 @@ class PanopticEval:
             raise TypeError(f"can only merge a PanopticEval, got {type(other).__name__}")
         if other.classes != self.classes or other.min_points != self.min_points:
             raise ValueError("PanopticEval.merge: the evaluators differ in classes or min_points")
+        if self.frame_iou is not None and other.frame_iou is None and other.n_frames:
+            raise ValueError("PanopticEval.merge: this evaluator keeps frame_iou (one row per frame) and the other,"
+                             f" with {other.n_frames} frames, does not")
         self.confusion += other.confusion
         self.pan_tp += other.pan_tp
         self.pan_fp += other.pan_fp
