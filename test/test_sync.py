@@ -189,6 +189,25 @@ def test_images_older_than_buffer_s_behind_the_newest_are_dropped():
     assert s.buffered("front") == (6, 600)
 
 
+def test_of_two_equally_near_images_the_earlier_wins_in_either_arrival_order():
+    for arrival in (("before", "after"), ("after", "before")):
+        s = _sync()
+        for name in arrival:
+            s.add("front", T0 + (-20 if name == "before" else 20) * MS, name)
+        assert s.match(T0)["front"] == "before", arrival
+
+
+def test_eviction_orders_by_stamp_alone_so_repeated_stamps_need_no_comparable_items():
+    """A driver that republishes a stamp: the buffered messages themselves are never compared."""
+    s = _sync(max_bytes=250, buffer_s=10.0)
+    first, again, newest = {"msg": 1}, {"msg": 2}, {"msg": 3}
+    s.add("front", T0, first, nbytes=100)
+    s.add("front", T0, again, nbytes=100)
+    s.add("front", T0 + 10 * MS, newest, nbytes=100)
+    assert s.buffered("front") == (2, 200)
+    assert s.match(T0 + 10 * MS)["front"] is newest
+
+
 def test_buffer_bytes_evict_the_oldest_stamp_and_keep_the_newest():
     s = _sync(max_bytes=300, buffer_s=10.0)
     for dt in (30, 10, 20):  # arrival order differs from stamp order
@@ -222,6 +241,9 @@ def test_assembler_counts_released_and_camera_incomplete_frames():
     a.add_cloud(T0 + 100 * MS, "back missing", now_s=0.0)
     assert [f.cloud for f in a.poll(0.1)] == ["complete", "back missing"]
     assert (a.released, a.incomplete) == (2, 1)
+    a.add_cloud(T0 + 200 * MS, "both missing", now_s=0.1)
+    assert [f.missing for f in a.poll(0.2)] == [["front", "back"]]
+    assert (a.released, a.incomplete) == (3, 2)  # counted over the node's life, not per poll
 
 
 # ------------------------------------------------------------------ boundaries and counters (mutation testing)

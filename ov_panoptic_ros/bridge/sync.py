@@ -125,13 +125,14 @@ class CameraSynchronizer:
         return jumped
 
     def best(self, camera: str, cloud_stamp_ns: int) -> tuple[int, Any] | None:
-        """The buffered (corrected stamp, item) nearest to the cloud within max_offset_s, else None."""
+        """The buffered (corrected stamp, item) nearest to the cloud within max_offset_s, else None. Of two
+        equally near, the earlier image: the choice must not depend on the order DDS delivered them in."""
         limit = int(self.max_offset_s * NS)
-        best, best_dt = None, None
+        best, best_key = None, None
         for stamp, item, _ in self._buffers[camera].items:
-            dt = abs(stamp - cloud_stamp_ns)
-            if dt <= limit and (best_dt is None or dt < best_dt):
-                best, best_dt = (stamp, item), dt
+            key = (abs(stamp - cloud_stamp_ns), stamp)
+            if key[0] <= limit and (best_key is None or key < best_key):
+                best, best_key = (stamp, item), key
         return best
 
     def match(self, cloud_stamp_ns: int, observe: bool = True) -> dict[str, Any]:
