@@ -482,7 +482,8 @@ def test_merge_rejects_other_setups():
         PanopticEval(NUSC, 15).merge({"pan_tp": 1})
     classes, min_points, frames = FAST_CASES["multi_frame_accumulation"]
     keeps, drops = PanopticEval(classes, min_points, keep_frame_iou=True), ours(classes, min_points, frames[:1])
-    with pytest.raises(ValueError, match="keeps frame_iou .* with 1 frames, does not"):
+    with pytest.raises(ValueError, match=r"^PanopticEval\.merge: this evaluator keeps frame_iou .* with 1 frames,"
+                                         r" does not$"):
         keeps.merge(drops)  # its rows would no longer be one per frame
     assert keeps.n_frames == 0 and keeps.frame_iou == []
     assert drops.merge(keeps.merge(ours(classes, min_points, frames[1:2], keep_frame_iou=True))).n_frames == 2
