@@ -9,6 +9,7 @@ from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithP
 
 from ov_panoptic_ros.core.frame import UNLABELED, Instance, Vocabulary
 from ov_panoptic_ros.ros.detections import instance_detections
+from ov_panoptic_ros.ros.markers import drawable_instances
 from message_leaves import leaves, reachable
 
 VOCAB = Vocabulary(("car", "pedestrian,person", "road"), ("road",), version=3)
@@ -40,7 +41,7 @@ def test_detections_round_trip_with_names_scores_ids_boxes_and_header():
         _inst(12, 1, center=(-2.25, 4.0, 0.9), size=(0.6, 0.5, 1.8), yaw=-1.2, score=0.5),
         _inst(3, 0, center=(0.0, 0.0, -1.0), size=(3.0, 2.0, 1.0), yaw=3.0, score=1.0),
     ]
-    sent = instance_detections(instances, VOCAB, _header())
+    sent = instance_detections(drawable_instances(instances, VOCAB), _header())
     got = _round_trip(sent)
     assert got == sent  # every field survives serialization, whatever the builder shares
     assert (got.header.frame_id, got.header.stamp.sec, got.header.stamp.nanosec) == ("lidar_top", 12, 34)
@@ -64,7 +65,7 @@ def test_detections_round_trip_with_names_scores_ids_boxes_and_header():
 
 def test_no_instances_gives_an_empty_array_with_the_header():
     header = _header("lidar_front", 5, 6)
-    arr = instance_detections([], VOCAB, header)
+    arr = instance_detections(drawable_instances([], VOCAB), header)
     assert list(arr.detections) == [] and arr.header is header
     got = _round_trip(arr)
     assert list(got.detections) == []
@@ -73,14 +74,14 @@ def test_no_instances_gives_an_empty_array_with_the_header():
 
 def test_header_is_the_callers_object():
     header = _header()
-    arr = instance_detections([_inst(1, 0), _inst(2, 1)], VOCAB, header)
+    arr = instance_detections(drawable_instances([_inst(1, 0), _inst(2, 1)], VOCAB), header)
     assert arr.header is header and all(d.header is header for d in arr.detections)
 
 
 def test_sizes_are_the_measured_box_not_the_marker_minimum():
     flat = _inst(1, 0, size=(0.0, -0.0, 0.02))  # a single-point / planar cluster
     negative = _inst(2, 1, size=(-1.0, 0.3, 2.0))  # never from the box fit; reported as 0
-    got = _round_trip(instance_detections([flat, negative], VOCAB, _header())).detections
+    got = _round_trip(instance_detections(drawable_instances([flat, negative], VOCAB), _header())).detections
     sizes = [(d.bbox.size.x, d.bbox.size.y, d.bbox.size.z) for d in got]
     assert sizes == [(0.0, 0.0, 0.02), (0.0, 0.3, 2.0)]
     assert math.copysign(1.0, got[0].bbox.size.y) == 1.0  # -0.0 is reported as +0.0
@@ -92,7 +93,7 @@ def test_stuff_out_of_vocabulary_and_nonfinite_instances_are_skipped():
     nan_yaw = _inst(6, 0, yaw=float("nan"))
     instances = [_inst(1, 2), _inst(2, 3), _inst(3, -1), _inst(9, UNLABELED), nan_center, inf_size, nan_yaw,
                  _inst(10, 1, score=0.25)]
-    got = _round_trip(instance_detections(instances, VOCAB, _header())).detections
+    got = _round_trip(instance_detections(drawable_instances(instances, VOCAB), _header())).detections
     assert [(d.id, d.results[0].hypothesis.class_id, d.results[0].hypothesis.score) for d in got] == [
         ("10", "pedestrian", 0.25)]
 
@@ -114,7 +115,7 @@ def test_core_instances_are_things_only_and_join_with_the_cloud_ids():
     instances = describe_instances(points, labels, scores, ids)
     assert sorted(inst.label for inst in instances) == [0, 1]
 
-    got = _round_trip(instance_detections(instances, VOCAB, _header())).detections
+    got = _round_trip(instance_detections(drawable_instances(instances, VOCAB), _header())).detections
     assert sorted(d.results[0].hypothesis.class_id for d in got) == ["car", "pedestrian"]
     for det in got:
         members = points[ids == int(det.id)]
@@ -170,7 +171,7 @@ def _mixed_instances():
 def test_every_field_matches_a_straightforward_construction():
     header = _header(sec=1700000000, nanosec=999)
     instances = _mixed_instances()
-    got = instance_detections(instances, VOCAB, header)
+    got = instance_detections(drawable_instances(instances, VOCAB), header)
     expected = _reference(instances, VOCAB, header)
     assert len(expected.detections) == 3  # the oriented, the flat and the last one survive
     assert list(leaves(got)) == list(leaves(expected))
@@ -181,10 +182,11 @@ def test_every_field_matches_a_straightforward_construction():
 
 def test_calls_share_no_mutable_state():
     """Building frame B (and scribbling on it) leaves every detection of frame A as it was returned."""
-    frame_a = instance_detections(_mixed_instances(), VOCAB, _header("a"))
+    frame_a = instance_detections(drawable_instances(_mixed_instances(), VOCAB), _header("a"))
     snapshot = copy.deepcopy(frame_a)
     other = Vocabulary(("truck", "car", "tree"), ("tree",), version=4)
-    frame_b = instance_detections([_inst(1, 1, yaw=0.1, score=0.2), _inst(2, 0, yaw=1.3)], other, _header("b"))
+    frame_b = instance_detections(drawable_instances([_inst(1, 1, yaw=0.1, score=0.2), _inst(2, 0, yaw=1.3)], other),
+                                  _header("b"))
 
     shared = reachable(frame_a.detections).keys() & reachable(frame_b.detections).keys()
     assert not shared, "frames A and B share an object"

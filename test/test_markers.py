@@ -7,7 +7,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from ov_panoptic_ros.core.frame import Instance, Vocabulary
-from ov_panoptic_ros.ros.markers import BOX_ALPHA, instance_markers, yaw_to_quaternion
+from ov_panoptic_ros.ros.markers import BOX_ALPHA, drawable_instances, instance_markers, yaw_to_quaternion
 from message_leaves import leaves, reachable
 
 VOCAB = Vocabulary(("car", "pedestrian,person", "road"), ("road",), version=3)
@@ -21,7 +21,7 @@ def _inst(i, label, yaw=0.3, score=0.87):
 def test_markers_structure_and_content():
     header = Header(frame_id="lidar_top")
     header.stamp.sec, header.stamp.nanosec = 12, 34
-    arr = instance_markers([_inst(1, 0), _inst(2, 1, yaw=-1.0, score=0.5)], VOCAB, header)
+    arr = instance_markers(drawable_instances([_inst(1, 0), _inst(2, 1, yaw=-1.0, score=0.5)], VOCAB), header)
     m = arr.markers
     assert m[0].action == Marker.DELETEALL
     assert len(m) == 1 + 2 * 2
@@ -43,12 +43,12 @@ def test_markers_structure_and_content():
 def test_stuff_and_invalid_instances_get_no_markers():
     bad = _inst(3, 0)
     bad.center = np.array([np.nan, 0.0, 0.0])
-    arr = instance_markers([_inst(1, 2), _inst(2, 7), bad], VOCAB, Header(frame_id="l"))
+    arr = instance_markers(drawable_instances([_inst(1, 2), _inst(2, 7), bad], VOCAB), Header(frame_id="l"))
     assert [x.action for x in arr.markers] == [Marker.DELETEALL]
 
 
 def test_empty_frame_still_clears_old_markers():
-    arr = instance_markers([], VOCAB, Header(frame_id="l"))
+    arr = instance_markers(drawable_instances([], VOCAB), Header(frame_id="l"))
     assert len(arr.markers) == 1 and arr.markers[0].action == Marker.DELETEALL
 
 
@@ -116,7 +116,7 @@ def test_every_field_matches_a_straightforward_construction():
     header = Header(frame_id="lidar_top")
     header.stamp.sec, header.stamp.nanosec = 1700000000, 999
     instances = _mixed_instances()
-    got = instance_markers(instances, VOCAB, header).markers
+    got = instance_markers(drawable_instances(instances, VOCAB), header).markers
     expected = _reference(instances, VOCAB, header)
     assert len(expected) == 1 + 3 * 2  # oriented, flat and last survive; everything else is skipped
     assert len(got) == len(expected)
@@ -133,12 +133,13 @@ def test_frames_share_no_mutable_state():
     import copy
 
     header_a, header_b = Header(frame_id="a"), Header(frame_id="b")
-    frame_a = instance_markers(_mixed_instances(), VOCAB, header_a)
+    frame_a = instance_markers(drawable_instances(_mixed_instances(), VOCAB), header_a)
     snapshot = copy.deepcopy(frame_a)
     leaves_a = [list(leaves(m)) for m in frame_a.markers]
 
     other = Vocabulary(("truck", "car", "tree"), ("tree",), version=4)
-    frame_b = instance_markers([_inst(1, 1, yaw=0.1, score=0.2), _inst(2, 0, yaw=1.3)], other, header_b)
+    frame_b = instance_markers(drawable_instances([_inst(1, 1, yaw=0.1, score=0.2), _inst(2, 0, yaw=1.3)], other),
+                               header_b)
 
     shared = reachable(frame_a.markers).keys() & reachable(frame_b.markers).keys()
     assert not shared, "frames A and B share an object"
@@ -164,7 +165,7 @@ def test_marker_array_survives_a_real_dds_round_trip():
     header = Header(frame_id="lidar_top")
     header.stamp.sec, header.stamp.nanosec = 42, 7
     instances = _mixed_instances() + [_inst(11 + i, i % 2, yaw=0.2 * i, score=0.05 * i) for i in range(12)]
-    sent = instance_markers(instances, VOCAB, header)
+    sent = instance_markers(drawable_instances(instances, VOCAB), header)
     assert len(sent.markers) == 1 + 2 * 15
     expected = copy.deepcopy(sent)
     for m in expected.markers:  # ColorRGBA is float32 on the wire

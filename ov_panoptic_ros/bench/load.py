@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ov_panoptic_ros.ros.dds import PROFILE_ENV, USER_SETTINGS, apply_default_profile, profile_path
+from ov_panoptic_ros.ros.dds import USER_SETTINGS, apply_default_profile, profile_env, profile_path
 
 RATE_HZ = 10.0
 LIDAR_TOPIC = "/lidar/points"
@@ -84,7 +84,7 @@ def _child_env(domain_id: int, profile: str) -> dict[str, str]:
     without a profile, and how the node is told not to apply ours)."""
     env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
     env["ROS_DOMAIN_ID"] = str(domain_id)
-    env.update({PROFILE_ENV: str(profile_path())} if profile == "shipped" else {"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"})
+    env.update(profile_env(profile_path()) if profile == "shipped" else {"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"})
     return env
 
 

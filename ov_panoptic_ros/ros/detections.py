@@ -31,35 +31,25 @@ shared between two calls except the caller's header.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from geometry_msgs.msg import Pose, Vector3
 from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose
 
-from ov_panoptic_ros.core.frame import Instance, Vocabulary
-from ov_panoptic_ros.ros.markers import drawable_instances, yaw_to_quaternion
+from ov_panoptic_ros.ros.markers import Drawable, yaw_to_quaternion
 
 
-@lru_cache(maxsize=8)
-def _thing_names(vocabulary: Vocabulary) -> tuple[str | None, ...]:
-    """Per label its display name, None for stuff. Cached: a Vocabulary is frozen, and its names/is_stuff
-    are recomputed on every access."""
-    return tuple(None if stuff else name for name, stuff in zip(vocabulary.names, vocabulary.is_stuff.tolist()))
-
-
-def instance_detections(instances: list[Instance], vocabulary: Vocabulary, header) -> Detection3DArray:
-    """A Detection3D per thing instance (see the module docstring for the fields and what is skipped).
+def instance_detections(drawable: Drawable, header) -> Detection3DArray:
+    """A Detection3D per drawable instance (markers.drawable_instances, the markers' set; see the module
+    docstring for the fields and what is skipped).
 
     `header` (the cloud's) is used as is, not copied, for the array and for every detection. The returned
     detections share sub-messages (see the module docstring): read-only.
     """
-    names = _thing_names(vocabulary)
-    kept, boxes, yaws = drawable_instances(instances, names)  # the markers' instances, so both topics agree
+    table, kept, boxes, yaws = drawable
     detections: list[Detection3D] = []
     if kept:
         sizes = np.maximum(boxes[:, 1], 0.0) + 0.0  # negative -> 0; + 0.0 turns -0.0 into 0.0
-        detections = _detections(kept, names, header, boxes[:, 0].tolist(), sizes.tolist(), yaws.tolist())
+        detections = _detections(kept, table, header, boxes[:, 0].tolist(), sizes.tolist(), yaws.tolist())
     return Detection3DArray(header=header, detections=detections)
 
 
@@ -80,7 +70,7 @@ def _cloner(proto):
     return clone
 
 
-def _detections(kept, names, header, centers, sizes, yaws) -> list[Detection3D]:
+def _detections(kept, table, header, centers, sizes, yaws) -> list[Detection3D]:
     """One detection per instance, cloned from per-call prototypes."""
     proto = Detection3D(header=header)
     new_detection = _cloner(proto)
@@ -102,7 +92,7 @@ def _detections(kept, names, header, centers, sizes, yaws) -> list[Detection3D]:
         with_cov = new_pose_with_covariance()
         with_cov.pose = pose
         hyp = new_hypothesis()
-        hyp.hypothesis = ObjectHypothesis(class_id=names[inst.label], score=float(inst.score))
+        hyp.hypothesis = ObjectHypothesis(class_id=table[inst.label][0], score=float(inst.score))
         hyp.pose = with_cov
 
         det = new_detection()

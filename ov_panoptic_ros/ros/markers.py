@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from geometry_msgs.msg import Pose, Vector3
@@ -39,22 +40,45 @@ def yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
 
 
 @lru_cache(maxsize=8)
-def _class_table(vocabulary: Vocabulary) -> tuple[tuple[str, tuple[float, float, float]] | None, ...]:
-    """Per label (display name, RGB in [0, 1]), None for stuff. Cached: a Vocabulary is frozen, and
-    its names/colors/is_stuff are recomputed (md5, ~30 us) on every access. Holds no messages."""
+def class_table(vocabulary: Vocabulary) -> tuple[tuple[str, tuple[float, float, float]] | None, ...]:
+    """Per label (display name, RGB in [0, 1]), None for stuff; the markers' and the detections' table.
+    Cached: a Vocabulary is frozen, and its names/colors/is_stuff are recomputed (md5, ~30 us) on every
+    access. Holds no messages."""
     stuff = vocabulary.is_stuff
     return tuple(None if s else (name, tuple(float(c) / 255.0 for c in rgb))
                  for name, rgb, s in zip(vocabulary.names, vocabulary.colors(), stuff))
 
 
-def instance_markers(instances: list[Instance], vocabulary: Vocabulary, header) -> MarkerArray:
-    """DELETEALL, then a box and a text per thing instance (stuff never has instances).
+class Drawable(NamedTuple):
+    """A frame's instances as markers and detections describe them (see drawable_instances)."""
+    table: tuple  # class_table of the vocabulary
+    instances: list
+    boxes: np.ndarray  # (K, 2, 3): center, size
+    yaws: np.ndarray  # (K,)
 
-    Skipped: labels outside the vocabulary, stuff labels, non-finite boxes. The returned markers
-    share sub-messages (see the module docstring): read-only.
+
+def drawable_instances(instances: list[Instance], vocabulary: Vocabulary) -> Drawable:
+    """The instances the markers and the detections describe, found once per frame so both topics hold the
+    same set: a thing class of the vocabulary (`table[label]` not None) and a finite box."""
+    table = class_table(vocabulary)
+    kept = [inst for inst in instances if 0 <= inst.label < len(table) and table[inst.label] is not None]
+    if not kept:
+        return Drawable(table, [], np.zeros((0, 2, 3)), np.zeros(0))
+    boxes = np.array([(inst.center, inst.size) for inst in kept], dtype=np.float64)
+    yaws = np.array([inst.yaw for inst in kept], dtype=np.float64)
+    finite = np.isfinite(boxes).all(axis=(1, 2)) & np.isfinite(yaws)
+    if not finite.all():
+        kept = [inst for inst, ok in zip(kept, finite.tolist()) if ok]
+        boxes, yaws = boxes[finite], yaws[finite]
+    return Drawable(table, kept, boxes, yaws)
+
+
+def instance_markers(drawable: Drawable, header) -> MarkerArray:
+    """DELETEALL, then a box and a text per drawable instance (what drawable_instances skips gets none).
+
+    The returned markers share sub-messages (see the module docstring): read-only.
     """
-    table = _class_table(vocabulary)
-    kept, boxes, yaws = drawable_instances(instances, table)
+    table, kept, boxes, yaws = drawable
     clear = Marker(header=header, action=Marker.DELETEALL)
     markers = [clear]
     if kept:
@@ -63,21 +87,6 @@ def instance_markers(instances: list[Instance], vocabulary: Vocabulary, header) 
         markers += _instance_pairs(kept, table, header, clear, centers.tolist(),
                                    np.maximum(sizes, MIN_BOX_SIZE_M).tolist(), yaws.tolist(), text_z.tolist())
     return MarkerArray(markers=markers)
-
-
-def drawable_instances(instances, table) -> tuple[list, np.ndarray, np.ndarray]:
-    """The instances the markers and the detections describe, the same set in both: a thing class of the
-    vocabulary (`table[label]` not None) and a finite box; with their boxes (K, 2, 3: center, size) and yaws."""
-    kept = [inst for inst in instances if 0 <= inst.label < len(table) and table[inst.label] is not None]
-    if not kept:
-        return [], np.zeros((0, 2, 3)), np.zeros(0)
-    boxes = np.array([(inst.center, inst.size) for inst in kept], dtype=np.float64)
-    yaws = np.array([inst.yaw for inst in kept], dtype=np.float64)
-    finite = np.isfinite(boxes).all(axis=(1, 2)) & np.isfinite(yaws)
-    if not finite.all():
-        kept = [inst for inst, ok in zip(kept, finite.tolist()) if ok]
-        boxes, yaws = boxes[finite], yaws[finite]
-    return kept, boxes, yaws
 
 
 def _instance_pairs(kept, table, header, clear: Marker, centers, box_sizes, yaws, text_z) -> list[Marker]:
@@ -125,4 +134,5 @@ def serialized_instance_markers(instances: list[Instance], vocabulary: Vocabular
     from ov_panoptic_ros.bridge.builders import header
     from ov_panoptic_ros.ros.message_kit import RCLPY_KIT
 
-    return serialize_message(instance_markers(instances, vocabulary, header(RCLPY_KIT, stamp_ns, frame_id)))
+    drawable = drawable_instances(instances, vocabulary)
+    return serialize_message(instance_markers(drawable, header(RCLPY_KIT, stamp_ns, frame_id)))

@@ -53,10 +53,11 @@ from ov_panoptic_ros.ros import params as P
 from ov_panoptic_ros.ros.dds import apply_default_profile, startup_report
 from ov_panoptic_ros.ros.diagnostics import NodeStats, ThrottledLog, to_diagnostic_array
 from ov_panoptic_ros.ros.detections import instance_detections
-from ov_panoptic_ros.ros.markers import instance_markers
+from ov_panoptic_ros.ros.markers import drawable_instances, instance_markers
 from ov_panoptic_ros.ros.node_setup import NodeSetup, StartupError
 from ov_panoptic_ros.ros.node_vocabulary import VocabularyParameters
 from ov_panoptic_ros.ros.overrides import override_names
+from ov_panoptic_ros.ros.session import TF2_DEPTH, latched_qos
 
 NODE_NAME = "ov_panoptic"
 PACKAGE = "ov_panoptic_ros"
@@ -90,9 +91,8 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-def _free_device_memory(pipeline) -> None:
-    """After the last reference to a pipeline is dropped: return its GPU memory to the driver."""
-    device = getattr(pipeline, "device", None)
+def _free_device_memory(device) -> None:
+    """After the last reference to a pipeline on `device` is dropped: return its GPU memory to the driver."""
     gc.collect()
     if getattr(device, "type", None) == "cuda":
         import torch
@@ -123,8 +123,8 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
         for c in COUNTERS:
             self.stats.count(c, 0)
         self._warn = ThrottledLog(self.get_logger().warning)
-        self.lifecycle_state = "unconfigured"
         self.failure = ""  # why the last transition failed, for bring_up and the refusal log line
+        self._entered("unconfigured")  # /diagnostics shows the state from the start; each transition updates it
         self._declare_static()
         self.config = self._load_config()
         self.cameras = self._load_cameras()
@@ -188,8 +188,9 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
         """Stop the workers and free the model and its GPU memory."""
         self._stop_threads()
         pipeline, self.pipeline = self.pipeline, None
+        device = getattr(pipeline, "device", None)  # read before the last reference goes
         del pipeline
-        _free_device_memory(self._given_pipeline)
+        _free_device_memory(device)
         return self._entered("unconfigured")
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -321,15 +322,13 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
         (history, depth, reliability) over the defaults below. Each entity gets its own QoSProfile: rclpy writes
         an override into the profile it is given, so a shared one would carry one topic's override to the next."""
         overrides = QoSOverridingOptions.with_default_policies()
-        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.cloud_pub = self._keep(self.create_publisher(PointCloud2, "~/panoptic_points", self._out_qos(),
                                                           qos_overriding_options=overrides))
         self.marker_pub = self._keep(self.create_publisher(MarkerArray, "~/instances", self._out_qos(),
                                                            qos_overriding_options=overrides))
         self.detection_pub = self._keep(self.create_publisher(Detection3DArray, "~/detections", self._out_qos(),
                                                               qos_overriding_options=overrides))
-        self.vocab_pub = self._keep(self.create_publisher(String, "~/vocabulary", latched))
+        self.vocab_pub = self._keep(self.create_publisher(String, "~/vocabulary", latched_qos()))
         data = MutuallyExclusiveCallbackGroup()
         self._keep(self.create_subscription(PointCloud2, self._p("lidar_topic"), self._on_cloud, self._in_qos(),
                                             callback_group=data, qos_overriding_options=overrides))
@@ -340,12 +339,10 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
             self._keep(self.create_subscription(CameraInfo, cam.info_topic, lambda m, n=cam.name: self._on_info(n, m),
                                                 self._in_qos(), callback_group=data, qos_overriding_options=overrides))
         if self.extrinsics.source != "file":  # tf2's listener QoS: /tf_static is latched
-            static = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self._keep(self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), 100,
+            self._keep(self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF2_DEPTH,
                                                 callback_group=data))
-            self._keep(self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static,
-                                                callback_group=data))
+            self._keep(self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True),
+                                                latched_qos(TF2_DEPTH), callback_group=data))
         self._keep(self.create_timer(POLL_PERIOD_S, self._poll, callback_group=data))
 
     def _keep(self, entity):
@@ -502,11 +499,12 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
         t1 = time.perf_counter()
         self.cloud_pub.publish(cloud)
         t2 = time.perf_counter()
-        markers = instance_markers(result.instances, vocab, header)
+        drawable = drawable_instances(result.instances, vocab)  # once: both topics describe these instances
+        markers = instance_markers(drawable, header)
         t3 = time.perf_counter()
         self.marker_pub.publish(markers)
         t4 = time.perf_counter()
-        detections = instance_detections(result.instances, vocab, header)
+        detections = instance_detections(drawable, header)
         t5 = time.perf_counter()
         self.detection_pub.publish(detections)
         t6 = time.perf_counter()
@@ -556,7 +554,7 @@ class PanopticNode(NodeSetup, VocabularyParameters, LifecycleNode):
         if pipeline is not None:  # configured: the sync state exists too
             self._sync_counters()
             self.stats.set_info(device=pipeline.device, pipeline_mode=pipeline.mode)
-        self.stats.set_info(pipeline_config=self._p("pipeline.config"), lifecycle_state=self.lifecycle_state)
+        self.stats.set_info(pipeline_config=self._p("pipeline.config"))
         snapshot = self.stats.snapshot(self._p("budget_ms"))
         device = str(pipeline.device) if pipeline is not None else "none"
         self.diag_pub.publish(to_diagnostic_array(snapshot, f"{self.get_name()}: panoptic segmentation",

@@ -91,9 +91,13 @@ class NodeSetup:
             raise StartupError(
                 f"qos.reliability must be one of {P.QOS_RELIABILITY}, got {self._p('qos.reliability')!r}")
 
+    def _undeclared(self, names) -> list[str]:
+        """The names no parameter of the node has; qos_overrides.* are rclpy's, read when a topic is made."""
+        return [n for n in names if not self.has_parameter(n) and not n.startswith("qos_overrides.")]
+
     def _warn_unknown_overrides(self, given: set[str]) -> None:
         """rclpy silently ignores overrides nobody declares: a typo in a params file would go unnoticed."""
-        unknown = sorted(n for n in given if not self.has_parameter(n) and not n.startswith("qos_overrides."))
+        unknown = sorted(self._undeclared(given))
         if unknown:
             self.get_logger().warning(f"ignoring unknown parameter(s) {unknown}; see the README's parameter table")
 

@@ -40,8 +40,7 @@ class VocabularyParameters:
     def _validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Reject an undeclared name, a non-number for a double parameter, and a vocabulary change that cannot
         be used (with Vocabulary's own reason)."""
-        undeclared = [p.name for p in parameters
-                      if not self.has_parameter(p.name) and not p.name.startswith("qos_overrides.")]
+        undeclared = self._undeclared(p.name for p in parameters)
         if undeclared:
             return SetParametersResult(successful=False, reason=f"undeclared parameter(s) {undeclared}; see the"
                                                                 " README's parameter table")

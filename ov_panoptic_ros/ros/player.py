@@ -17,10 +17,9 @@ from ov_panoptic_ros.bridge.stamps import NS, ns_to_sec_nanosec
 from ov_panoptic_ros.data.bag.errors import BagReadError
 from ov_panoptic_ros.data.bag.layout import BagTopics
 from ov_panoptic_ros.data.bag.reader import BagMessage, BagReader, open_bag
-from ov_panoptic_ros.ros.session import RosSession, latched_qos
+from ov_panoptic_ros.ros.session import TF2_DEPTH, RosSession, latched_qos
 
 CLOCK_PERIOD_S = 0.02  # /clock at 50 Hz between messages (and right before each one)
-MAX_LATCHED_DEPTH = 100  # a latched topic's history kept for late joiners (tf2's /tf_static listener keeps 100)
 
 
 class PlayError(Exception):
@@ -42,9 +41,7 @@ def _qos(latched: bool, depth: int = 1):
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     if latched:
-        qos = latched_qos()
-        qos.depth = max(1, min(depth, MAX_LATCHED_DEPTH))
-        return qos
+        return latched_qos(max(1, min(depth, TF2_DEPTH)))  # tf2's listener keeps no more
     # Reliable matches both reliable and best-effort subscribers.
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -6,11 +6,15 @@ import threading
 import time
 
 
-def latched_qos():
-    """Transient local, reliable, depth 1: what a latched publisher (calibration, vocabulary) offers."""
+TF2_DEPTH = 100  # the history tf2's listener keeps on /tf and /tf_static; also the most a latched topic replays
+
+
+def latched_qos(depth: int = 1):
+    """Transient local, reliable, keep last `depth`: what a latched publisher (calibration, vocabulary: 1;
+    /tf_static: TF2_DEPTH) offers."""
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
