@@ -9,7 +9,7 @@ from ov_panoptic_ros.core.config import ProjectionConfig
 from ov_panoptic_ros.core.frame import CameraModel
 from ov_panoptic_ros.core import geometry
 from ov_panoptic_ros.core.geometry import (PointProjection, field_of_view_radius, fit_box, lens_coefficients,
-                                           project_points, rational_coefficients, view_box)
+                                           project_points, view_box)
 
 K = [[500.0, 0.0, 320.5], [0.0, 400.0, 240.25], [0.0, 0.0, 1.0]]
 PLUMB_BOB = [-0.28, 0.09, 0.0012, -0.0008, -0.015]
@@ -228,7 +228,8 @@ def full_lens_visibility(points, cam, margin=0.0, min_depth=0.5, with_pixels=Fal
         xd, yd = fisheye_distort(x, y, *fisheye)
         unfolded = np.arctan(np.hypot(x, y)) < fisheye_fold(*fisheye)
     else:
-        coeffs = rational_coefficients(cam.distortion_model, cam.D)
+        lens, coeffs = lens_coefficients(cam.distortion_model, cam.D)
+        assert lens == "rational"
         xd, yd = hand_distort(x, y, *coeffs)
         k1, k2, _, _, k3, k4, k5, k6 = coeffs
         grid = np.linspace(0, 20, 400001)
@@ -286,9 +287,10 @@ def _check_against_full_lens(points, rig, margin) -> None:
 def test_view_box_contains_every_seen_direction():
     rig = surround_rig()
     for cam in rig:
-        coeffs = rational_coefficients(cam.distortion_model, cam.D)
-        radius = field_of_view_radius(cam, coeffs)
-        (cx, hx), (cy, hy) = view_box(cam, coeffs, radius)
+        lens, coeffs = lens_coefficients(cam.distortion_model, cam.D)
+        assert lens == "rational"
+        radius = field_of_view_radius(cam, lens, coeffs)
+        (cx, hx), (cy, hy) = view_box(cam, lens, coeffs, radius)
         # Undistorted directions on a fine grid over the cone; those the lens puts in the image lie in the box.
         r = np.linspace(0, radius, 400)
         a = np.linspace(0, 2 * math.pi, 720, endpoint=False)
@@ -298,12 +300,12 @@ def test_view_box_contains_every_seen_direction():
         seen = (u >= -0.5) & (u < cam.width - 0.5) & (v >= -0.5) & (v < cam.height - 0.5)
         assert seen.any()
         assert (np.abs(x[seen] - cx) <= hx).all() and (np.abs(y[seen] - cy) <= hy).all(), cam.name
-    assert view_box(rig[0], np.zeros(8), math.inf) is None
+    assert view_box(rig[0], "rational", np.zeros(8), math.inf) is None
 
 
 def test_unbounded_field_of_view_culls_only_by_depth(monkeypatch):
     # A cone the search could not bound: the view box must not cull anything either.
-    monkeypatch.setattr(geometry, "field_of_view_radius", lambda cam, coeffs, grow_px=0.0: math.inf)
+    monkeypatch.setattr(geometry, "field_of_view_radius", lambda cam, lens, coeffs, grow_px=0.0: math.inf)
     monkeypatch.setattr(geometry, "_TABLE_CACHE", {})
     rng = np.random.default_rng(6)
     points = rng.normal(size=(5000, 3)) * rng.uniform(0.2, 30, (5000, 1))
@@ -379,7 +381,7 @@ def test_folded_over_fisheye_is_not_seen():
     assert project(pts, [cam]).visible[0].tolist() == [True, True, False, False]  # ...past the fold is not seen
     lens, coeffs = lens_coefficients("equidistant", cam.D)
     assert lens == "equidistant"
-    radius = field_of_view_radius(cam, coeffs)
+    radius = field_of_view_radius(cam, lens, coeffs)
     assert math.degrees(math.atan(radius)) == pytest.approx(math.degrees(1 / math.sqrt(0.9)), abs=0.02)
 
 
@@ -387,16 +389,16 @@ def test_fisheye_field_of_view_follows_the_image_corners():
     # k = 0, fx = fy = 500 on 1280 x 800: the corners are 1.51 rad (86.5 degrees) off axis.
     K_ = [[500.0, 0.0, 639.5], [0.0, 500.0, 399.5], [0.0, 0.0, 1.0]]
     cam = camera(model="equidistant", D=[0.0] * 4, width=1280, height=800, K_=K_)
-    _, coeffs = lens_coefficients("equidistant", cam.D)
+    lens, coeffs = lens_coefficients("equidistant", cam.D)
     corner_theta = math.hypot(640 / 500, 400 / 500)
     assert corner_theta < math.pi / 2
-    limit = math.atan(field_of_view_radius(cam, coeffs))
+    limit = math.atan(field_of_view_radius(cam, lens, coeffs))
     # A conservative cone, just past the corners (the search allows 1% on the distorted radius; theta_d = theta).
     assert corner_theta <= limit <= 1.01 * corner_theta + 1e-3
     # The same lens with a short focal length has its corners past 90 degrees: the whole half space in front.
     wide = camera(model="equidistant", D=[0.0] * 4, width=1280, height=800,
                   K_=[[300.0, 0.0, 639.5], [0.0, 300.0, 399.5], [0.0, 0.0, 1.0]])
-    assert field_of_view_radius(wide, coeffs) == math.inf and view_box(wide, coeffs, math.inf) is None
+    assert field_of_view_radius(wide, lens, coeffs) == math.inf and view_box(wide, lens, coeffs, math.inf) is None
 
 
 def fisheye_rig():
@@ -431,15 +433,15 @@ def test_view_box_cull_never_changes_visibility_on_a_fisheye_rig(margin):
 
 
 def _cone(cam, margin=0.0):
-    """(radius, coefficients) of a camera as the projection finds them for an image margin."""
-    _, coeffs = lens_coefficients(cam.distortion_model, cam.D)
-    return field_of_view_radius(cam, coeffs, max(0.0, -margin)), coeffs
+    """(radius, lens, coefficients) of a camera as the projection finds them for an image margin."""
+    lens, coeffs = lens_coefficients(cam.distortion_model, cam.D)
+    return field_of_view_radius(cam, lens, coeffs, max(0.0, -margin)), lens, coeffs
 
 
 def test_fisheye_view_box_contains_every_seen_direction():
     for cam in fisheye_rig():
-        radius, coeffs = _cone(cam)
-        box = view_box(cam, coeffs, radius)
+        radius, lens, coeffs = _cone(cam)
+        box = view_box(cam, lens, coeffs, radius)
         if box is None:
             assert radius == math.inf, cam.name
             continue
@@ -462,8 +464,7 @@ def test_lens_coefficients_per_model():
     assert lens_coefficients("rational_polynomial", RATIONAL) == ("rational", pytest.approx(RATIONAL))
     with pytest.raises(ValueError, match="'equidistant' needs 4 coefficients, got 5"):
         lens_coefficients("equidistant", [0.1] * 5)
-    with pytest.raises(ValueError, match="not a rational-polynomial model"):
-        rational_coefficients("equidistant", [0.1] * 4)
+    assert lens_coefficients("equidistant", [0.1] * 4)[0] == "equidistant"  # not a rational-polynomial model
     with pytest.raises(ValueError, match="camera 'fish'.*equidistant.*4"):
         project([[0, 0, 1.0]], [camera("fish", "equidistant", PLUMB_BOB)])
     # The kernel checks the model column itself.

@@ -76,7 +76,7 @@ def test_play_delivers_every_cloud_in_order_with_the_latched_calibration(ros, sp
     assert listener.wait_for(lambda s: len(s.stamps) >= 4)
     assert listener.stamps == info.stamps_ns
     with open_bag(path) as reader:
-        expected = reader.calibration_text()[0]
+        expected = reader.find_calibration_text()[0]
     assert listener.calibration == [expected]
     assert listener.clock == [], "no /clock unless asked for"
     assert "published" in proc.stdout

@@ -7,9 +7,10 @@ import numpy as np
 
 from ov_panoptic_ros.bridge.problems import CameraInfoError
 from ov_panoptic_ros.core.calibration import CameraExtrinsics
-from ov_panoptic_ros.core.frame import CameraModel
+from ov_panoptic_ros.core.frame import COEFF_COUNTS, CameraModel
 
-_DISTORTION_COEFFS = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}  # equidistant: fisheye
+# The models a CameraInfo may name besides none (or ""), which _distortion handles first.
+_DISTORTION_COEFFS = {model: n for model, n in COEFF_COUNTS.items() if model != "none"}
 
 
 _AT_ORIGIN = CameraExtrinsics(np.eye(4))  # intrinsic models are built here, placed per frame

@@ -17,6 +17,7 @@ import numpy as np
 
 from ov_panoptic_ros.bridge.problems import InputError
 from ov_panoptic_ros.bridge.stamps import stamp_to_ns
+from ov_panoptic_ros.core.calibration import invert_rigid, unit_quaternion_rows
 
 MAX_DEPTH = 64  # longer parent chains are loops (tf2 uses 1000; real trees are < 10 deep)
 
@@ -48,10 +49,8 @@ def _pose(msg) -> tuple:
 def pose_matrix(pose: tuple) -> np.ndarray:
     """(tx, ty, tz, qx, qy, qz, qw) -> 4x4 (parent <- child)."""
     tx, ty, tz, x, y, z, w = pose
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w), tx],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w), ty],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y), tz],
-                     [0.0, 0.0, 0.0, 1.0]])
+    r0, r1, r2 = unit_quaternion_rows(x, y, z, w)  # the quaternion is unit already (_pose, _interpolate)
+    return np.array([(*r0, tx), (*r1, ty), (*r2, tz), (0.0, 0.0, 0.0, 1.0)])
 
 
 def pose_from_matrix(T: np.ndarray) -> tuple:
@@ -78,13 +77,6 @@ def _interpolate(a: tuple, b: tuple, s: float) -> tuple:
         q = tuple(wa * x + wb * y for x, y in zip(qa, qb))
     norm = math.sqrt(sum(v * v for v in q))
     return trans + tuple(v / norm for v in q)
-
-
-def _invert(m: np.ndarray) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = m[:3, :3].T
-    out[:3, 3] = -m[:3, :3].T @ m[:3, 3]
-    return out
 
 
 class TransformBuffer:
@@ -140,15 +132,13 @@ class TransformBuffer:
         if cut:
             del link.times[:cut], link.poses[:cut]
 
-    def clear_dynamic(self) -> None:
-        """Forget /tf (a time jump); /tf_static stays."""
-        with self._lock:
-            self._links = {c: link for c, link in self._links.items() if link.matrix is not None}
-
     def has_frame(self, frame: str) -> bool:
-        frame = frame.lstrip("/")
         with self._lock:
-            return frame in self._links or any(link.parent == frame for link in self._links.values())
+            return self._knows(frame.lstrip("/"))
+
+    def _knows(self, frame: str) -> bool:
+        """Whether a transform names `frame`, as child or parent; the caller holds the lock."""
+        return frame in self._links or any(link.parent == frame for link in self._links.values())
 
     # ------------------------------------------------------------------------------------------- lookups
     def lookup(self, target: str, source: str, time_ns: int | None = None) -> np.ndarray:
@@ -166,7 +156,7 @@ class TransformBuffer:
             if frame in ancestors:
                 to_common = self._compose(up_source[:j + 1], time_ns, target, source)
                 from_target = self._compose(up_target[:ancestors[frame] + 1], time_ns, target, source)
-                return _invert(from_target) @ to_common
+                return invert_rigid(from_target) @ to_common
         raise TransformError(self._unconnected(target, source, up_target, up_source), kind="tf_missing")
 
     def lookup_through(self, target: str, target_ns: int, source: str, source_ns: int, fixed: str) -> np.ndarray:
@@ -196,14 +186,14 @@ class TransformBuffer:
         link = self._links[child]
         if link.matrix is not None:
             return link.matrix
+        if time_ns is None:
+            return pose_matrix(link.poses[-1])
         times = link.times
-        if time_ns is None or (len(times) == 1 and times[0] == time_ns):
-            return pose_matrix(link.poses[-1] if time_ns is None else link.poses[0])
-        where = f"looking up {source!r} in {target!r}: /tf {link.parent!r} -> {child!r}"
-        if time_ns > times[-1]:
-            raise TransformError(f"{where} is late: newest at {times[-1]} ns, {(time_ns - times[-1]) / 1e6:.1f} ms"
-                                 f" before the requested {time_ns} ns", kind="tf_late")
-        if time_ns < times[0]:
+        if not times[0] <= time_ns <= times[-1]:
+            where = f"looking up {source!r} in {target!r}: /tf {link.parent!r} -> {child!r}"
+            if time_ns > times[-1]:
+                raise TransformError(f"{where} is late: newest at {times[-1]} ns, {(time_ns - times[-1]) / 1e6:.1f}"
+                                     f" ms before the requested {time_ns} ns", kind="tf_late")
             raise TransformError(f"{where}: {time_ns} ns is older than the oldest sample kept ({times[0]} ns)",
                                  kind="tf_old")
         i = bisect.bisect_left(times, time_ns)
@@ -214,7 +204,7 @@ class TransformBuffer:
 
     def _unconnected(self, target: str, source: str, up_target: list[str], up_source: list[str]) -> str:
         for frame in (source, target):
-            if frame not in self._links and all(link.parent != frame for link in self._links.values()):
+            if not self._knows(frame):
                 return f"frame {frame!r} is unknown to TF (no /tf or /tf_static transform names it); looking up" \
                        f" {source!r} in {target!r}"
         return (f"{source!r} and {target!r} are not connected in TF (their roots are {up_source[-1]!r} and"

@@ -49,15 +49,25 @@ class Calibration:
         )
 
 
+def unit_quaternion_rows(x, y, z, w) -> tuple[tuple, tuple, tuple]:
+    """The rows of a unit quaternion's rotation matrix: the package's one formula, in plain arithmetic so that
+    TF's per-lookup `pose_matrix` pays for no normalisation or extra array."""
+    return ((1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)),
+            (2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)),
+            (2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)))
+
+
 def quaternion_to_matrix(q_xyzw) -> np.ndarray:
     x, y, z, w = np.asarray(q_xyzw, dtype=np.float64) / np.linalg.norm(q_xyzw)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+    return np.array(unit_quaternion_rows(x, y, z, w))
+
+
+def invert_rigid(T: np.ndarray) -> np.ndarray:
+    """The inverse of a rigid 4x4 transform (R^T, -R^T t): exact where np.linalg.inv would round."""
+    out = np.eye(4)
+    out[:3, :3] = T[:3, :3].T
+    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+    return out
 
 
 def _parse_camera(name: str, entry, source: str) -> CameraExtrinsics:

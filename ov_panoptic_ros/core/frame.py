@@ -14,8 +14,10 @@ import numpy as np
 
 UNLABELED = 65535  # label value for points the model does not label (uint16 max)
 MAX_CLASSES = UNLABELED  # labels 0..65534 are class indices
-# CameraInfo distortion models; equidistant is the fisheye model (OpenCV cv::fisheye, 4 coefficients).
-DISTORTION_MODELS = ("none", "plumb_bob", "rational_polynomial", "equidistant")
+# CameraInfo distortion models and the number of coefficients each takes (none: any D is ignored); equidistant
+# is the fisheye model (OpenCV cv::fisheye). The one table: CameraModel, projection and CameraInfo read it.
+COEFF_COUNTS = {"none": 0, "plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
+DISTORTION_MODELS = tuple(COEFF_COUNTS)
 
 
 class VocabularyError(ValueError):

@@ -14,15 +14,13 @@ import torch
 
 from ov_panoptic_ros.core import _boxes, _projection
 from ov_panoptic_ros.core.config import ProjectionConfig
-from ov_panoptic_ros.core.frame import CameraModel
+from ov_panoptic_ros.core.frame import COEFF_COUNTS, CameraModel
 
 # OpenCV's 8-coefficient rational model: k1, k2, p1, p2, k3, k4, k5, k6. plumb_bob is its first five.
 NUM_RATIONAL_COEFFS = 8
 COLUMNS: tuple[str, ...] = _projection.COLUMNS  # the kernel's per-camera values, in its order
-# Accepted coefficient counts per CameraInfo distortion model (0: all zero). equidistant is OpenCV's
-# cv::fisheye: k1, k2, k3, k4 of theta_d = theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 + k4 theta^8).
-COEFF_COUNTS = {"none": (0,), "plumb_bob": (0, 5), "rational_polynomial": (0, 8), "equidistant": (0, 4)}
 # The kernel's lens model per distortion model: the `model` column holds its index in _projection.LENS_MODELS.
+# equidistant is OpenCV's cv::fisheye: k1, k2, k3, k4 of theta_d = theta (1 + k1 t^2 + k2 t^4 + k3 t^6 + k4 t^8).
 LENS_OF_MODEL = {"none": "rational", "plumb_bob": "rational", "rational_polynomial": "rational",
                  "equidistant": "equidistant"}
 _LENS_INDEX = {name: i for i, name in enumerate(_projection.LENS_MODELS)}
@@ -85,7 +83,8 @@ class PointProjection:
 def lens_coefficients(model: str, D) -> tuple[str, np.ndarray]:
     """Any supported distortion model as the kernel's lens model ('rational' or 'equidistant') and its 8
     coefficients in the order of COEFF_NAMES (missing terms are zero). An equidistant camera's k1..k4 go to
-    the columns of the same names (k1, k2, k3, k4); its p1, p2, k5, k6 are zero."""
+    the columns of the same names (k1, k2, k3, k4); its p1, p2, k5, k6 are zero. D holds the model's
+    COEFF_COUNTS coefficients, or none (all zero)."""
     D = np.asarray(D, dtype=np.float64).reshape(-1)
     if model not in COEFF_COUNTS:
         raise ValueError(f"unknown distortion model {model!r} (supported: {', '.join(COEFF_COUNTS)})")
@@ -93,23 +92,14 @@ def lens_coefficients(model: str, D) -> tuple[str, np.ndarray]:
     lens = LENS_OF_MODEL[model]
     if model == "none":
         return lens, out  # a 'none' camera ignores whatever D it carries
-    if D.size not in COEFF_COUNTS[model]:
-        raise ValueError(f"distortion model {model!r} needs {COEFF_COUNTS[model][-1]} coefficients, got {D.size}")
+    if D.size not in (0, COEFF_COUNTS[model]):
+        raise ValueError(f"distortion model {model!r} needs {COEFF_COUNTS[model]} coefficients, got {D.size}")
     if lens == "equidistant":
         if D.size:
             out[[COEFF_NAMES.index(name) for name in EQUIDISTANT_COEFF_NAMES]] = D
     else:
         out[: D.size] = D
     return lens, out
-
-
-def rational_coefficients(model: str, D) -> np.ndarray:
-    """A rational-family distortion model (none, plumb_bob, rational_polynomial) as the 8 rational-polynomial
-    coefficients (missing terms are zero). An equidistant camera has none: see `lens_coefficients`."""
-    lens, out = lens_coefficients(model, D)
-    if lens != "rational":
-        raise ValueError(f"distortion model {model!r} is not a rational-polynomial model")
-    return out
 
 
 def _radial_factor(r2, k1, k2, k3, k4, k5, k6):
@@ -170,9 +160,9 @@ def _camera_row(cam: CameraModel, grow_px: float) -> np.ndarray:
     except ValueError as e:
         raise ValueError(f"camera {cam.name!r}: {e}") from None
     T, K = np.asarray(cam.T_cam_lidar, dtype=np.float64), np.asarray(cam.K, dtype=np.float64)
-    radius = field_of_view_radius(cam, coeffs, grow_px)
+    radius = field_of_view_radius(cam, lens, coeffs, grow_px)
     # No finite cone: a box so wide it culls nothing (z > min depth still applies).
-    (box_cx, box_hx), (box_cy, box_hy) = (view_box(cam, coeffs, radius, grow_px)
+    (box_cx, box_hx), (box_cy, box_hy) = (view_box(cam, lens, coeffs, radius, grow_px)
                                           or ((0.0, _UNBOUNDED), (0.0, _UNBOUNDED)))
     values = dict(zip(("r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22"), T[:3, :3].ravel()))
     values.update(t0=T[0, 3], t1=T[1, 3], t2=T[2, 3], fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], skew=K[0, 1],
@@ -193,14 +183,14 @@ _THETA_GRID = np.linspace(0.0, np.pi / 2, 20001)
 _FISHEYE_RADIUS_GRID = np.tan(_THETA_GRID)
 
 
-def _radius_grid(cam: CameraModel) -> np.ndarray:
-    return _FISHEYE_RADIUS_GRID if LENS_OF_MODEL.get(cam.distortion_model) == "equidistant" else _RADIUS_GRID
+def _radius_grid(lens: str) -> np.ndarray:
+    return _FISHEYE_RADIUS_GRID if lens == "equidistant" else _RADIUS_GRID
 
 
-def field_of_view_radius(cam: CameraModel, coeffs: np.ndarray, grow_px: float = 0.0) -> float:
+def field_of_view_radius(cam: CameraModel, lens: str, coeffs: np.ndarray, grow_px: float = 0.0) -> float:
     """The largest sqrt(x^2 + y^2) / z at which a point can be seen: a conservative field-of-view cone.
-    `grow_px` widens the image on every side (a negative image margin). `coeffs` are in the order of
-    COEFF_NAMES (`lens_coefficients`); the lens model is the camera's.
+    `grow_px` widens the image on every side (a negative image margin). `lens` and `coeffs` (in the order of
+    COEFF_NAMES) are the camera's, as `lens_coefficients` gives them.
 
     Two limits: the distorted radius must not exceed the image corners' (plus what the tangential terms can
     add), and the undistorted radius must stay before the lens model folds back; beyond the fold a
@@ -212,7 +202,6 @@ def field_of_view_radius(cam: CameraModel, coeffs: np.ndarray, grow_px: float = 
     nothing is seen anyway (z > min depth), so `inf` there means the half space in front of the camera.
     """
     k1, k2, p1, p2, k3, k4, k5, k6 = coeffs
-    lens = LENS_OF_MODEL.get(cam.distortion_model, "rational")
     K = cam.K
     lo_u, hi_u, lo_v, hi_v = -0.5 - grow_px, cam.width - 0.5 + grow_px, -0.5 - grow_px, cam.height - 0.5 + grow_px
     corners_u = np.array([lo_u, hi_u, lo_u, hi_u])
@@ -222,7 +211,7 @@ def field_of_view_radius(cam: CameraModel, coeffs: np.ndarray, grow_px: float = 
     corner_radius = float(np.sqrt(xd**2 + yd**2).max())
     if np.isnan(corner_radius):  # intrinsics so extreme that the corners overflow (inf - inf): no bound from them
         corner_radius = np.inf
-    r = _radius_grid(cam)
+    r = _radius_grid(lens)
     r2 = r * r
     radial = _lens_radial(lens, coeffs, r)
     rd = r * radial
@@ -235,7 +224,7 @@ def field_of_view_radius(cam: CameraModel, coeffs: np.ndarray, grow_px: float = 
     return min(corner_limit, fold_limit)
 
 
-def view_box(cam: CameraModel, coeffs: np.ndarray, radius: float, grow_px: float = 0.0):
+def view_box(cam: CameraModel, lens: str, coeffs: np.ndarray, radius: float, grow_px: float = 0.0):
     """A conservative box of undistorted normalized coordinates (x/z, y/z) outside which no point of the
     field-of-view cone `radius` lands in the image (grown by `grow_px` on every side): ((center, half
     width) along x, (center, half height) along y), or None when the cone is unbounded.
@@ -245,11 +234,10 @@ def view_box(cam: CameraModel, coeffs: np.ndarray, radius: float, grow_px: float
     distorted coordinate inside the image's, which bounds the undistorted one. Skew is allowed. The same
     holds for an equidistant lens, whose rho = theta_d / r and which has no tangential terms.
     """
-    grid = _radius_grid(cam)
+    grid = _radius_grid(lens)
     if not radius <= grid[-1]:  # inf (or beyond the searched radii): no bound
         return None
     k1, k2, p1, p2, k3, k4, k5, k6 = coeffs
-    lens = LENS_OF_MODEL.get(cam.distortion_model, "rational")
     K = np.asarray(cam.K, dtype=np.float64)
     v_lo, v_hi = -0.5 - grow_px, cam.height - 0.5 + grow_px
     u_lo, u_hi = -0.5 - grow_px, cam.width - 0.5 + grow_px

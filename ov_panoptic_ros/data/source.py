@@ -39,6 +39,15 @@ class GroundTruth:
                              f"{self.instance_ids.shape}")
 
 
+class FrameProblem(Exception):
+    """One frame's file or record (cloud, image, labels) that cannot be used: it costs its frame or its camera,
+    not the run. `kind` is the problem kind the source counts (bridge/problems.py's where one fits)."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind, self.detail = kind, detail
+
+
 class FrameUnavailable(Exception):
     """`source[i]` of a frame the source cannot build (its cloud or its ground truth cannot be used): iteration
     skips such a frame, an index cannot. `problem` says why and is also counted in the source's `problems`, as
@@ -52,14 +61,30 @@ class FrameUnavailable(Exception):
 
 
 class IndexedFrames:
-    """Random access and iteration over one per-index builder, for a dataset on disk (nuScenes, SemanticKITTI):
-    a subclass gives `__len__`, `_frame(i)` (a frame, or FrameUnavailable with its problem counted) and `NAME`.
-    Iteration skips what `[i]` raises for, so both give the same frames."""
+    """Random access and iteration over one per-index builder, shared so that every indexed source checks and
+    skips alike: a subclass gives `_frame(i)` (a frame, or FrameUnavailable with its problem counted), `NAME`,
+    and `__len__`, or for a dataset on disk (nuScenes, SemanticKITTI) `_positions()`, `every`, `max_frames` and
+    `problems`. Iteration skips what `[i]` raises for, so both give the same frames."""
 
     NAME = "dataset"
+    every: int
+    max_frames: int | None
+    problems: ProblemLog
+
+    def _positions(self) -> int:
+        """How many frames the dataset holds, before `every` and `max_frames` select among them."""
+        raise NotImplementedError
 
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Frames this source selects (frames it yields, plus those it has to skip)."""
+        n = (self._positions() + self.every - 1) // self.every
+        return n if self.max_frames is None else min(n, int(self.max_frames))
+
+    def _count(self, p: FrameProblem, index: int, stamp_ns: int | None, camera: str | None = None) -> Problem:
+        """Count `p` (of the frame at position `index`, or of its `camera`) in `problems`, and return it."""
+        problem = Problem(p.kind, p.detail, camera=camera, frame=index, stamp_ns=stamp_ns)
+        self.problems.add(problem)
+        return problem
 
     def _frame(self, i: int) -> tuple[Frame, GroundTruth | None]:
         raise NotImplementedError

@@ -242,12 +242,6 @@ class BagReader:
             return attached[CALIBRATION_ATTACHMENT].decode(), f"MCAP attachment {CALIBRATION_ATTACHMENT}"
         return None
 
-    def calibration_text(self) -> tuple[str, str]:
-        found = self.find_calibration_text()
-        if found is None:
-            raise BagError(self._no_calibration(tf_cameras=False))
-        return found
-
     def _no_calibration(self, tf_cameras: bool) -> str:
         message = (f"bag {self.path} has no calibration: expected the topic {self.topics.calibration}"
                    f" or an MCAP attachment named {CALIBRATION_ATTACHMENT} (or pass --calibration FILE)")

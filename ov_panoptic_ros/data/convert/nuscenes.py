@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ov_panoptic_ros.bridge.sync import DEFAULT_MAX_OFFSET_S
-from ov_panoptic_ros.core.calibration import Calibration, CameraExtrinsics
+from ov_panoptic_ros.core.calibration import Calibration, CameraExtrinsics, invert_rigid
 from ov_panoptic_ros.data.bag.recording import EncodedImage, FrameExtras, StampedTransform, record_drive
 from ov_panoptic_ros.data.convert.staging import Conversion, check_out, record_staged
-from ov_panoptic_ros.data.nuscenes.geometry import inverse
 from ov_panoptic_ros.data.nuscenes.source import LIDAR, NuScenesSource
 
 MAP, BASE_LINK = "map", "base_link"
@@ -33,7 +32,7 @@ MAP, BASE_LINK = "map", "base_link"
 
 def rig_calibration(rig: dict[str, np.ndarray], cameras: list[str]) -> Calibration:
     """LIDAR_TOP -> each camera through the car, no ego motion: the calibration file of this rig."""
-    return Calibration(LIDAR, {c: CameraExtrinsics(inverse(rig[c]) @ rig[LIDAR]) for c in cameras if c in rig})
+    return Calibration(LIDAR, {c: CameraExtrinsics(invert_rigid(rig[c]) @ rig[LIDAR]) for c in cameras if c in rig})
 
 
 def convert_nuscenes(out: str | Path, dataroot: str | Path, scene: str, version: str = "v1.0-mini",

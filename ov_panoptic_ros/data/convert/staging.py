@@ -37,9 +37,9 @@ def check_out(out: Path) -> None:
 
 def record_staged(out: Path, record: Callable[[Path], RecordedDrive]) -> RecordedDrive:
     """`record(path)` writes a bag at a path beside `out`, which becomes `out` once `record` returns; whatever
-    `record` raises (KeyboardInterrupt too) leaves nothing behind."""
+    `record` raises (KeyboardInterrupt too) leaves nothing behind. The caller has run `check_out(out)` before
+    reading its dataset; it runs again before the rename."""
     out = Path(out)
-    check_out(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.converting-", dir=out.parent))
     try:
         try:

@@ -1,6 +1,6 @@
 """A nuScenes sample's data files as arrays: the LIDAR_TOP sweep (.pcd.bin) and a camera image (.jpg).
 
-A file that is missing or cannot be read raises SampleProblem with the problem kind the source counts:
+A file that is missing or cannot be read raises FrameProblem with the problem kind the source counts:
 the frame (a cloud) or the camera (an image) is left out, the rest of the dataset still reads.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ov_panoptic_ros.data.nuscenes.errors import SampleProblem
+from ov_panoptic_ros.data.source import FrameProblem
 
 LIDAR_FIELDS = 5  # x, y, z, intensity, ring index: float32 each (the devkit's LidarPointCloud.from_file)
 
@@ -18,14 +18,14 @@ LIDAR_FIELDS = 5  # x, y, z, intensity, ring index: float32 each (the devkit's L
 def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) float32 x, y, z in the LIDAR_TOP frame and (N,) float32 intensity (0-255) of one sweep."""
     if not path.is_file():
-        raise SampleProblem("cloud_missing", f"LiDAR file {path} is missing")
+        raise FrameProblem("cloud_missing", f"LiDAR file {path} is missing")
     try:
         raw = np.fromfile(path, dtype=np.float32)
     except OSError as e:
-        raise SampleProblem("cloud_missing", f"LiDAR file {path} cannot be read: {e}") from None
+        raise FrameProblem("cloud_missing", f"LiDAR file {path} cannot be read: {e}") from None
     if raw.size % LIDAR_FIELDS:
-        raise SampleProblem("cloud_bad_layout", f"LiDAR file {path}: {raw.size * 4} bytes are not whole points of "
-                                                f"{LIDAR_FIELDS} float32 (x, y, z, intensity, ring)")
+        raise FrameProblem("cloud_bad_layout", f"LiDAR file {path}: {raw.size * 4} bytes are not whole points of "
+                                               f"{LIDAR_FIELDS} float32 (x, y, z, intensity, ring)")
     points = raw.reshape(-1, LIDAR_FIELDS)
     return np.ascontiguousarray(points[:, :3]), np.ascontiguousarray(points[:, 3])
 
@@ -33,9 +33,9 @@ def read_points(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def read_image(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB of one camera image."""
     if not path.is_file():
-        raise SampleProblem("image_missing", f"image {path} is missing")
+        raise FrameProblem("image_missing", f"image {path} is missing")
     try:
         with Image.open(path) as image:
             return np.array(image.convert("RGB"), dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise SampleProblem("image_corrupt", f"image {path} cannot be decoded: {e}") from None
+        raise FrameProblem("image_corrupt", f"image {path} cannot be decoded: {e}") from None

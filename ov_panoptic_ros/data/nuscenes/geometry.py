@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ov_panoptic_ros.core.calibration import invert_rigid, unit_quaternion_rows
 from ov_panoptic_ros.core.frame import CameraModel
 
 
@@ -24,11 +25,7 @@ def quaternion_matrix(wxyz) -> np.ndarray:
     if not np.isfinite(norm) or norm < 1e-12:
         raise ValueError(f"rotation {q.tolist()} is not a usable quaternion (w, x, y, z)")
     w, x, y, z = q / norm
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(unit_quaternion_rows(x, y, z, w))
 
 
 def pose_matrix(record: dict) -> np.ndarray:
@@ -39,17 +36,10 @@ def pose_matrix(record: dict) -> np.ndarray:
     return T
 
 
-def inverse(T: np.ndarray) -> np.ndarray:
-    """The inverse of a rigid 4x4 transform (R^T, -R^T t): exact where np.linalg.inv would round."""
-    out = np.eye(4)
-    out[:3, :3] = T[:3, :3].T
-    out[:3, 3] = -T[:3, :3].T @ T[:3, 3]
-    return out
-
-
 def camera_from_lidar(cs_cam: dict, ego_cam: dict, ego_lidar: dict, cs_lidar: dict) -> np.ndarray:
     """T_cam_lidar from the four records (see the module docstring)."""
-    return inverse(pose_matrix(cs_cam)) @ inverse(pose_matrix(ego_cam)) @ pose_matrix(ego_lidar) @ pose_matrix(cs_lidar)
+    return (invert_rigid(pose_matrix(cs_cam)) @ invert_rigid(pose_matrix(ego_cam)) @ pose_matrix(ego_lidar)
+            @ pose_matrix(cs_lidar))
 
 
 def camera_model(name: str, width: int, height: int, cs_cam: dict, T_cam_lidar: np.ndarray) -> CameraModel:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ov_panoptic_ros.core.classes import ClassInfo
-from ov_panoptic_ros.data.nuscenes.errors import NuScenesError, SampleProblem
-from ov_panoptic_ros.data.source import GroundTruth
+from ov_panoptic_ros.data.nuscenes.errors import NuScenesError
+from ov_panoptic_ros.data.source import FrameProblem, GroundTruth
 
 IGNORE = None  # a general class the challenge does not score
 GENERAL_TO_CHALLENGE = {
@@ -60,31 +60,31 @@ def label_table(categories: list[dict], classes: ClassInfo, path: Path) -> np.nd
 
 
 def read_panoptic(path: Path) -> np.ndarray:
-    """The (N,) panoptic labels of one file; SampleProblem when it is missing or not a label file."""
+    """The (N,) panoptic labels of one file; FrameProblem when it is missing or not a label file."""
     if not path.is_file():
-        raise SampleProblem("ground_truth_missing", f"panoptic label file {path} is missing")
+        raise FrameProblem("ground_truth_missing", f"panoptic label file {path} is missing")
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = npz["data"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise SampleProblem("ground_truth_bad_layout", f"panoptic label file {path}: {e}") from None
+        raise FrameProblem("ground_truth_bad_layout", f"panoptic label file {path}: {e}") from None
     if data.ndim != 1 or data.dtype.kind not in "ui":
-        raise SampleProblem("ground_truth_bad_layout",
-                            f"panoptic label file {path}: 'data' is {data.dtype} {data.shape}, not (N,) integers")
+        raise FrameProblem("ground_truth_bad_layout",
+                           f"panoptic label file {path}: 'data' is {data.dtype} {data.shape}, not (N,) integers")
     return data
 
 
 def panoptic_truth(panoptic: np.ndarray, lut: np.ndarray, classes: ClassInfo, path: Path) -> GroundTruth:
     """GroundTruth from panoptic labels (see the module docstring)."""
     if panoptic.size and (panoptic.min() < 0 or panoptic.max() > np.iinfo(np.uint16).max):
-        raise SampleProblem("ground_truth_bad_layout", f"panoptic label file {path}: labels outside uint16")
+        raise FrameProblem("ground_truth_bad_layout", f"panoptic label file {path}: labels outside uint16")
     panoptic = panoptic.astype(np.uint32)
     labels = lut[panoptic // 1000]
     if (labels == UNKNOWN).any():
         unknown = np.unique(panoptic[labels == UNKNOWN] // 1000)
-        raise SampleProblem("ground_truth_unknown_class",
-                            f"panoptic label file {path}: general class index(es) {unknown[:10].tolist()} are not "
-                            "in category.json")
+        raise FrameProblem("ground_truth_unknown_class",
+                           f"panoptic label file {path}: general class index(es) {unknown[:10].tolist()} are not "
+                           "in category.json")
     thing = np.asarray(classes.is_thing, dtype=bool)[labels]
     instance_ids = np.where(thing & (panoptic % 1000 > 0), panoptic, 0).astype(np.uint32)
     return GroundTruth(labels, instance_ids)

@@ -16,17 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ov_panoptic_ros.bridge.problems import Problem, ProblemLog
+from ov_panoptic_ros.bridge.problems import ProblemLog
 from ov_panoptic_ros.core.classes import NUSCENES_NOVEL, nuscenes_classes
 from ov_panoptic_ros.core.frame import Frame
-from ov_panoptic_ros.data.nuscenes.errors import NuScenesError, SampleProblem
+from ov_panoptic_ros.data.nuscenes.errors import NuScenesError
 from ov_panoptic_ros.data.nuscenes.files import read_image, read_points
 from ov_panoptic_ros.data.nuscenes.geometry import camera_from_lidar, camera_model
 from ov_panoptic_ros.data.nuscenes.labels import label_table, panoptic_truth, read_panoptic
 from ov_panoptic_ros.data.nuscenes.poses import SensorSample, same_mount, sensor_sample
 from ov_panoptic_ros.data.nuscenes.splits import select_scenes
 from ov_panoptic_ros.data.nuscenes.tables import NuScenesTables
-from ov_panoptic_ros.data.source import FrameUnavailable, GroundTruth, IndexedFrames, ground_truth_problem
+from ov_panoptic_ros.data.source import (FrameProblem, FrameUnavailable, GroundTruth, IndexedFrames,
+                                         ground_truth_problem)
 
 LIDAR = "LIDAR_TOP"
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
@@ -69,10 +70,8 @@ class NuScenesSource(IndexedFrames):
         self.problems = ProblemLog()
         self.position = -1
 
-    def __len__(self) -> int:
-        """Samples this source selects (frames it yields, plus those it has to skip)."""
-        n = (len(self.samples) + self.every - 1) // self.every
-        return n if self.max_frames is None else min(n, int(self.max_frames))
+    def _positions(self) -> int:
+        return len(self.samples)
 
     def sensors(self, index: int, channels: Sequence[str]) -> dict[str, SensorSample]:
         """The keyframes of `channels` (LIDAR_TOP, cameras) of the sample at `index` (a position, as `position`
@@ -103,19 +102,17 @@ class NuScenesSource(IndexedFrames):
         stamp_ns = int(lidar["timestamp"]) * 1000 if lidar else None  # nuScenes stamps are microseconds
         try:
             if lidar is None:
-                raise SampleProblem("cloud_missing", f"sample {sample} has no {LIDAR} keyframe in sample_data.json")
+                raise FrameProblem("cloud_missing", f"sample {sample} has no {LIDAR} keyframe in sample_data.json")
             points, intensity = read_points(self.tables.file(lidar["filename"]))
             truth = self._truth(lidar, points.shape[0]) if self.classes else None
-        except SampleProblem as p:
-            problem = Problem(p.kind, str(p), frame=index, stamp_ns=stamp_ns)
-            self.problems.add(problem)
-            raise FrameUnavailable(i, problem) from None
+        except FrameProblem as p:
+            raise FrameUnavailable(i, self._count(p, index, stamp_ns)) from None
         images, cameras = [], []
         for name in self.cameras:
             try:
                 image, camera = self._camera(name, channels.get(name), lidar)
-            except SampleProblem as p:
-                self.problems.add(Problem(p.kind, str(p), camera=name, frame=index, stamp_ns=stamp_ns))
+            except FrameProblem as p:
+                self._count(p, index, stamp_ns, camera=name)
                 continue
             images.append(image)
             cameras.append(camera)
@@ -131,24 +128,24 @@ class NuScenesSource(IndexedFrames):
     def _truth(self, lidar: dict, n_points: int) -> GroundTruth:
         filename = self.tables.label_files.get(lidar["token"])
         if filename is None:
-            raise SampleProblem("ground_truth_missing", f"{self.tables.folder / 'panoptic.json'} has no labels for "
-                                                        f"{LIDAR} sample_data {lidar['token']}")
+            raise FrameProblem("ground_truth_missing", f"{self.tables.folder / 'panoptic.json'} has no labels for "
+                                                       f"{LIDAR} sample_data {lidar['token']}")
         path = self.tables.file(filename)
         truth = panoptic_truth(read_panoptic(path), self._lut, self.classes, path)
         problem = ground_truth_problem(truth.labels, n_points, self.classes.n_classes)
         if problem is not None:
-            raise SampleProblem(problem[0], f"{path}: {problem[1]}")
+            raise FrameProblem(problem[0], f"{path}: {problem[1]}")
         return truth
 
     def _camera(self, name: str, record: dict | None, lidar: dict):
         """One camera's image and its model placed for this sweep."""
         if record is None:
-            raise SampleProblem("image_missing", f"the sample has no {name} keyframe in sample_data.json")
+            raise FrameProblem("image_missing", f"the sample has no {name} keyframe in sample_data.json")
         image = read_image(self.tables.file(record["filename"]))
         height, width = image.shape[:2]
         if (record.get("width"), record.get("height")) not in ((width, height), (0, 0), (None, None)):
-            raise SampleProblem("image_size_mismatch", f"{record['filename']} is {width}x{height} but sample_data "
-                                                       f"says {record['width']}x{record['height']}")
+            raise FrameProblem("image_size_mismatch", f"{record['filename']} is {width}x{height} but sample_data "
+                                                      f"says {record['width']}x{record['height']}")
         cs_cam = self.tables.calibrated[record["calibrated_sensor_token"]]
         try:
             T = camera_from_lidar(cs_cam, self.tables.ego_pose[record["ego_pose_token"]],
@@ -156,5 +153,5 @@ class NuScenesSource(IndexedFrames):
                                   self.tables.calibrated[lidar["calibrated_sensor_token"]])
             return image, camera_model(name, width, height, cs_cam, T)
         except (ValueError, KeyError, TypeError) as e:  # a broken calibration or pose costs this camera only
-            raise SampleProblem("camera_calibration_bad", f"{name}: calibrated_sensor or ego_pose record: {e}") \
+            raise FrameProblem("camera_calibration_bad", f"{name}: calibrated_sensor or ego_pose record: {e}") \
                 from None

@@ -18,14 +18,15 @@ import itertools
 from collections.abc import Iterable, Sequence as Names
 from pathlib import Path
 
-from ov_panoptic_ros.bridge.problems import Problem, ProblemLog
+from ov_panoptic_ros.bridge.problems import ProblemLog
 from ov_panoptic_ros.core.classes import SEMANTICKITTI_NOVEL, semantickitti_classes
 from ov_panoptic_ros.core.frame import Frame
 from ov_panoptic_ros.data.semantickitti.calib import CAMERA
-from ov_panoptic_ros.data.semantickitti.files import FileProblem, read_image, read_scan
+from ov_panoptic_ros.data.semantickitti.files import read_image, read_scan
 from ov_panoptic_ros.data.semantickitti.labels import decode_labels, read_label_file
 from ov_panoptic_ros.data.semantickitti.layout import Sequence, open_root
-from ov_panoptic_ros.data.source import FrameUnavailable, GroundTruth, IndexedFrames, ground_truth_problem
+from ov_panoptic_ros.data.source import (FrameProblem, FrameUnavailable, GroundTruth, IndexedFrames,
+                                         ground_truth_problem)
 
 FRAME_ID = "velodyne"
 
@@ -53,14 +54,11 @@ class SemanticKittiSource(IndexedFrames):
         self.every, self.max_frames, self.images = int(every), max_frames, bool(images)
         labelled = any(s.labelled for s in self.sequences)
         self.classes = semantickitti_classes(tuple(novel)) if labelled else None
-        self._truth_classes = self.classes or semantickitti_classes(tuple(novel))
         self.problems = ProblemLog()
         self.position = -1
 
-    def __len__(self) -> int:
-        """Scans this source selects (frames it yields, plus those it has to skip)."""
-        n = (self._starts[-1] + self.every - 1) // self.every
-        return n if self.max_frames is None else min(n, int(self.max_frames))
+    def _positions(self) -> int:
+        return self._starts[-1]
 
     def image_file(self, index: int) -> Path:
         """The image_2 file of the scan at `index` (a position, as `position` says), for tools that copy it as it is
@@ -85,32 +83,31 @@ class SemanticKittiSource(IndexedFrames):
         try:
             points, remission = read_scan(seq.file("velodyne", scan, ".bin"))
             truth = self._truth(seq, scan, points.shape[0]) if seq.labelled else None
-        except FileProblem as p:
-            problem = Problem(p.kind, p.detail, frame=index, stamp_ns=stamp_ns)
-            self.problems.add(problem)
-            raise FrameUnavailable(i, problem) from None
+        except FrameProblem as p:
+            raise FrameUnavailable(i, self._count(p, index, stamp_ns)) from None
         images, cameras = [], []
         if self.images:
             try:
                 image = read_image(seq.file(CAMERA, scan, ".png"))
                 images.append(image)
                 cameras.append(seq.calibration.camera(image.shape[1], image.shape[0]))
-            except FileProblem as p:
-                self.problems.add(Problem(p.kind, p.detail, camera=CAMERA, frame=index, stamp_ns=stamp_ns))
+            except FrameProblem as p:
+                self._count(p, index, stamp_ns, camera=CAMERA)
         frame = Frame(points, images, cameras, intensity=remission, stamp_ns=stamp_ns, frame_id=FRAME_ID)
         self.position = index
         return frame, truth
 
     def _truth(self, seq: Sequence, scan: str, n_points: int) -> GroundTruth:
+        """A labelled sequence's labels of `scan` (the source's `classes` are set: a sequence is labelled)."""
         path = seq.file("labels", scan, ".label")
         try:
             raw = read_label_file(path)
         except FileNotFoundError:
-            raise FileProblem("ground_truth_missing", f"{path}: no labels for this scan") from None
+            raise FrameProblem("ground_truth_missing", f"{path}: no labels for this scan") from None
         except OSError as e:
-            raise FileProblem("ground_truth_missing", f"{path}: {e}") from e
-        truth = decode_labels(raw, self._truth_classes)
-        problem = ground_truth_problem(truth.labels, n_points, self._truth_classes.n_classes)
+            raise FrameProblem("ground_truth_missing", f"{path}: {e}") from e
+        truth = decode_labels(raw, self.classes)
+        problem = ground_truth_problem(truth.labels, n_points, self.classes.n_classes)
         if problem is not None:
-            raise FileProblem(problem[0], f"{path}: {problem[1]}")
+            raise FrameProblem(problem[0], f"{path}: {problem[1]}")
         return truth

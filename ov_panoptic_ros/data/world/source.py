@@ -2,11 +2,11 @@
 take. One seed or a range of seeds (one drive each); random access by frame, so training can shuffle."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from ov_panoptic_ros.bridge.problems import ProblemLog
 from ov_panoptic_ros.core.frame import Frame
-from ov_panoptic_ros.data.source import GroundTruth
+from ov_panoptic_ros.data.source import GroundTruth, IndexedFrames
 from ov_panoptic_ros.data.world.generator import World, WorldConfig
 
 
@@ -20,9 +20,12 @@ def world_config(config: WorldConfig | None = None, cameras: int | None = None,
                        lidar=base.lidar, view_radius_m=base.view_radius_m, frame_id=base.frame_id)
 
 
-class WorldSource:
+class WorldSource(IndexedFrames):
     """Per seed, frames start, start + every, ... (`frames` of them; to the end of the drive without it), with
-    their per-point ground truth (labels index `classes`, the world's 16 classes). Seeds come one after another."""
+    their per-point ground truth (labels index `classes`, the world's 16 classes). Seeds come one after another.
+    Every frame can be built, so iteration yields them all."""
+
+    NAME = "world"
 
     def __init__(self, seed: int | Sequence[int] = 0, frames: int | None = None, config: WorldConfig | None = None,
                  start: int = 0, ground_truth: bool = True, every: int = 1, cameras: int | None = None,
@@ -52,14 +55,8 @@ class WorldSource:
     def __len__(self) -> int:
         return len(self.seeds) * self.frames_per_seed
 
-    def __getitem__(self, i: int) -> tuple[Frame, GroundTruth | None]:
-        if not 0 <= i < len(self):
-            raise IndexError(f"frame {i} of a {len(self)}-frame world source")
+    def _frame(self, i: int) -> tuple[Frame, GroundTruth | None]:
         k, j = divmod(i, self.frames_per_seed)
         wf = self.world(k).frame(self.start + j * self.every)
         self.position = i
         return wf.frame, GroundTruth(wf.labels, wf.instance_ids) if self.ground_truth else None
-
-    def __iter__(self) -> Iterator[tuple[Frame, GroundTruth | None]]:
-        for i in range(len(self)):
-            yield self[i]
