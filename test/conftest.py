@@ -106,20 +106,28 @@ def street_calibration(tmp_path_factory, scenes):
     return str(path)
 
 
+def add_node(spin, tiny_pipeline, street_calibration, params=None):
+    """The node in-process with the shared pipeline and the test parameters (plus `params`), added to `spin`;
+    not yet brought up."""
+    from rclpy.parameter import Parameter
+
+    from ov_panoptic_ros.ros.node import PanopticNode
+
+    values = {**TEST_NODE_PARAMS, "pipeline.config": "tiny", "calibration_file": street_calibration,
+              **(params or {})}
+    return spin.add(PanopticNode(pipeline=tiny_pipeline,
+                                 parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
+
+
 @pytest.fixture
 def start_node(spin, tiny_pipeline, street_calibration):
     """start_node(params, **probe_kwargs) -> (node, probe): the node in-process with the shared pipeline,
     plus a probe node that has discovered it and received its vocabulary."""
-    from rclpy.parameter import Parameter
-
-    from ov_panoptic_ros.ros.node import PanopticNode, bring_up
+    from ov_panoptic_ros.ros.node import bring_up
     from ov_panoptic_ros.testing.probe import Probe, wait_until
 
     def start(params=None, **probe_kwargs):
-        values = {**TEST_NODE_PARAMS, "pipeline.config": "tiny", "calibration_file": street_calibration,
-                  **(params or {})}
-        node = spin.add(PanopticNode(pipeline=tiny_pipeline,
-                                     parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
+        node = add_node(spin, tiny_pipeline, street_calibration, params)
         bring_up(node)
         probe = spin.add(Probe(**probe_kwargs))
         assert probe.wait_for_subscribers(), "node did not discover the probe's cloud publisher"

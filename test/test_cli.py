@@ -1,22 +1,14 @@
 """The `ov-panoptic` entry point: config inspection, the benchmark harness, and its argument errors."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
-
-
-def run(*args):
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=300)
+from cli_run import cli
 
 
 def test_config_prints_the_resolved_preset():
-    out = run("config", "nuscenes")
+    out = cli("config", "nuscenes", timeout=300)
     assert out.returncode == 0, out.stderr
     cfg = yaml.safe_load(out.stdout)
     assert cfg["name"] == "nuscenes" and cfg["voxel"]["grid"] == "cylindrical"
@@ -24,14 +16,14 @@ def test_config_prints_the_resolved_preset():
 
 
 def test_config_error_is_one_line_not_a_traceback(tmp_path):
-    out = run("config", str(tmp_path / "missing.yaml"))
+    out = cli("config", str(tmp_path / "missing.yaml"), timeout=300)
     assert out.returncode == 2
     assert "neither a preset" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_bench_writes_json_for_the_selected_group(tmp_path):
     target = tmp_path / "b.json"
-    out = run("bench", "--only", "metrics", "--quick", "--out", str(target))
+    out = cli("bench", "--only", "metrics", "--quick", "--out", str(target), timeout=300)
     assert out.returncode == 0, out.stderr
     report = json.loads(target.read_text())
     assert list(report["results"]) == ["metrics"]
@@ -41,14 +33,14 @@ def test_bench_writes_json_for_the_selected_group(tmp_path):
 
 
 def test_bench_rejects_unknown_group(tmp_path):
-    out = run("bench", "--only", "nope", "--out", str(tmp_path / "b.json"))
+    out = cli("bench", "--only", "nope", "--out", str(tmp_path / "b.json"), timeout=300)
     assert out.returncode != 0 and "unknown benchmark" in out.stderr
     assert not (tmp_path / "b.json").exists()
 
 
 def test_bench_tf_reports_per_frame_lookups_for_six_cameras(tmp_path):
     target = tmp_path / "b.json"
-    out = run("bench", "--only", "tf", "--quick", "--out", str(target))
+    out = cli("bench", "--only", "tf", "--quick", "--out", str(target), timeout=300)
     assert out.returncode == 0, out.stderr
     tf = json.loads(target.read_text())["results"]["tf"]
     assert tf["cameras"] == 6 and tf["static"]["frames"] == tf["fixed_frame"]["frames"] == 200
@@ -60,8 +52,7 @@ def test_bench_sources_reports_frames_per_second_of_every_source(tmp_path):
     """Quick: 3 frames of each source, the datasets at their real sizes (about 5 s)."""
     target, scratch = tmp_path / "b.json", tmp_path / "scratch"
     scratch.mkdir()
-    out = subprocess.run(CLI + ["bench", "--only", "sources", "--quick", "--out", str(target)], capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "TMPDIR": str(scratch)})
+    out = cli("bench", "--only", "sources", "--quick", "--out", str(target), env={"TMPDIR": str(scratch)}, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads(target.read_text())["results"]["sources"]
     sources = result["sources"]

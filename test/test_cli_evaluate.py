@@ -1,16 +1,9 @@
 """`ov-panoptic evaluate` and `ov-panoptic train-teacher`, end to end as a user runs them (small sizes)."""
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
-
-
-def _cli(*args, timeout=600):
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
+from cli_run import cli
 
 
 def test_evaluate_scores_a_source_with_another_vocabulary(tmp_path):
@@ -20,7 +13,7 @@ def test_evaluate_scores_a_source_with_another_vocabulary(tmp_path):
     mapping = tmp_path / "m.yaml"
     mapping.write_text("automobile: car\nlorry: truck\ncoach: bus\n")
     out = tmp_path / "report"
-    proc = _cli("evaluate", "synthetic:3", "--config", "tiny", "--out", str(out), "--vocabulary", str(vocab),
+    proc = cli("evaluate", "synthetic:3", "--config", "tiny", "--out", str(out), "--vocabulary", str(vocab),
                 "--mapping", str(mapping), "--option", "frames=2", "--option", "num_points=1500",
                 "--option", "image_size=[64, 48]", "--min-points", "50", "--no-progress")
     assert proc.returncode == 0, proc.stderr
@@ -32,16 +25,16 @@ def test_evaluate_scores_a_source_with_another_vocabulary(tmp_path):
 
 
 def test_evaluate_errors_are_one_line(tmp_path):
-    proc = _cli("evaluate", "world:x", "--config", "tiny", "--out", str(tmp_path / "r"))
+    proc = cli("evaluate", "world:x", "--config", "tiny", "--out", str(tmp_path / "r"))
     assert proc.returncode == 2 and "expected world, world:SEED or world:FIRST:STOP" in proc.stderr
-    proc = _cli("evaluate", "synthetic:1", "--config", "tiny", "--option", "frames", "--out", str(tmp_path / "r"))
+    proc = cli("evaluate", "synthetic:1", "--config", "tiny", "--option", "frames", "--out", str(tmp_path / "r"))
     assert proc.returncode == 2 and "--option expects KEY=VALUE" in proc.stderr
 
 
 @pytest.mark.slow
 def test_train_teacher_renders_the_world_and_writes_a_loadable_teacher(tmp_path):
     out = tmp_path / "teacher.pt"
-    proc = _cli("train-teacher", "--out", str(out), "--seeds", "7", "--frames-per-seed", "1", "--cameras", "1",
+    proc = cli("train-teacher", "--out", str(out), "--seeds", "7", "--frames-per-seed", "1", "--cameras", "1",
                 "--image-size", "96x64", "--epochs", "1", "--crop", "48", "--width", "8")
     assert proc.returncode == 0, proc.stderr
     assert "teacher epoch 1/1" in proc.stderr and out.exists()
@@ -50,5 +43,5 @@ def test_train_teacher_renders_the_world_and_writes_a_loadable_teacher(tmp_path)
     payload = read_teacher(out)
     assert payload["image_size"] == 64 and payload["train_config"]["epochs_done"] == 1
     assert tuple(payload["train_config"]["templates"])[0] == "a {}."
-    again = _cli("train-teacher", "--out", str(out))
+    again = cli("train-teacher", "--out", str(out))
     assert again.returncode == 2 and "exists already" in again.stderr

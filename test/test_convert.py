@@ -4,8 +4,6 @@ replay reads back into the sources' own frames, and which `replay` scores as `ev
 Expected transforms are computed here with scipy from the dataset files, not with the package's geometry."""
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 import yaml
 from scipy.spatial.transform import Rotation
 
+from ov_panoptic_ros.bridge.stamps import stamp_to_ns
 from ov_panoptic_ros.data.bag.errors import BagError
 from ov_panoptic_ros.data.bag.reader import open_bag
 from ov_panoptic_ros.data.bag.source import BagFrameSource
@@ -21,13 +20,9 @@ from ov_panoptic_ros.data.nuscenes import NuScenesSource
 from ov_panoptic_ros.data.semantickitti import SemanticKittiSource
 from ov_panoptic_ros.testing import nuscenes_tiny as tiny
 from ov_panoptic_ros.testing.semantickitti_tiny import P2_TEXT, TR_TEXT, write_sequence
+from cli_run import cli
 
-CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
 SCENE = "scene-0061"  # the tiny dataroot's first scene: samples 0, 1, 2
-
-
-def _cli(*args, timeout=600):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +40,7 @@ def kitti(tmp_path_factory):
 @pytest.fixture(scope="module")
 def nuscenes_bag(nuscenes, tmp_path_factory):
     out = tmp_path_factory.mktemp("bags") / "scene.mcap"
-    proc = _cli("convert", "nuscenes", "--dataroot", nuscenes.root, "--version", tiny.VERSION, "--scene", SCENE,
+    proc = cli("convert", "nuscenes", "--dataroot", nuscenes.root, "--version", tiny.VERSION, "--scene", SCENE,
                 "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert f"{out}: 3 frames of v1.0-mini {SCENE} (6 cameras" in proc.stdout and "--fixed-frame map" in proc.stdout
@@ -55,7 +50,7 @@ def nuscenes_bag(nuscenes, tmp_path_factory):
 @pytest.fixture(scope="module")
 def kitti_bag(kitti, tmp_path_factory):
     out = tmp_path_factory.mktemp("bags") / "sequence08"  # a rosbag2 directory
-    proc = _cli("convert", "semantickitti", "--root", kitti, "--sequence", "8", "--out", out, "--storage", "sqlite3")
+    proc = cli("convert", "semantickitti", "--root", kitti, "--sequence", "8", "--out", out, "--storage", "sqlite3")
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -76,50 +71,42 @@ def _tf_matrix(transform) -> np.ndarray:
     return _matrix([t.x, t.y, t.z], Rotation.from_quat([q.x, q.y, q.z, q.w]))
 
 
-def _stamp(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
 def _messages(bag: Path, topic: str) -> list:
     with open_bag(bag) as reader:
         return [msg.decode() for msg in reader.messages([topic])]
 
 
-def _sample_data(dataset, k: int, channel: str) -> dict:
-    return next(r for r in dataset.tables["sample_data"] if r["token"] == tiny.token("sd", dataset.samples[k], channel))
-
-
 def test_nuscenes_bag_holds_the_rig_on_tf_static_and_the_ego_poses_on_tf(nuscenes, nuscenes_bag):
-    by_token = {t: {r["token"]: r for r in nuscenes.tables[t]} for t in ("calibrated_sensor", "ego_pose")}
+    ego_pose = {r["token"]: r for r in nuscenes.tables["ego_pose"]}
     channels = ["LIDAR_TOP"] + [c for c, _, _ in tiny.CAMERAS]
     (static,) = _messages(nuscenes_bag, "/tf_static")
     assert {(t.header.frame_id, t.child_frame_id) for t in static.transforms} == {("base_link", c) for c in channels}
     for t in static.transforms:
-        mount = by_token["calibrated_sensor"][tiny.token("cs", t.child_frame_id)]
-        np.testing.assert_allclose(_tf_matrix(t), _record_matrix(mount), atol=1e-12)
+        np.testing.assert_allclose(_tf_matrix(t), _record_matrix(nuscenes.calibrated_sensor(t.child_frame_id)),
+                                   atol=1e-12)
     poses = {}
     for msg in _messages(nuscenes_bag, "/tf"):
         for t in msg.transforms:
             assert (t.header.frame_id, t.child_frame_id) == ("map", "base_link")
-            poses[_stamp(t.header)] = _tf_matrix(t)
+            poses[stamp_to_ns(t.header.stamp)] = _tf_matrix(t)
     expected = {}
     for k in range(3):
         for channel in channels:
-            record = _sample_data(nuscenes, k, channel)
-            expected[record["timestamp"] * 1000] = _record_matrix(by_token["ego_pose"][record["ego_pose_token"]])
+            record = nuscenes.sample_data(k, channel)
+            expected[record["timestamp"] * 1000] = _record_matrix(ego_pose[record["ego_pose_token"]])
     assert sorted(poses) == sorted(expected)  # one pose at each sensor's timestamp, nothing else
     for stamp, pose in expected.items():
         np.testing.assert_allclose(poses[stamp], pose, atol=1e-9)
     for channel in channels[1:]:  # images at their cameras' own timestamps, the dataset's JPEG files as they are
         images = _messages(nuscenes_bag, f"/{channel}/image_raw/compressed")
         infos = _messages(nuscenes_bag, f"/{channel}/camera_info")
-        records = [_sample_data(nuscenes, k, channel) for k in range(3)]
-        assert [_stamp(m.header) for m in images] == [_stamp(m.header) for m in infos] == \
+        records = [nuscenes.sample_data(k, channel) for k in range(3)]
+        assert [stamp_to_ns(m.header.stamp) for m in images] == [stamp_to_ns(m.header.stamp) for m in infos] == \
                [r["timestamp"] * 1000 for r in records]
         assert {m.header.frame_id for m in images + infos} == {channel} and images[0].format == "jpeg"
         assert bytes(images[1].data) == (nuscenes.root / records[1]["filename"]).read_bytes()
     clouds = _messages(nuscenes_bag, "/lidar/points")
-    assert [(_stamp(c.header), c.header.frame_id) for c in clouds] == \
+    assert [(stamp_to_ns(c.header.stamp), c.header.frame_id) for c in clouds] == \
            [(nuscenes.lidar[k]["timestamp"] * 1000, "LIDAR_TOP") for k in range(3)]
 
 
@@ -129,10 +116,9 @@ def test_nuscenes_bag_calibration_is_the_rig_without_ego_motion(nuscenes, nuscen
         topic = yaml.safe_load(reader.first_message("/ov_panoptic/calibration").decode().data)
     assert attached == topic and attached["lidar_frame"] == "LIDAR_TOP"
     assert list(attached["cameras"]) == [c for c, _, _ in tiny.CAMERAS]  # the source's camera order
-    cs = {r["token"]: r for r in nuscenes.tables["calibrated_sensor"]}
-    lidar = _record_matrix(cs[tiny.token("cs", "LIDAR_TOP")])
+    lidar = _record_matrix(nuscenes.calibrated_sensor("LIDAR_TOP"))
     for name, entry in attached["cameras"].items():
-        expected = np.linalg.inv(_record_matrix(cs[tiny.token("cs", name)])) @ lidar
+        expected = np.linalg.inv(_record_matrix(nuscenes.calibrated_sensor(name))) @ lidar
         np.testing.assert_allclose(np.reshape(entry["T_cam_lidar"], (4, 4)), expected, atol=1e-12)
         assert entry["time_offset_s"] == 0.0
 
@@ -153,7 +139,7 @@ def test_replay_through_the_map_frame_gives_the_sources_frames(nuscenes, nuscene
             names = [c for c, _, _ in tiny.CAMERAS]
             assert [c.name for c in bag_frame.cameras] == [c.name for c in frame.cameras] == names
             for cam, bag_cam, rig_cam, image, bag_image in zip(frame.cameras, bag_frame.cameras, rig_frame.cameras,
-                                                               frame.images, bag_frame.images):
+                                                               frame.images, bag_frame.images, strict=True):
                 np.testing.assert_array_equal(bag_image, image)  # the JPEG decoded as the source decodes it
                 np.testing.assert_array_equal(bag_cam.K, cam.K)
                 np.testing.assert_allclose(bag_cam.T_cam_lidar, cam.T_cam_lidar, atol=1e-9)
@@ -207,10 +193,10 @@ def test_replay_of_the_bag_scores_as_evaluate_scores_the_source(dataset, request
     else:
         bag, flags = request.getfixturevalue("kitti_bag"), []
         spec = [f"semantickitti:{request.getfixturevalue('kitti')}", "--option", "sequences=08"]
-    replayed = _cli("replay", bag, *flags, "--config", "tiny", "--out", tmp_path / "replay", "--no-progress",
+    replayed = cli("replay", bag, *flags, "--config", "tiny", "--out", tmp_path / "replay", "--no-progress",
                     "--figure-frames", "0")
     assert replayed.returncode == 0, replayed.stderr
-    evaluated = _cli("evaluate", *spec, "--config", "tiny", "--out", tmp_path / "evaluate", "--no-progress")
+    evaluated = cli("evaluate", *spec, "--config", "tiny", "--out", tmp_path / "evaluate", "--no-progress")
     assert evaluated.returncode == 0, evaluated.stderr
     replay, evaluate = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("replay", "evaluate"))
     assert replay["frames"]["processed"] == evaluate["frames"]["processed"] == 3
@@ -229,15 +215,15 @@ def test_bad_input_is_one_line_and_leaves_nothing(nuscenes, kitti, tmp_path):
         (["semantickitti", "--root", nuscenes.root, "--sequence", "08"], "not a SemanticKITTI root"),
         (["semantickitti", "--root", kitti, "--sequence", "05"], "no such sequence"),
     ]:
-        proc = _cli("convert", *args, "--out", out)
+        proc = cli("convert", *args, "--out", out)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
-    proc = _cli("convert", "nuscenes", "--dataroot", nuscenes.root, "--scene", SCENE, "--out", out.with_suffix(".db3"),
+    proc = cli("convert", "nuscenes", "--dataroot", nuscenes.root, "--scene", SCENE, "--out", out.with_suffix(".db3"),
                 "--storage", "mcap")
     assert proc.returncode == 2 and "suffix of sqlite3" in proc.stderr
     assert list(tmp_path.iterdir()) == [], "a failed conversion left something behind"
     out.write_bytes(b"mine")
-    proc = _cli("convert", "semantickitti", "--root", kitti, "--sequence", "08", "--out", out)
+    proc = cli("convert", "semantickitti", "--root", kitti, "--sequence", "08", "--out", out)
     assert proc.returncode == 2 and "exists already" in proc.stderr and out.read_bytes() == b"mine"
 
 
@@ -279,12 +265,12 @@ def test_a_sensor_recalibrated_within_the_scene_is_an_error(nuscenes, tmp_path):
     root = Path(shutil.copytree(nuscenes.root, tmp_path / "data"))
     tables = root / tiny.VERSION
     sensors = json.loads((tables / "calibrated_sensor.json").read_text())
-    moved = dict(next(r for r in sensors if r["token"] == tiny.token("cs", "CAM_FRONT")), token="moved")
+    moved = dict(nuscenes.calibrated_sensor("CAM_FRONT"), token="moved")
     moved["translation"] = [t + 0.01 for t in moved["translation"]]
     (tables / "calibrated_sensor.json").write_text(json.dumps(sensors + [moved]))
     records = json.loads((tables / "sample_data.json").read_text())
     for r in records:
-        if r["token"] == tiny.token("sd", nuscenes.samples[2], "CAM_FRONT"):
+        if r["token"] == nuscenes.sample_data(2, "CAM_FRONT")["token"]:
             r["calibrated_sensor_token"] = "moved"
     (tables / "sample_data.json").write_text(json.dumps(records))
     out = tmp_path / "scene.mcap"

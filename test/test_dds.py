@@ -8,6 +8,7 @@ import ast
 import fnmatch
 import os
 import types
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,8 @@ def test_the_profile_goes_under_the_names_of_the_distros_fast_dds():
     assert dds.fast_dds_names("7.1.6") == ("FASTRTPS_DEFAULT_PROFILES_FILE", "DEFAULT_FASTRTPS_PROFILES.xml")
     assert dds.fast_dds_names("9.1.2") == ("FASTDDS_DEFAULT_PROFILES_FILE", "DEFAULT_FASTDDS_PROFILES.xml")
     assert dds.fast_dds_names("") == dds.FAST_DDS_3_NAMES  # unknown: the current names
-    assert (dds.PROFILE_ENV, dds.WORKING_DIR_PROFILE) == dds.fast_dds_names()
+    # the module's names are those of the installed rclpy's Fast DDS
+    assert (dds.PROFILE_ENV, dds.WORKING_DIR_PROFILE) == dds.fast_dds_names(metadata.version("rclpy"))
     assert dds.profile_env("/p.xml") == {dds.PROFILE_ENV: "/p.xml"}
 
 

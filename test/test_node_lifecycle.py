@@ -1,38 +1,18 @@
 """The managed node's transitions, driven over DDS the way `ros2 lifecycle set` drives them."""
-import itertools
-
-from conftest import TEST_NODE_PARAMS
+from conftest import add_node
+from node_frames import Frames
 from rclpy.parameter import Parameter
 
 from ov_panoptic_ros.testing.probe import Probe, wait_until
-from ov_panoptic_ros.testing.scene_msgs import scene_messages
 
 OUTPUT = "/ov_panoptic/panoptic_points"
 
 
 def _unmanaged_node(spin, tiny_pipeline, street_calibration):
-    from ov_panoptic_ros.ros.node import PanopticNode
-
-    values = {**TEST_NODE_PARAMS, "pipeline.config": "tiny", "calibration_file": street_calibration,
-              "autostart": False}
-    node = spin.add(PanopticNode(pipeline=tiny_pipeline,
-                                 parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
+    node = add_node(spin, tiny_pipeline, street_calibration, {"autostart": False})
     probe = spin.add(Probe())
     assert wait_until(lambda: probe.change_state_client.service_is_ready(), 10.0)
     return node, probe
-
-
-class _Feed:
-    """Sends the street with fresh stamps; `output()` says whether a labeled cloud came back."""
-
-    def __init__(self, probe, scene):
-        self.probe, self.scene = probe, scene
-        self._stamps = itertools.count(scene.frame.stamp_ns, 100_000_000)
-
-    def output(self, timeout: float) -> bool:
-        n = len(self.probe.clouds())
-        self.probe.publish_scene(scene_messages(self.scene, stamp_ns=next(self._stamps)))
-        return wait_until(lambda: len(self.probe.clouds()) > n, timeout)
 
 
 def _activate(node, probe):
@@ -43,7 +23,7 @@ def _activate(node, probe):
 
 def test_each_transition_over_dds(spin, tiny_pipeline, street_calibration, scenes):
     node, probe = _unmanaged_node(spin, tiny_pipeline, street_calibration)
-    feed = _Feed(probe, scenes[0])
+    feed = Frames(probe, scenes[0])
     assert probe.lifecycle_state() == "unconfigured"
     assert node.pipeline is None and probe.count_publishers(OUTPUT) == 0
     assert probe.count_subscribers("/lidar/points") == 0
@@ -55,22 +35,22 @@ def test_each_transition_over_dds(spin, tiny_pipeline, street_calibration, scene
     _activate(node, probe)
     assert probe.lifecycle_state() == "active" and probe.count_publishers(OUTPUT) == 1
     assert wait_until(lambda: probe.vocabularies(), 10.0), "activate announces the vocabulary"
-    assert feed.output(30.0)
+    assert feed.arrives(30.0)
 
     assert probe.change_state("deactivate")
     assert probe.lifecycle_state() == "inactive" and node.pipeline is tiny_pipeline  # the model stays
     assert wait_until(lambda: probe.count_subscribers("/lidar/points") == 0, 10.0)
-    assert not feed.output(2.0), "an inactive node labeled a cloud"
+    assert not feed.arrives(2.0), "an inactive node labeled a cloud"
 
     _activate(node, probe)  # again: fresh topics, the same QoS
-    assert feed.output(30.0)
+    assert feed.arrives(30.0)
 
     assert probe.change_state("deactivate") and probe.change_state("cleanup")
     assert probe.lifecycle_state() == "unconfigured" and node.pipeline is None  # the model freed
 
     assert probe.change_state("configure")  # and back up from scratch
     _activate(node, probe)
-    assert feed.output(30.0)
+    assert feed.arrives(30.0)
     assert probe.change_state("shutdown")
     assert probe.lifecycle_state() == "finalized" and node.pipeline is None
     assert node.stats.get("lifecycle_transitions_refused") == 0
@@ -88,7 +68,7 @@ def test_a_transition_twice_or_out_of_order_is_refused_logged_and_counted(spin, 
     _activate(node, probe)
     assert not probe.change_state("cleanup")  # from active: deactivate first
     assert probe.wait_for_counter("lifecycle_transitions_refused", 3)  # /diagnostics shows it
-    assert _Feed(probe, scenes[1]).output(30.0), "a refused transition disturbed the active node"
+    assert Frames(probe, scenes[1]).arrives(30.0), "a refused transition disturbed the active node"
 
 
 def test_a_vocabulary_set_while_unconfigured_is_the_one_configure_loads(spin, tiny_pipeline, street_calibration):
@@ -144,19 +124,21 @@ def test_deactivate_drops_the_topics_before_the_worker_can_wake(spin, tiny_pipel
     _activate(node, probe)
     ready = tiny_pipeline.prepare_vocabulary(node._vocabulary_from(
         {**node._current_vocab_values(), "vocabulary": ["car", "road"], "stuff_classes": ["road"]}, version=7))
-    woke = []
+    before = tiny_pipeline.vocabulary.version
+    in_use_while_topics_went = []
     destroy_io = node._destroy_io
 
     def vocabulary_ready_meanwhile():
-        node._ready_vocab.append(ready)
-        node._cond.notify_all()
+        with node._cond:  # re-entered: the Condition's lock is an RLock
+            node._ready_vocab.append(ready)
+            node._cond.notify_all()
         time.sleep(0.5)  # long enough for a free worker to take it
-        woke.append(node._busy)
+        in_use_while_topics_went.append(tiny_pipeline.vocabulary.version)
         destroy_io()
 
     node._destroy_io = vocabulary_ready_meanwhile
     assert probe.change_state("deactivate")
-    assert woke == [False]
+    assert before != 7 and in_use_while_topics_went == [before]  # a worker that woke would have activated 7
     assert wait_until(lambda: tiny_pipeline.vocabulary.version == 7, 10.0)
     node._destroy_io = destroy_io
     _activate(node, probe)

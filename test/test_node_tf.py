@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+from node_frames import Frames
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from test_node import output_arrays
@@ -13,7 +14,6 @@ from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.testing.probe import wait_until
 from ov_panoptic_ros.testing.scene_msgs import scene_messages, tf_message
 
-NS = 1_000_000_000
 TF_ONLY = {"extrinsics_source": "tf", "calibration_file": "", "cameras": ["cam_front", "cam_back"]}
 
 
@@ -36,13 +36,6 @@ class Broadcaster(Node):
                                             for name in cameras]))
 
 
-def _frame(probe, scene, stamp_ns, timeout=30.0):
-    n = len(probe.clouds())
-    probe.publish_scene(scene_messages(scene, stamp_ns=stamp_ns))
-    assert wait_until(lambda: len(probe.clouds()) > n, timeout), "no output cloud"
-    return output_arrays(probe.clouds()[-1])
-
-
 def _wait_for_tf(node, frame):
     assert wait_until(lambda: node.extrinsics.tf.has_frame(frame), 10.0), f"/tf_static never brought {frame}"
 
@@ -53,7 +46,7 @@ def test_extrinsics_from_tf_static_label_as_the_calibration_file_does(start_node
     node, probe = start_node(TF_ONLY)
     broadcaster.rig(scene)
     _wait_for_tf(node, "cam_back_optical")
-    arr = _frame(probe, scene, scene.frame.stamp_ns)
+    arr = Frames(probe, scene).send()  # at the scene's own stamp
     assert labeled_fraction(arr, behind=False) > 0.05 and labeled_fraction(arr, behind=True) > 0.05
     expected = tiny_pipeline(scene.frame).labels  # the calibration's extrinsics, straight into the pipeline
     assert (arr["label"] == expected).mean() > 0.99
@@ -66,7 +59,7 @@ def test_a_camera_without_a_transform_is_skipped_counted_and_named(start_node, s
     node, probe = start_node(TF_ONLY)
     broadcaster.rig(scene, cameras=("cam_front",))
     _wait_for_tf(node, "cam_front_optical")
-    arr = _frame(probe, scene, scene.frame.stamp_ns)
+    arr = Frames(probe, scene).send()
     assert arr.shape[0] == scene.frame.num_points  # the cloud is still processed ...
     assert labeled_fraction(arr, behind=False) > 0.05 and labeled_fraction(arr, behind=True) == 0.0  # ... without it
     assert probe.wait_for_counter("tf_missing", 1)
@@ -89,11 +82,12 @@ def test_ego_motion_through_the_fixed_frame_and_late_tf(start_node, spin, scenes
                                                             stamp_ns=stamp + k * 1_000_000) for k in offsets_ms]))
         assert wait_until(lambda: node.extrinsics.tf.has_frame("odom"), 10.0)
 
+    frames = Frames(probe, scene)
     poses(-50, -40)
-    arr = _frame(probe, scene, stamp)
+    arr = frames.send(stamp_ns=stamp)
     assert (arr["label"] == UNLABELED).all() and probe.wait_for_counter("tf_late", 2)  # both cameras
     poses(-10, 100)
-    arr = _frame(probe, scene, stamp + 20_000_000)
+    arr = frames.send(stamp_ns=stamp + 20_000_000)
     assert labeled_fraction(arr, behind=False) > 0.05 and labeled_fraction(arr, behind=True) > 0.05
 
 
@@ -105,7 +99,7 @@ def test_bad_transforms_are_counted_and_the_rest_used(start_node, spin, scenes):
     assert probe.wait_for_counter("tf_bad", 1)
     broadcaster.rig(scene)
     _wait_for_tf(node, "cam_front_optical")
-    assert labeled_fraction(_frame(probe, scene, scene.frame.stamp_ns), behind=False) > 0.05
+    assert labeled_fraction(Frames(probe, scene).send(), behind=False) > 0.05
 
 
 def test_a_cloud_in_another_frame_than_the_files_lidar_frame_is_an_error_not_a_misprojection(start_node, scenes):

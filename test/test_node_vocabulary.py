@@ -1,31 +1,15 @@
 """Run-time vocabulary changes through the real parameter services, as `ros2 param set/load` do them."""
-import itertools
-
 import numpy as np
+from node_frames import Frames
 from rclpy.parameter import Parameter
 from test_node import check_labels_consistent, output_arrays
 
 from ov_panoptic_ros.core.frame import UNLABELED
 from ov_panoptic_ros.testing.probe import wait_until
-from ov_panoptic_ros.testing.scene_msgs import scene_messages
 
 STRINGS = Parameter.Type.STRING_ARRAY
 NEW_CLASSES = ["automobile,car", "person,pedestrian", "street,road", "tree,vegetation"]
 NEW_STUFF = ["street", "tree"]
-
-
-class Frames:
-    """Publishes the same street with fresh stamps and waits for the node's output."""
-
-    def __init__(self, probe, scene):
-        self.probe, self.scene = probe, scene
-        self._stamps = itertools.count(scene.frame.stamp_ns, 100_000_000)
-
-    def send(self, timeout=30.0):
-        n = len(self.probe.clouds())
-        self.probe.publish_scene(scene_messages(self.scene, stamp_ns=next(self._stamps)))
-        assert wait_until(lambda: len(self.probe.clouds()) > n, timeout), "no output cloud"
-        return output_arrays(self.probe.clouds()[-1])
 
 
 def _vocab_by_version(probe):

@@ -73,8 +73,7 @@ def test_frames_carry_the_sweeps_images_and_stamps(dataset):
             written = dataset.images[(k, camera.name)]
             assert image.shape == written.shape and np.abs(image.astype(int) - written).mean() < 3  # JPEG q95
             assert camera.distortion_model == "none" and camera.time_offset_s == 0
-            cs = next(r for r in dataset.tables["calibrated_sensor"] if r["token"] == tiny.token("cs", camera.name))
-            np.testing.assert_allclose(camera.K, cs["camera_intrinsic"])
+            np.testing.assert_allclose(camera.K, dataset.calibrated_sensor(camera.name)["camera_intrinsic"])
         assert truth.labels.shape == truth.instance_ids.shape == (frame.num_points,)
     assert source.classes == nuscenes_classes()
 
@@ -128,8 +127,7 @@ def test_a_planted_point_projects_into_its_pixel_through_the_moving_car(dataset)
     np.testing.assert_allclose(proj.uv[hit][0].numpy(), uv, atol=1e-3)
     np.testing.assert_allclose(proj.depth[hit][0].item(), 9.0, atol=1e-4)
     # without the ego motion (the camera's pose taken at the LiDAR's stamp) the point lands pixels away
-    cam = next(r for r in dataset.tables["sample_data"] if r["token"] == tiny.token("sd", dataset.samples[k], channel))
-    at_lidar_time = dict(cam, ego_pose_token=dataset.lidar[k]["ego_pose_token"])
+    at_lidar_time = dict(dataset.sample_data(k, channel), ego_pose_token=dataset.lidar[k]["ego_pose_token"])
     still = tiny.plant_point(dataset.tables, dataset.lidar[k], at_lidar_time, uv, 9.0)
     assert np.linalg.norm(still - frame.points[index]) > 0.3
 
@@ -262,10 +260,8 @@ def test_a_bad_sweep_or_label_file_costs_its_frame_only(dataset, copy):
 
 
 def test_a_missing_or_broken_image_costs_its_camera_only(dataset, copy):
-    (copy / next(r["filename"] for r in dataset.tables["sample_data"]
-                 if r["token"] == tiny.token("sd", dataset.samples[4], "CAM_BACK"))).unlink()
-    broken = copy / next(r["filename"] for r in dataset.tables["sample_data"]
-                         if r["token"] == tiny.token("sd", dataset.samples[5], "CAM_FRONT"))
+    (copy / dataset.sample_data(4, "CAM_BACK")["filename"]).unlink()
+    broken = copy / dataset.sample_data(5, "CAM_FRONT")["filename"]
     broken.write_bytes(b"\xff\xd8 not a jpeg")
     source = NuScenesSource(copy)
     frames = [f for f, _ in source]
@@ -277,12 +273,18 @@ def test_a_missing_or_broken_image_costs_its_camera_only(dataset, copy):
 
 
 def test_non_finite_points_leave_with_their_labels(dataset, copy):
+    clean, clean_truth = next(iter(NuScenesSource(dataset.root, cameras=[])))
+    # point 3's label differs from its neighbours': a source that dropped any other point's label would differ
+    assert clean_truth.labels[2] != clean_truth.labels[3] != clean_truth.labels[4]
     points = dataset.points[0].copy()
     points[3, 1] = np.nan
     points.tofile(copy / dataset.lidar[0]["filename"])
     frame, truth = next(iter(NuScenesSource(copy, cameras=[])))
     assert frame.num_points == 299 and truth.labels.shape == (299,)
     np.testing.assert_array_equal(frame.points, np.delete(dataset.points[0][:, :3], 3, axis=0))
+    np.testing.assert_array_equal(frame.intensity, np.delete(clean.intensity, 3))
+    np.testing.assert_array_equal(truth.labels, np.delete(clean_truth.labels, 3))
+    np.testing.assert_array_equal(truth.instance_ids, np.delete(clean_truth.instance_ids, 3))
 
 
 def test_the_test_version_has_no_ground_truth(copy):

@@ -1,7 +1,5 @@
 """Replay without ground truth (a bag recorded on a vehicle): predictions, latency and figures, no metrics."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +11,9 @@ from ov_panoptic_ros.data.bag.reader import open_bag
 from ov_panoptic_ros.data.synthetic_drive import write_synthetic_bag
 from ov_panoptic_ros.eval import replay_shard as replay_module  # where each part builds its Scorer
 from ov_panoptic_ros.eval.replay import replay_offline
+from cli_run import cli
 
 BAG_KW = dict(num_points=2000, num_cameras=2, image_size=(64, 48), seed=5)
-CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
 GT_TOPIC = "/ov_panoptic/ground_truth"
 SCORING_KEYS = {"metrics", "mapping", "gt_classes"}
 
@@ -117,14 +115,10 @@ def test_a_scored_report_directory_keeps_no_stale_tables(tmp_path, bags, pipelin
 # ------------------------------------------------------------------------------------------------
 # The CLI
 # ------------------------------------------------------------------------------------------------
-def _cli(*args):
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=300)
-
-
 def test_cli_replays_a_vehicle_bag_and_exits_zero(tmp_path, bags):
     _, vehicle = bags
     out = tmp_path / "o"
-    proc = _cli("replay", str(vehicle), "--out", str(out), "--figure-frames", "0", "--no-progress")
+    proc = cli("replay", str(vehicle), "--out", str(out), "--figure-frames", "0", "--no-progress", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sum(GT_TOPIC in line for line in proc.stderr.splitlines()) == 1, proc.stderr
     assert "no ground truth: predictions and latency only" in proc.stdout and "PQ " not in proc.stdout
@@ -143,7 +137,7 @@ def test_cli_refuses_scoring_options_without_ground_truth(tmp_path, bags):
         (["--live"], "offline only"),
     ]
     for extra, expected in cases:
-        proc = _cli("replay", str(gt_bag), "--no-ground-truth", "--out", str(tmp_path / "o"), *extra)
+        proc = cli("replay", str(gt_bag), "--no-ground-truth", "--out", str(tmp_path / "o"), *extra, timeout=300)
         assert proc.returncode == 2, (extra, proc.stdout, proc.stderr)
         assert expected in proc.stderr and "Traceback" not in proc.stderr, (extra, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1, (extra, proc.stderr)

@@ -4,9 +4,7 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +19,8 @@ from ov_panoptic_ros.eval.scoring import Scorer
 from ov_panoptic_ros.eval.shard_state import merge
 from ov_panoptic_ros.eval.shards import ShardPlan, collect, read_shard, shard_file, write_shard
 from ov_panoptic_ros.eval.strided import StridedSource
+from cli_run import CLI, cli
 
-CLI = [str(Path(sys.executable).parent / "ov-panoptic")]
 SYNTH = dict(frames=7, num_points=1500, num_cameras=1, image_size=(32, 24))
 
 
@@ -159,11 +157,6 @@ def test_ranks_in_process_give_the_single_report_and_a_missing_rank_a_partial_on
 
 
 # ------------------------------------------------------------------------------------------------ the CLI
-def _cli(*args, env=None, timeout=600):
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-
-
 def test_cli_refuses_what_sharding_cannot_do(tmp_path):
     a, b = tmp_path / "a.mcap", tmp_path / "b.mcap"
     cases = [
@@ -174,7 +167,7 @@ def test_cli_refuses_what_sharding_cannot_do(tmp_path):
         (["replay", "--source", "synthetic:1", "--every", "2"], "--source-option every=N"),
     ]
     for args, expected in cases:
-        proc = _cli(*args, "--out", str(tmp_path / "o"))
+        proc = cli(*args, "--out", str(tmp_path / "o"))
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (args, proc.stderr)
 
@@ -187,9 +180,9 @@ def test_two_bags_single_workers_and_torchrun_ranks_give_the_same_report(tmp_pat
     for seed, bag in enumerate(bags):
         write_synthetic_bag(bag, n_frames=3, num_points=2000, num_cameras=2, image_size=(64, 48), seed=5 + seed)
     common = ["replay", *map(str, bags), "--figure-frames", "0", "--no-progress"]
-    single = _cli(*common, "--out", str(tmp_path / "a"))
+    single = cli(*common, "--out", str(tmp_path / "a"))
     assert single.returncode == 0, single.stdout + single.stderr
-    workers = _cli(*common, "--out", str(tmp_path / "b"), "--workers", "2")
+    workers = cli(*common, "--out", str(tmp_path / "b"), "--workers", "2")
     assert workers.returncode == 0, workers.stdout + workers.stderr
     assert "shards: 2 of 2 merged (workers, by bags)" in workers.stdout
 

@@ -121,6 +121,9 @@ def test_bad_datasets_are_an_error_naming_the_path(tmp_path, case):
         path.unlink()
     with _error(path):
         SemanticKittiSource(bad_root, sequences=["05" if case == "sequence" else "08"])
+
+
+def test_a_spec_without_a_root_is_an_error_and_the_errors_are_value_errors():
     with pytest.raises(SemanticKittiError, match="semantickitti:ROOT"):
         open_source("semantickitti:")
     assert issubclass(SemanticKittiError, ValueError)

@@ -101,6 +101,17 @@ class Tiny:
     tables: dict = field(default_factory=dict)
     planted: tuple = ()  # (sample index, point index, channel, (u, v))
 
+    def sample_data(self, k: int, channel: str) -> dict:
+        """Sample k's keyframe sample_data record of `channel`."""
+        return self._record("sample_data", token("sd", self.samples[k], channel))
+
+    def calibrated_sensor(self, channel: str) -> dict:
+        """`channel`'s calibrated_sensor record (one per channel: the rig does not change)."""
+        return self._record("calibrated_sensor", token("cs", channel))
+
+    def _record(self, table: str, record_token: str) -> dict:
+        return next(r for r in self.tables[table] if r["token"] == record_token)
+
 
 @dataclass
 class Shape:
@@ -136,6 +147,7 @@ def build(root: Path, version: str = VERSION, seed: int = 0, num_points: int = 3
     t = {name: [] for name in ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
                                "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map",
                                "panoptic")}
+    out.tables = t
     order = rng.permutation(len(GENERAL))  # table order is not index order: the `index` field decides
     t["category"] = [{"token": token("cat", i), "name": GENERAL[i], "description": "", "index": int(i)} for i in order]
     channels = [("LIDAR_TOP", "lidar", LIDAR_CS)] + [(c, "camera", camera_cs(c, yaw, k, image_size[0] / 1600))
@@ -163,7 +175,6 @@ def build(root: Path, version: str = VERSION, seed: int = 0, num_points: int = 3
             _sample(out, t, rng, sample, stamp, num_points, shape)
     _plant(out, t)
     _write(root, version, t, out)
-    out.tables = t
     return out
 
 
@@ -211,8 +222,7 @@ def _sample(out: Tiny, t: dict, rng, sample: str, stamp: int, num_points: int, s
 def _plant(out: Tiny, t: dict) -> None:
     """Sample 1's point 7: CAM_FRONT_LEFT (30 ms before the LiDAR) sees it at pixel (20.25, 11.5), 9 m away."""
     k, index, channel, uv = 1, 7, "CAM_FRONT_LEFT", (20.25, 11.5)
-    cam = next(r for r in t["sample_data"] if r["token"] == token("sd", out.samples[k], channel))
-    out.points[k][index, :3] = plant_point(t, out.lidar[k], cam, uv, 9.0)
+    out.points[k][index, :3] = plant_point(t, out.lidar[k], out.sample_data(k, channel), uv, 9.0)
     out.planted = (k, index, channel, uv)
 
 
