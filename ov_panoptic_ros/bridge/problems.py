@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Iterable, Mapping
 
 # kind -> what it means (the README's bad-input table says what happens then)
 PROBLEMS = {
@@ -91,6 +92,12 @@ class ProblemLog:
             self.cameras[f"{problem.camera}: {problem.kind}"] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(problem)
+
+    def extend(self, frames: Mapping[str, int], cameras: Mapping[str, int], examples: Iterable[Problem]) -> None:
+        """Counts and examples another log kept (a shard's, a wrapped source's); the examples stay capped."""
+        self.frames.update(frames)
+        self.cameras.update(cameras)
+        self.examples += list(examples)[:max(self.max_examples - len(self.examples), 0)]
 
     @property
     def frames_skipped(self) -> int:

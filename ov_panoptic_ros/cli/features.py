@@ -56,7 +56,7 @@ def extract_features(
     out = out or (Path(data.feature_cache) if data is not None and data.feature_cache else None)
     if out is None:
         fail("--out is required (the training config sets no train.data.feature_cache)")
-    from ov_panoptic_ros.train.distributed import env_ranks
+    from ov_panoptic_ros.core.ranks import env_ranks
     from ov_panoptic_ros.train.feature_extract import extract_features as run_extraction
 
     rank, world, local_rank = env_ranks()

@@ -164,8 +164,6 @@ def replay(
     if live:
         _check_live_cameras(extrinsics, fixed_frame, rectified)
         _check_single(bags, source, workers, "--live plays one bag into the node in real time")
-    if output_bag is not None:
-        _check_single(bags, source, 1, "--output-bag mirrors one input bag")
     if source and (topics_file or lidar_topic or image_topic or info_topic or calibration or fixed_frame or rectified
                    or extrinsics != ExtrinsicsSource.auto or every != 1 or max_frames is not None):
         fail("bag options (--topics, --*-topic, --calibration, --extrinsics, --fixed-frame, --rectified, --every, "

@@ -21,7 +21,7 @@ from ov_panoptic_ros.eval.errors import ReplayError
 from ov_panoptic_ros.eval.metrics import NUSCENES_MIN_POINTS
 from ov_panoptic_ros.eval.run_stats import FrameSample, RunStats, SampleKeeper, percentiles
 from ov_panoptic_ros.eval.scoring import Scorer, user_table
-from ov_panoptic_ros.eval.summary import class_summary, vocabulary_summary
+from ov_panoptic_ros.eval.summary import scoring_summary, vocabulary_summary
 
 # after(index, frame, result, truth): runs after each scored frame (prediction bags, progress hooks, tests)
 AfterFrame = Callable[[int, Frame, PanopticResult, GroundTruth], None]
@@ -113,9 +113,7 @@ def evaluate(source: FrameSource, pipeline, out: str | Path, *, classes: ClassIn
         "config": pipeline.config.name,
         "pipeline_mode": pipeline.mode,
         "vocabulary": vocabulary_summary(pipeline.vocabulary),
-        "gt_classes": class_summary(classes),
-        "mapping": scorer.mapping_report(),
-        "metrics": scorer.metrics(),
+        **scoring_summary(scorer),
         "frames": {"processed": stats.processed, "skipped": stats.skipped,
                    "skipped_by_reason": dict(stats.problems.frames)},
         "points": stats.points_dict(),

@@ -77,9 +77,8 @@ def replay(job: ReplayJob, out: str | Path, plan: ShardPlan = ShardPlan(), *, pi
     except BaseException:
         stop_workers(processes)
         raise
-    if plan.world > 1:
+    if plan.rank != 0:  # shard 0 merges its own parts in memory: no one reads a file of it
         write_shard(out, plan, shard.meta(), shard.parts)
-    if plan.rank != 0:
         processed = sum(p.meta["processed"] for p in shard.parts)
         return {"report": False, "rank": plan.rank, "world": plan.world, "processed": processed,
                 "partial_reasons": [r for p in shard.parts for r in p.meta["partial_reasons"]]}

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ov_panoptic_ros.core.files import atomic_write
+
 REPORT_SCHEMA = "ov_panoptic/replay_report"
 REPORT_VERSION = 1
 PER_CLASS_COLUMNS = ("class", "thing_stuff", "base_novel", "PQ", "SQ", "RQ", "IoU", "TP", "FP", "FN")
@@ -50,9 +52,7 @@ def _write_tables(out: Path, scorer, metrics: dict | None) -> None:
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite(doc), indent=2))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(_finite(doc), indent=2).encode())
 
 
 def _finite(value):

@@ -69,10 +69,8 @@ def merge(parts: list[PartState], scorer) -> RunStats:
         stats.latency_ms += a["latency_ms"].tolist()
         for stage in m["stages"]:
             stats.stage_ms.setdefault(stage, []).extend(a[f"stage.{stage}"].tolist())
-        stats.problems.frames.update(m["problems"]["frames"])
-        stats.problems.cameras.update(m["problems"]["cameras"])
-        room = stats.problems.max_examples - len(stats.problems.examples)
-        stats.problems.examples += [Problem(**e) for e in m["problems"]["examples"][:max(room, 0)]]
+        problems = m["problems"]
+        stats.problems.extend(problems["frames"], problems["cameras"], [Problem(**e) for e in problems["examples"]])
     if scorer is not None:
         _merge_scores(parts, scorer)
     return stats

@@ -1,14 +1,14 @@
 """Which shard of a replay this process runs, where shards leave their state, and how the merging process
 (shard 0) collects them.
 
-Two launchers, one protocol. Under torchrun (RANK and WORLD_SIZE set) every rank runs its shard and writes
-OUT/shards/shard-RRR-of-WWW.npz; rank 0 then waits for the other ranks' files and merges. Files, not
-torch.distributed: no process group and no collective timeout while one rank is still on a long bag, and rank 0
-can merge ranks that ran at other times; the price is an --out every rank reaches (across nodes, a shared
-filesystem). With --workers N the process is shard 0 itself and spawns shards 1..N-1 (multiprocessing spawn: a
-fresh interpreter with its own pipeline each), waiting on them as processes. Every file carries a token (the
-torchrun run id and restart count, or one the parent drew, plus a fingerprint of the job) so that a file an
-earlier run left in the same --out is never merged.
+Two launchers, one protocol. Under torchrun (RANK and WORLD_SIZE set) every rank runs its shard and every
+rank but 0 writes OUT/shards/shard-RRR-of-WWW.npz; rank 0 then waits for those files and merges them with its
+own shard, held in memory. Files, not torch.distributed: no process group and no collective timeout while one
+rank is still on a long bag, and rank 0 can merge ranks that ran at other times; the price is an --out every
+rank reaches (across nodes, a shared filesystem). With --workers N the process is shard 0 itself and spawns
+shards 1..N-1 (multiprocessing spawn: a fresh interpreter with its own pipeline each), waiting on them as
+processes. Every file carries a token (the torchrun run id and restart count, or one the parent drew, plus a
+fingerprint of the job) so that a file an earlier run left in the same --out is never merged.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ov_panoptic_ros.core.files import atomic_open
+from ov_panoptic_ros.core.ranks import env_ranks
 from ov_panoptic_ros.eval.errors import ReplayError
 from ov_panoptic_ros.eval.shard_state import PartState
 
@@ -38,14 +40,13 @@ class ShardPlan:
 
 def plan_shards(workers: int, fingerprint: str) -> ShardPlan:
     """torchrun's rank when its environment says so, else `workers` local processes (1: no sharding)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world, local_rank = env_ranks()
     if world > 1:
         if workers > 1:
             raise ReplayError("--workers under torchrun: torchrun already starts one process per shard; drop one")
         run = os.environ.get("TORCHELASTIC_RUN_ID") or os.environ.get("OV_PANOPTIC_RUN_ID", "")
         token = f"{run}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{fingerprint}"
-        return ShardPlan(int(os.environ.get("RANK", "0")), world, "torchrun", token,
-                         int(os.environ.get("LOCAL_RANK", "0")))
+        return ShardPlan(rank, world, "torchrun", token, local_rank)
     if workers > 1:
         return ShardPlan(0, workers, "workers", f"{uuid.uuid4()}/{fingerprint}")
     return ShardPlan()
@@ -65,10 +66,8 @@ def write_shard(out: str | Path, plan: ShardPlan, meta: dict, parts: list[PartSt
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"p{k}.{name}": a for k, p in enumerate(parts) for name, a in p.arrays.items()}
     doc = {**meta, "rank": plan.rank, "world": plan.world, "token": plan.token, "parts": [p.meta for p in parts]}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         np.savez(f, meta=np.array(json.dumps(doc)), **arrays)
-    tmp.replace(path)
     return path
 
 

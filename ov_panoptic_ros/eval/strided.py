@@ -60,12 +60,9 @@ class StridedSource:
         """The problems the source logged since the last look: this shard's if `mine`, else another's."""
         if self.problems is self.source.problems:
             return
-        frames, cameras, examples = seen.new()
+        new = seen.new()
         if mine:
-            self.problems.frames.update(frames)
-            self.problems.cameras.update(cameras)
-            room = self.problems.max_examples - len(self.problems.examples)
-            self.problems.examples.extend(examples[:max(room, 0)])
+            self.problems.extend(*new)
 
     def close(self) -> None:
         close = getattr(self.source, "close", None)

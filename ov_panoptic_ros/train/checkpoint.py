@@ -4,13 +4,12 @@
     OUT/checkpoint.pt    the training state: network, optimizer, scheduler, scaler, RNG states, data position
     OUT/network.pt       the network alone (core.model.checkpoint format), for the pipeline's `checkpoint:`
 
-Both .pt files are written to a temporary name and renamed, so a crash or Ctrl-C mid-save never leaves a
-truncated file under the real name. Every check that can refuse a run happens before anything is written.
+Every file is written to a temporary name and renamed, so a crash or Ctrl-C mid-save never leaves a truncated
+file under the real name. Every check that can refuse a run happens before anything is written.
 """
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ov_panoptic_ros.core.files import atomic_open, atomic_write, temporaries
 from ov_panoptic_ros.core.model.checkpoint import CheckpointError
 from ov_panoptic_ros.train.config import differences
 
@@ -53,13 +53,7 @@ def check_run_dir(out: Path, identity: dict, config_hash: str) -> bool:
 def write_run_file(out: Path, identity: dict, config_hash: str, full_config: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     doc = {"config_hash": config_hash, "identity": identity, "config": full_config, "created_unix": time.time()}
-    _atomic_write_text(out / RUN_FILE, json.dumps(doc, indent=2))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(out / RUN_FILE, json.dumps(doc, indent=2).encode())
 
 
 def rng_states(device: torch.device) -> dict:
@@ -84,9 +78,10 @@ def set_rng_states(states: dict, device: torch.device) -> None:
 
 def save_state(out: Path, state: dict) -> Path:
     path = out / STATE_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
-    os.replace(tmp, path)
+    for stale in temporaries(path):  # a killed save's (rank 0 alone saves): a checkpoint may be gigabytes
+        stale.unlink(missing_ok=True)
+    with atomic_open(path) as f:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, f)
     return path
 
 

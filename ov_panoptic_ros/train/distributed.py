@@ -6,17 +6,11 @@ checkpoints, validation); each rank trains on every world-size-th frame (data.Fr
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.distributed as dist
 from torch import nn
 
-
-def env_ranks() -> tuple[int, int, int]:
-    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) without torchrun."""
-    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-            int(os.environ.get("LOCAL_RANK", "0")))
+from ov_panoptic_ros.core.ranks import env_ranks
 
 
 class Distributed:

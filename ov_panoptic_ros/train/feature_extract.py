@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 
 from ov_panoptic_ros.core.config import PipelineConfig
+from ov_panoptic_ros.core.files import atomic_write
 from ov_panoptic_ros.core.pipeline import PanopticPipeline, resolve_device
 from ov_panoptic_ros.data.factory import open_source
 from ov_panoptic_ros.train.config import SourceConfig
 from ov_panoptic_ros.train.feature_cache import cache_key
 from ov_panoptic_ros.train.feature_index import finish_shard, start_shard
-from ov_panoptic_ros.train.feature_store import (FRAMES_DIR, FeatureCacheError, atomic_write, check_key,
-                                                 encode_frame, frame_path, read_frame, read_header,
-                                                 remove_stale_temporaries)
+from ov_panoptic_ros.train.feature_store import (FRAMES_DIR, FeatureCacheError, check_key, encode_frame,
+                                                 frame_path, read_frame, read_header, remove_stale_temporaries)
 
 
 @dataclass
@@ -74,9 +74,11 @@ def extract_features(pipeline_config: PipelineConfig, source: SourceConfig, root
             if head is None:
                 remove_stale_temporaries(path)
                 _, sampled = pipeline.point_features(frame)
-                atomic_write(path, encode_frame(key, i, frame.stamp_ns, frame.num_points, sampled.index.cpu().numpy(),
-                                                sampled.features.to(torch.float16).cpu().numpy()))
-                head = read_header(path)
+                seen = sampled.index.cpu().numpy()
+                size = atomic_write(path, encode_frame(key, i, frame.stamp_ns, frame.num_points, seen,
+                                                       sampled.features.to(torch.float16).cpu().numpy()))
+                head = {"stamp_ns": int(frame.stamp_ns), "points": int(frame.num_points), "seen": int(seen.shape[0]),
+                        "size": size}  # what the header just written says, and the file's length
                 written.append(i)
             entries.append([i, head["stamp_ns"], head["points"], head["seen"], head["size"]])
             stored += head["size"]

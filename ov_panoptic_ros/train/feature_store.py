@@ -9,9 +9,8 @@
 A frame file is one JSON header line, space-padded to a multiple of 64 bytes (key hash, frame index, stamp,
 point count, seen count, width, payload bytes, CRC-32 of the payload), then the seen points' indices (int32)
 and their features (float16), little-endian. The bytes depend only on the features: two extractions of a frame
-give the same file. Every file is written under a temporary name in its own directory, flushed to disk and
-renamed (os.replace), so a reader sees a whole file or none; a temporary left by a killed process is never read
-and is removed when its frame is redone.
+give the same file. Every file is written atomically (core/files.py), so a reader sees a whole file or none; a
+temporary left by a killed process is never read and is removed when its frame is redone.
 """
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ov_panoptic_ros.core.files import atomic_write, is_temporary, temporaries
 from ov_panoptic_ros.train.config import differences
 
 FORMAT = 1
@@ -43,33 +43,10 @@ def frame_path(root: Path, index: int) -> Path:
     return Path(root) / FRAMES_DIR / f"{index:07d}.feat"
 
 
-def atomic_write(path: Path, data: bytes | list[bytes]) -> int:
-    """Write `data` to `path` through a temporary in the same directory and os.replace; returns the bytes."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    chunks = [data] if isinstance(data, bytes) else data
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # Ctrl-C included: never leave our temporary behind
-        tmp.unlink(missing_ok=True)
-        raise
-    return sum(len(c) for c in chunks)
-
-
 def remove_stale_temporaries(path: Path) -> None:
     """Temporaries of `path` left by a killed writer (its frame is being redone now)."""
-    for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+    for tmp in temporaries(path):
         tmp.unlink(missing_ok=True)
-
-
-def _temporary(path: Path) -> bool:
-    """One of atomic_write's temporaries (another rank writing the key just now)."""
-    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 def write_json(path: Path, doc: dict) -> None:
@@ -84,7 +61,7 @@ def check_key(root: Path, key: dict, create: bool) -> str:
         if not create:
             raise FeatureCacheError(f"{root} is not a feature cache (no {KEY_FILE}): run `ov-panoptic "
                                     "extract-features` to write it")
-        if Path(root).is_dir() and any(not _temporary(p) for p in Path(root).iterdir()):
+        if Path(root).is_dir() and any(not is_temporary(p) for p in Path(root).iterdir()):
             raise FeatureCacheError(f"{root} is not empty and holds no {KEY_FILE}: choose another directory")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, {"format": FORMAT, "key_hash": key_hash(key), "key": key})  # ranks write the same bytes
